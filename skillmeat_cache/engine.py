@@ -1,0 +1,220 @@
+"""Building engines: where the database lives and how every connection is set up.
+
+Nothing here runs at import time; the composition root (``containers.py``) or the CLI
+calls these functions.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import StaticPool
+
+from .errors import CacheError, ConcurrentUseError, DatabaseError
+
+__all__ = [
+    "ENVIRONMENTS",
+    "READ_ONLY_OPTION",
+    "SYNCHRONOUS_MODES",
+    "build_engine",
+    "create_engine_for_url",
+    "default_database_path",
+    "redact_url",
+    "resolve_database_url",
+    "to_url",
+]
+
+ENVIRONMENTS = ("production", "dev", "test")
+SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+MEMORY_URL = "sqlite://"
+ENV_VAR_ENV = "SKILLMEAT_CACHE_ENV"
+ENV_VAR_URL = "SKILLMEAT_CACHE_URL"
+
+# Connection execution option a read-only unit of work sets: SQLite then starts a
+# deferred BEGIN instead of BEGIN IMMEDIATE.
+READ_ONLY_OPTION = "skillmeat_read_only"
+
+
+def default_database_path(env: str) -> Path:
+    """The SQLite file of an environment: ``~/.skillmeat/cache/{cache,dev}.db``."""
+    if env == "production":
+        return Path.home() / ".skillmeat" / "cache" / "cache.db"
+    if env == "dev":
+        return Path.home() / ".skillmeat" / "cache" / "dev.db"
+    raise CacheError(f"environment {env!r} has no database file (choose one of {', '.join(ENVIRONMENTS)})")
+
+
+def to_url(url_or_path: str | os.PathLike[str]) -> str:
+    """A database URL from a URL or a bare filesystem path (a bare path means SQLite)."""
+    text = os.fspath(url_or_path)
+    if "://" in text:
+        if text.startswith("postgresql://") or text.startswith("postgres://"):
+            # psycopg 3 is the driver we declare; SQLAlchemy's default would be psycopg2.
+            text = "postgresql+psycopg://" + text.split("://", 1)[1]
+        return text
+    return "sqlite:///" + str(Path(text).expanduser().absolute())
+
+
+def resolve_database_url(
+    env: str | None = None,
+    database_url: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> str:
+    """Pick the database URL.
+
+    Explicit arguments win: ``database_url`` over ``env``. Only when neither is given do
+    the environment variables ``SKILLMEAT_CACHE_URL`` then ``SKILLMEAT_CACHE_ENV`` fill
+    in, so that a test that sets ``env="test"`` never touches a real cache. The default
+    is ``production``. ``env="test"`` means a private in-memory SQLite database.
+    """
+    environ = os.environ if environ is None else environ
+    if not database_url and not env:
+        database_url = environ.get(ENV_VAR_URL) or None
+        env = environ.get(ENV_VAR_ENV) or None
+    if database_url:
+        return to_url(database_url)
+    env = env or "production"
+    if env not in ENVIRONMENTS:
+        raise CacheError(f"unknown environment {env!r}: choose one of {', '.join(ENVIRONMENTS)}")
+    if env == "test":
+        return MEMORY_URL
+    return to_url(default_database_path(env))
+
+
+def redact_url(url: str | URL) -> str:
+    """The URL as text with any password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL at all: say nothing of it that could hold a secret
+        return "<unparseable database URL>"
+
+
+def is_memory_url(url: URL) -> bool:
+    """True for an in-memory SQLite URL."""
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def _prepare_sqlite_file(path: Path, *, create_parents: bool) -> None:
+    """Create the database folder (0700) and file (0600) before SQLite does, so that
+    SQLite's umask-based defaults never expose the cache to other users.
+    """
+    parent = path.parent
+    if not parent.exists():
+        if not create_parents:
+            raise DatabaseError(f"cannot open database {path}: folder {parent} does not exist")
+        parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    elif not parent.is_dir():
+        raise DatabaseError(f"cannot open database {path}: {parent} is not a folder")
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        if path.is_dir():
+            raise DatabaseError(f"cannot open database {path}: it is a folder") from None
+        return
+    except OSError as exc:
+        raise DatabaseError(f"cannot create database {path}: {exc.strerror}") from None
+    os.close(fd)
+
+
+def _install_sqlite_events(engine: Engine, *, busy_timeout: float, synchronous: str, memory: bool) -> None:
+    busy_ms = int(busy_timeout * 1000)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from the driver (its legacy mode emits no BEGIN).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            if not memory:
+                cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute(f"PRAGMA synchronous = {synchronous}")
+            cursor.execute("PRAGMA temp_store = MEMORY")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        if memory and conn.connection.dbapi_connection.in_transaction:
+            raise ConcurrentUseError(
+                "the in-memory test database has one connection and it is in use by another unit of work; "
+                "run units of work on it one after another"
+            )
+        if conn.get_execution_options().get(READ_ONLY_OPTION):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_engine_for_url(
+    url: str,
+    *,
+    busy_timeout: float = 10.0,
+    synchronous: str = "NORMAL",
+    create_parents: bool = False,
+    **kwargs: Any,
+) -> Engine:
+    """An engine for ``url`` with our connection set-up.
+
+    SQLite: WAL, ``synchronous`` (NORMAL by default; FULL survives power loss),
+    ``foreign_keys=ON``, ``temp_store=MEMORY``, ``busy_timeout`` seconds, and transactions
+    that start with ``BEGIN IMMEDIATE`` (deferred ``BEGIN`` for read-only units of work).
+    An in-memory URL gets one shared connection. PostgreSQL: psycopg 3, pre-ping.
+    """
+    parsed = make_url(to_url(url))
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        synchronous = synchronous.upper()
+        if synchronous not in SYNCHRONOUS_MODES:
+            raise CacheError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}, got {synchronous!r}")
+        memory = is_memory_url(parsed)
+        connect_args: dict[str, Any] = {"timeout": busy_timeout}
+        if memory:
+            connect_args["check_same_thread"] = False
+            kwargs.setdefault("poolclass", StaticPool)
+        else:
+            _prepare_sqlite_file(Path(parsed.database or ""), create_parents=create_parents)
+        kwargs.setdefault("connect_args", {}).update(connect_args)
+        engine = create_engine(parsed, **kwargs)
+        _install_sqlite_events(engine, busy_timeout=busy_timeout, synchronous=synchronous, memory=memory)
+        return engine
+    if backend == "postgresql":
+        kwargs.setdefault("pool_pre_ping", True)
+        return create_engine(parsed, **kwargs)
+    raise CacheError(f"unsupported database {redact_url(parsed)}: use SQLite or PostgreSQL")
+
+
+def build_engine(
+    env: str | None = None,
+    database_url: str | None = None,
+    *,
+    busy_timeout: float | None = None,
+    synchronous: str | None = None,
+) -> Engine:
+    """Resolve the database (see :func:`resolve_database_url`) and build its engine.
+
+    The default ``~/.skillmeat/cache`` folder is created (mode 0700) when missing. The
+    in-memory ``test`` database is migrated to head here, since nothing else could.
+    """
+    url = resolve_database_url(env, database_url)
+    own_folder = False
+    for name in ("production", "dev"):
+        if url == to_url(default_database_path(name)):
+            own_folder = True
+    engine = create_engine_for_url(
+        url,
+        busy_timeout=10.0 if busy_timeout is None else float(busy_timeout),
+        synchronous=synchronous or "NORMAL",
+        create_parents=own_folder,
+    )
+    if is_memory_url(engine.url):
+        from .migration import migrate_engine
+
+        migrate_engine(engine)
+    return engine

@@ -1,0 +1,459 @@
+"""ORM models of the cache (SQLAlchemy 2 declarative, ``Mapped[...]`` style).
+
+The Alembic migrations are the schema's source of truth; these models mirror them and a
+test proves the two equal on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+from packaging.version import InvalidVersion, Version
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    MetaData,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    false,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
+
+from .errors import ValidationError
+
+__all__ = [
+    "ARTIFACT_TYPES",
+    "PROJECT_STATUSES",
+    "Artifact",
+    "ArtifactMetadata",
+    "ArtifactTag",
+    "Base",
+    "CacheMetadata",
+    "MarketplaceEntry",
+    "Project",
+    "derive_outdated",
+    "ensure_utc",
+    "new_id",
+    "utcnow",
+]
+
+ARTIFACT_TYPES: tuple[str, ...] = ("skill", "agent", "command", "mcp", "hook")
+PROJECT_STATUSES: tuple[str, ...] = ("active", "stale", "error")
+
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def new_id() -> str:
+    """A new random text id (32 hex digits)."""
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    """The current time as a timezone-aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+def ensure_utc(value: datetime, field: str = "timestamp") -> datetime:
+    """Return ``value`` converted to UTC; raise ValidationError for a naive datetime."""
+    if not isinstance(value, datetime):
+        raise ValidationError(field, f"expected a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError(field, "naive datetime; give a timezone-aware one (e.g. UTC)")
+    return value.astimezone(UTC)
+
+
+def derive_outdated(deployed: str | None, upstream: str | None) -> bool:
+    """Whether an artifact at ``deployed`` is behind ``upstream``.
+
+    Unknown (None) on either side: not outdated. Both parse as versions (PEP 440):
+    outdated when upstream is newer. Otherwise: outdated when the two differ.
+    """
+    if deployed is None or upstream is None:
+        return False
+    try:
+        return Version(upstream) > Version(deployed)
+    except InvalidVersion:
+        return deployed != upstream
+
+
+def check_text(field: str, value: Any, *, required: bool = False) -> Any:
+    """Validate a text value: a str without NUL bytes or unpaired surrogates; non-blank
+    when required. Returns it unchanged.
+    """
+    if value is None:
+        if required:
+            raise ValidationError(field, "is required")
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(field, f"expected text, got {type(value).__name__}")
+    if required and not value.strip():
+        raise ValidationError(field, "must not be empty")
+    if "\x00" in value:
+        raise ValidationError(field, "contains a NUL byte")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(field, "is not valid Unicode (unpaired surrogate)") from None
+    return value
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always stored and read back as UTC.
+
+    SQLite keeps naive UTC text; PostgreSQL keeps ``timestamptz``. Reads return aware
+    UTC datetimes whatever the process or session time zone; naive input is refused.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = ensure_utc(value)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# Real JSON on both engines: SQLite's JSON, PostgreSQL's JSONB. SQL NULL for None.
+JSONType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return value
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a naming convention, so every constraint has a name."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        str: Text(),
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSONType,
+        list[str]: JSONType,
+    }
+
+    _defaults: ClassVar[dict[str, Any]] = {}
+    _required: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, **kwargs: Any) -> None:
+        mapper = type(self).__mapper__
+        for key, factory in self._defaults.items():
+            if kwargs.get(key) is None:
+                setattr(self, key, factory())
+        for key, value in kwargs.items():
+            if key not in mapper.attrs:
+                raise TypeError(f"{type(self).__name__} has no attribute {key!r}")
+            setattr(self, key, value)
+        for key in self._required:
+            if getattr(self, key) is None:
+                raise ValidationError(key, "is required")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The column values as a JSON-serialisable dict (timestamps in ISO 8601)."""
+        return {
+            attr.key: _jsonable(getattr(self, attr.key))
+            for attr in type(self).__mapper__.column_attrs
+            if not attr.key.startswith("_")
+        }
+
+    def __repr__(self) -> str:
+        keys = [c.key for c in type(self).__mapper__.primary_key]
+        ident = ", ".join(f"{k}={getattr(self, k)!r}" for k in keys)
+        return f"<{type(self).__name__} {ident}>"
+
+
+def _validate_timestamp(field: str, value: datetime | None, *, required: bool = False) -> datetime | None:
+    if value is None:
+        if required:
+            raise ValidationError(field, "is required")
+        return None
+    return ensure_utc(value, field)
+
+
+class Project(Base):
+    """A project folder that holds a ``.claude/`` directory."""
+
+    __tablename__ = "projects"
+    __table_args__ = (
+        CheckConstraint("status IN ('active', 'stale', 'error')", name="status"),
+        Index("idx_projects_status", "status"),
+        Index("idx_projects_last_fetched", "last_fetched"),
+    )
+    _defaults: ClassVar[dict[str, Any]] = {
+        "id": new_id,
+        "status": lambda: "active",
+        "created_at": utcnow,
+        "updated_at": utcnow,
+    }
+    _required = ("name", "path")
+
+    id: Mapped[str] = mapped_column(primary_key=True, default=new_id)
+    name: Mapped[str]
+    path: Mapped[str] = mapped_column(unique=True)
+    description: Mapped[str | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    last_fetched: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(default="active", server_default=text("'active'"))
+    error_message: Mapped[str | None]
+
+    artifacts: Mapped[list[Artifact]] = relationship(
+        back_populates="project",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="(Artifact.type, Artifact.name)",
+    )
+
+    @validates("id", "name", "description", "error_message")
+    def _validate_text(self, key: str, value: Any) -> Any:
+        return check_text(key, value, required=key in ("id", "name"))
+
+    @validates("path")
+    def _validate_path(self, key: str, value: Any) -> str:
+        check_text(key, value, required=True)
+        if not os.path.isabs(value):
+            raise ValidationError(key, f"must be an absolute path, got {value!r}")
+        return value
+
+    @validates("status")
+    def _validate_status(self, key: str, value: Any) -> str:
+        if value not in PROJECT_STATUSES:
+            raise ValidationError(key, f"must be one of {', '.join(PROJECT_STATUSES)}, got {value!r}")
+        return value
+
+    @validates("created_at", "updated_at", "last_fetched")
+    def _validate_ts(self, key: str, value: datetime | None) -> datetime | None:
+        return _validate_timestamp(key, value, required=key != "last_fetched")
+
+    def is_stale(self, ttl: timedelta, now: datetime | None = None) -> bool:
+        """True when the project was never fetched or was fetched longer than ``ttl`` ago."""
+        if self.last_fetched is None:
+            return True
+        current = ensure_utc(now, "now") if now is not None else utcnow()
+        return current - self.last_fetched > ttl
+
+
+class Artifact(Base):
+    """A skill, agent, command, MCP server or hook deployed in a project.
+
+    ``is_outdated`` is derived from ``deployed_version`` and ``upstream_version``
+    (see :func:`derive_outdated`) whenever either changes.
+    """
+
+    __tablename__ = "artifacts"
+    __table_args__ = (
+        UniqueConstraint("project_id", "type", "name"),
+        CheckConstraint("type IN ('skill', 'agent', 'command', 'mcp', 'hook')", name="type"),
+        Index("idx_artifacts_project_id", "project_id"),
+        Index("idx_artifacts_type", "type"),
+        Index("idx_artifacts_outdated", "is_outdated"),
+        Index("idx_artifacts_composite", "project_id", "type"),
+    )
+    _defaults: ClassVar[dict[str, Any]] = {
+        "id": new_id,
+        "created_at": utcnow,
+        "updated_at": utcnow,
+        "is_outdated": lambda: False,
+        "local_modified": lambda: False,
+    }
+    _required = ("project_id", "name", "type")
+
+    id: Mapped[str] = mapped_column(primary_key=True, default=new_id)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str]
+    type: Mapped[str]
+    source: Mapped[str | None]
+    deployed_version: Mapped[str | None]
+    upstream_version: Mapped[str | None]
+    is_outdated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    local_modified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    project: Mapped[Project] = relationship(back_populates="artifacts")
+    meta: Mapped[ArtifactMetadata | None] = relationship(
+        back_populates="artifact", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    def __init__(self, **kwargs: Any) -> None:
+        project = kwargs.get("project")
+        if project is not None and kwargs.get("project_id") is None:
+            kwargs["project_id"] = project.id
+        super().__init__(**kwargs)
+        self.is_outdated = derive_outdated(self.deployed_version, self.upstream_version)
+
+    @validates("id", "project_id", "name", "source")
+    def _validate_text(self, key: str, value: Any) -> Any:
+        return check_text(key, value, required=key != "source")
+
+    @validates("type")
+    def _validate_type(self, key: str, value: Any) -> str:
+        if value not in ARTIFACT_TYPES:
+            raise ValidationError(key, f"must be one of {', '.join(ARTIFACT_TYPES)}, got {value!r}")
+        return value
+
+    @validates("deployed_version", "upstream_version")
+    def _validate_version(self, key: str, value: Any) -> str | None:
+        check_text(key, value)
+        deployed = value if key == "deployed_version" else self.deployed_version
+        upstream = value if key == "upstream_version" else self.upstream_version
+        self.is_outdated = derive_outdated(deployed, upstream)
+        return value
+
+    @validates("created_at", "updated_at")
+    def _validate_ts(self, key: str, value: datetime | None) -> datetime | None:
+        return _validate_timestamp(key, value, required=True)
+
+
+class ArtifactTag(Base):
+    """One tag of one artifact: the normalised form that makes tag lookup exact."""
+
+    __tablename__ = "artifact_tags"
+    __table_args__ = (Index("idx_artifact_tags_tag", "tag"),)
+
+    artifact_id: Mapped[str] = mapped_column(
+        ForeignKey("artifact_metadata.artifact_id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(primary_key=True)
+
+
+class ArtifactMetadata(Base):
+    """An artifact's frontmatter document (``data``, column ``metadata``) and the fields
+    lifted from it: description, tags and aliases.
+    """
+
+    __tablename__ = "artifact_metadata"
+    __table_args__ = (Index("idx_metadata_tags", "tags"),)
+    _defaults: ClassVar[dict[str, Any]] = {"tags": list, "aliases": list}
+    _required = ("artifact_id",)
+
+    artifact_id: Mapped[str] = mapped_column(ForeignKey("artifacts.id", ondelete="CASCADE"), primary_key=True)
+    data: Mapped[dict[str, Any] | None] = mapped_column("metadata")
+    description: Mapped[str | None]
+    tags: Mapped[list[str] | None]
+    aliases: Mapped[list[str] | None]
+
+    artifact: Mapped[Artifact] = relationship(back_populates="meta")
+    _tag_rows: Mapped[list[ArtifactTag]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        artifact = kwargs.get("artifact")
+        if artifact is not None and kwargs.get("artifact_id") is None:
+            kwargs["artifact_id"] = artifact.id
+        super().__init__(**kwargs)
+
+    @validates("artifact_id", "description")
+    def _validate_text(self, key: str, value: Any) -> Any:
+        return check_text(key, value, required=key == "artifact_id")
+
+    @validates("tags", "aliases")
+    def _validate_list(self, key: str, value: Any) -> list[str]:
+        values = normalise_labels(key, value)
+        if key == "tags":
+            self._tag_rows = [ArtifactTag(tag=tag) for tag in values]
+        return values
+
+
+def normalise_labels(field: str, value: Any) -> list[str]:
+    """Validate a list of tags or aliases: text items, kept as written, duplicates dropped."""
+    if value is None:
+        return []
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise ValidationError(field, "expected a list of strings")
+    for item in value:
+        check_text(field, item, required=True)
+    return list(dict.fromkeys(value))
+
+
+class MarketplaceEntry(Base):
+    """An artifact offered by a marketplace, as last fetched."""
+
+    __tablename__ = "marketplace"
+    __table_args__ = (
+        CheckConstraint("type IN ('skill', 'agent', 'command', 'mcp', 'hook')", name="type"),
+        Index("idx_marketplace_type", "type"),
+        Index("idx_marketplace_name", "name"),
+    )
+    _defaults: ClassVar[dict[str, Any]] = {"id": new_id, "cached_at": utcnow}
+    _required = ("name", "type")
+
+    id: Mapped[str] = mapped_column(primary_key=True, default=new_id)
+    name: Mapped[str]
+    type: Mapped[str]
+    url: Mapped[str | None]
+    description: Mapped[str | None]
+    version: Mapped[str | None]
+    source: Mapped[str | None]
+    cached_at: Mapped[datetime] = mapped_column(default=utcnow)
+    data: Mapped[dict[str, Any] | None]
+
+    @validates("id", "name", "url", "description", "version", "source")
+    def _validate_text(self, key: str, value: Any) -> Any:
+        return check_text(key, value, required=key in ("id", "name"))
+
+    @validates("type")
+    def _validate_type(self, key: str, value: Any) -> str:
+        if value not in ARTIFACT_TYPES:
+            raise ValidationError(key, f"must be one of {', '.join(ARTIFACT_TYPES)}, got {value!r}")
+        return value
+
+    @validates("cached_at")
+    def _validate_ts(self, key: str, value: datetime | None) -> datetime | None:
+        return _validate_timestamp(key, value, required=True)
+
+
+class CacheMetadata(Base):
+    """A key/value pair about the cache itself (last full scan, settings, ...)."""
+
+    __tablename__ = "cache_metadata"
+    _defaults: ClassVar[dict[str, Any]] = {"updated_at": utcnow}
+    _required = ("key", "value")
+
+    key: Mapped[str] = mapped_column(primary_key=True)
+    value: Mapped[str]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @validates("key", "value")
+    def _validate_text(self, key: str, value: Any) -> Any:
+        return check_text(key, value, required=key == "key") if key == "key" else _check_value(value)
+
+    @validates("updated_at")
+    def _validate_ts(self, key: str, value: datetime | None) -> datetime | None:
+        return _validate_timestamp(key, value, required=True)
+
+
+def _check_value(value: Any) -> str:
+    if value is None:
+        raise ValidationError("value", "is required")
+    return check_text("value", value)

@@ -1,0 +1,221 @@
+"""Abstract repositories, one per aggregate.
+
+A repository reads and writes through the session of the unit of work that built it;
+it never commits and never opens sessions. Lists come back in a stable, documented
+order and are never cut short unless the caller passes ``limit``.
+
+Orders:
+- projects: by ``name``, then ``path``;
+- artifacts: by ``project_id``, ``type``, ``name`` (the natural key);
+- marketplace entries: by ``type``, ``name``, ``id``.
+"""
+
+from __future__ import annotations
+
+import builtins
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..models import Artifact, ArtifactMetadata, MarketplaceEntry, Project
+
+__all__ = [
+    "ARTIFACT_BULK_COLUMNS",
+    "ArtifactRepository",
+    "MarketplaceRepository",
+    "MetadataRepository",
+    "ProjectRepository",
+]
+
+# Columns a row given to ArtifactRepository.upsert_many / update_many may carry.
+# ``is_outdated`` is always derived from the versions, never taken from the row.
+ARTIFACT_BULK_COLUMNS: frozenset[str] = frozenset(
+    {
+        "id",
+        "project_id",
+        "type",
+        "name",
+        "source",
+        "deployed_version",
+        "upstream_version",
+        "local_modified",
+        "created_at",
+        "updated_at",
+        "is_outdated",
+    }
+)
+
+
+class ProjectRepository(ABC):
+    """Projects: the aggregate root that owns its artifacts."""
+
+    @abstractmethod
+    def add(self, project: Project) -> Project:
+        """Add a new project (and any artifacts attached to it); DuplicateError on a taken path."""
+
+    @abstractmethod
+    def get(self, id: str) -> Project | None:
+        """The project with this id, or None."""
+
+    @abstractmethod
+    def get_by_path(self, path: str) -> Project | None:
+        """The project at this absolute path, or None."""
+
+    @abstractmethod
+    def list(self, status: str | None = None, limit: int | None = None, offset: int = 0) -> builtins.list[Project]:
+        """Projects (all of them unless ``limit`` is given), optionally of one status."""
+
+    @abstractmethod
+    def stale(self, ttl: timedelta, now: datetime | None = None) -> builtins.list[Project]:
+        """Projects never fetched or last fetched more than ``ttl`` before ``now``."""
+
+    @abstractmethod
+    def count(self, status: str | None = None) -> int:
+        """How many projects there are (of one status, if given)."""
+
+    @abstractmethod
+    def delete(self, id: str) -> None:
+        """Delete a project with its artifacts and their metadata; NotFoundError when missing."""
+
+
+class ArtifactRepository(ABC):
+    """Artifacts of projects, with bulk paths for scans."""
+
+    @abstractmethod
+    def add(self, artifact: Artifact) -> Artifact:
+        """Add one artifact; DuplicateError on a taken (project, type, name),
+        ForeignKeyViolationError when the project does not exist.
+        """
+
+    @abstractmethod
+    def get(self, id: str) -> Artifact | None:
+        """The artifact with this id, or None."""
+
+    @abstractmethod
+    def get_by_key(self, project_id: str, type: str, name: str) -> Artifact | None:
+        """The artifact by its natural key, or None."""
+
+    @abstractmethod
+    def list_for_project(self, project_id: str, type: str | None = None) -> builtins.list[Artifact]:
+        """A project's artifacts, optionally of one type."""
+
+    @abstractmethod
+    def list_by_type(self, type: str) -> builtins.list[Artifact]:
+        """Every artifact of one type."""
+
+    @abstractmethod
+    def outdated(self, project_id: str | None = None) -> builtins.list[Artifact]:
+        """Artifacts whose upstream version is newer than the deployed one."""
+
+    @abstractmethod
+    def search(
+        self,
+        text: str,
+        project_id: str | None = None,
+        type: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> builtins.list[Artifact]:
+        """Artifacts whose name or metadata description contains ``text``, ignoring
+        case (ASCII at least); empty text matches every artifact.
+        """
+
+    @abstractmethod
+    def count(self, project_id: str | None = None) -> int:
+        """How many artifacts there are (in one project, if given)."""
+
+    @abstractmethod
+    def delete(self, id: str) -> None:
+        """Delete one artifact and its metadata; NotFoundError when missing."""
+
+    @abstractmethod
+    def upsert_many(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Insert or update artifacts keyed by ``(project_id, type, name)``.
+
+        Each row is the complete state of the columns it carries (see
+        ``ARTIFACT_BULK_COLUMNS``); columns it does not carry keep their stored value.
+        An existing row keeps its ``id`` and ``created_at``; a row identical to the
+        stored one is not written (its ``updated_at`` stays); within one call the last
+        row for a key wins; ``is_outdated`` is derived. Returns how many rows were
+        inserted or changed.
+        """
+
+    @abstractmethod
+    def update_many(self, changes: Iterable[Mapping[str, Any]]) -> int:
+        """Apply changes, each a mapping holding ``id`` and the columns to set.
+
+        ``is_outdated`` is re-derived from the stored and new versions and
+        ``updated_at`` moves; unknown ids and changes that change nothing are skipped.
+        Returns how many rows were updated.
+        """
+
+
+class MarketplaceRepository(ABC):
+    """Entries fetched from marketplaces."""
+
+    @abstractmethod
+    def add(self, entry: MarketplaceEntry) -> MarketplaceEntry:
+        """Add one entry; DuplicateError on a taken id."""
+
+    @abstractmethod
+    def get(self, id: str) -> MarketplaceEntry | None:
+        """The entry with this id, or None."""
+
+    @abstractmethod
+    def list(self, type: str | None = None) -> builtins.list[MarketplaceEntry]:
+        """Every entry, optionally of one type."""
+
+    @abstractmethod
+    def search(self, text: str) -> builtins.list[MarketplaceEntry]:
+        """Entries whose name or description contains ``text``, ignoring case."""
+
+    @abstractmethod
+    def upsert_many(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Insert or replace entries keyed by ``id``; ``cached_at`` becomes now unless
+        given. Returns how many rows were inserted or changed.
+        """
+
+    @abstractmethod
+    def purge_older_than(self, age: timedelta, now: datetime | None = None) -> int:
+        """Delete entries cached more than ``age`` before ``now``; returns how many."""
+
+
+class MetadataRepository(ABC):
+    """Artifact metadata (frontmatter, description, tags, aliases) and the cache's own
+    key/value store.
+    """
+
+    @abstractmethod
+    def get(self, artifact_id: str) -> ArtifactMetadata | None:
+        """The metadata of one artifact, or None."""
+
+    @abstractmethod
+    def set(
+        self,
+        artifact_id: str,
+        *,
+        data: Mapping[str, Any] | None,
+        description: str | None = None,
+        tags: Sequence[str] = (),
+        aliases: Sequence[str] = (),
+    ) -> ArtifactMetadata:
+        """Insert or replace an artifact's metadata; ForeignKeyViolationError when the
+        artifact does not exist.
+        """
+
+    @abstractmethod
+    def artifacts_with_tag(self, tag: str) -> builtins.list[Artifact]:
+        """Artifacts tagged exactly ``tag`` (case-sensitive, no substring match)."""
+
+    @abstractmethod
+    def get_value(self, key: str) -> str | None:
+        """The cache value stored under ``key``, or None."""
+
+    @abstractmethod
+    def set_value(self, key: str, value: str) -> None:
+        """Store ``value`` under ``key``, replacing any previous value."""
+
+    @abstractmethod
+    def delete_value(self, key: str) -> bool:
+        """Remove ``key``; True when it existed."""

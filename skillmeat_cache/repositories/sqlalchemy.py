@@ -1,0 +1,451 @@
+"""SQLAlchemy implementations of the repositories.
+
+Each takes the unit of work's session. Driver errors are mapped to our exceptions at
+every public method. ``add``/``set`` flush, so constraint errors surface at the call
+that caused them. The bulk paths are Core statements executed with many parameter
+sets (``INSERT ... ON CONFLICT DO UPDATE`` per dialect); they bypass the ORM unit of
+work, so they flush pending objects first and expire the entities they changed.
+"""
+
+from __future__ import annotations
+
+import builtins
+import functools
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, func, or_, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
+
+from ..errors import NotFoundError, ValidationError, map_db_error
+from ..models import (
+    PROJECT_STATUSES,
+    Artifact,
+    ArtifactMetadata,
+    ArtifactTag,
+    CacheMetadata,
+    MarketplaceEntry,
+    Project,
+    check_text,
+    ensure_utc,
+    new_id,
+    utcnow,
+)
+from . import base
+from .rows import ARTIFACT_KEY, artifact_change, artifact_rows, marketplace_rows, outdated_for
+
+__all__ = [
+    "SqlAlchemyArtifactRepository",
+    "SqlAlchemyMarketplaceRepository",
+    "SqlAlchemyMetadataRepository",
+    "SqlAlchemyProjectRepository",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+C = TypeVar("C", bound=type)
+
+ARTIFACTS = Artifact.__table__
+MARKETPLACE = MarketplaceEntry.__table__
+# Ids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits.
+_CHUNK = 500
+
+
+def _translated(fn: F) -> F:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            mapped = map_db_error(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _translate_errors(cls: C) -> C:
+    """Wrap every public method so driver errors come out as our exceptions."""
+    for name, value in list(vars(cls).items()):
+        if callable(value) and not name.startswith("_"):
+            setattr(cls, name, _translated(value))
+    return cls
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _page(stmt: Select[Any], limit: int | None, offset: int) -> Select[Any]:
+    if limit is not None:
+        if limit < 0:
+            raise ValidationError("limit", "must not be negative")
+        stmt = stmt.limit(limit)
+    if offset:
+        if offset < 0:
+            raise ValidationError("offset", "must not be negative")
+        stmt = stmt.offset(offset)
+    return stmt
+
+
+def _insert_for(session: Session) -> Callable[..., Any]:
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def _group_by_columns(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str, Any]]]:
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(sorted(row)), []).append(row)
+    return groups
+
+
+def _artifact_order() -> tuple[Any, ...]:
+    return (Artifact.project_id, Artifact.type, Artifact.name)
+
+
+@_translate_errors
+class SqlAlchemyProjectRepository(base.ProjectRepository):
+    """Projects in a SQL database."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(self, project: Project) -> Project:  # noqa: D102
+        self._session.add(project)
+        self._session.flush()
+        return project
+
+    def get(self, id: str) -> Project | None:  # noqa: D102
+        return self._session.get(Project, id)
+
+    def get_by_path(self, path: str) -> Project | None:  # noqa: D102
+        return self._session.scalars(select(Project).where(Project.path == path)).one_or_none()
+
+    def _where_status(self, stmt: Select[Any], status: str | None) -> Select[Any]:
+        if status is None:
+            return stmt
+        if status not in PROJECT_STATUSES:
+            raise ValidationError("status", f"must be one of {', '.join(PROJECT_STATUSES)}, got {status!r}")
+        return stmt.where(Project.status == status)
+
+    def list(  # noqa: D102
+        self, status: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> builtins.list[Project]:
+        stmt = self._where_status(select(Project), status).order_by(Project.name, Project.path)
+        return builtins.list(self._session.scalars(_page(stmt, limit, offset)))
+
+    def stale(self, ttl: timedelta, now: datetime | None = None) -> builtins.list[Project]:  # noqa: D102
+        cutoff = (ensure_utc(now, "now") if now is not None else utcnow()) - ttl
+        stmt = (
+            select(Project)
+            .where(or_(Project.last_fetched.is_(None), Project.last_fetched < cutoff))
+            .order_by(Project.name, Project.path)
+        )
+        return builtins.list(self._session.scalars(stmt))
+
+    def count(self, status: str | None = None) -> int:  # noqa: D102
+        stmt = self._where_status(select(func.count()).select_from(Project), status)
+        return int(self._session.scalar(stmt) or 0)
+
+    def delete(self, id: str) -> None:  # noqa: D102
+        project = self._session.get(Project, id)
+        if project is None:
+            raise NotFoundError(f"no project with id {id!r}")
+        self._session.delete(project)
+        self._session.flush()
+
+
+@_translate_errors
+class SqlAlchemyArtifactRepository(base.ArtifactRepository):
+    """Artifacts in a SQL database."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(self, artifact: Artifact) -> Artifact:  # noqa: D102
+        self._session.add(artifact)
+        self._session.flush()
+        return artifact
+
+    def get(self, id: str) -> Artifact | None:  # noqa: D102
+        return self._session.get(Artifact, id)
+
+    def get_by_key(self, project_id: str, type: str, name: str) -> Artifact | None:  # noqa: D102
+        stmt = select(Artifact).where(Artifact.project_id == project_id, Artifact.type == type, Artifact.name == name)
+        return self._session.scalars(stmt).one_or_none()
+
+    def list_for_project(self, project_id: str, type: str | None = None) -> builtins.list[Artifact]:  # noqa: D102
+        stmt = select(Artifact).where(Artifact.project_id == project_id)
+        if type is not None:
+            stmt = stmt.where(Artifact.type == type)
+        return builtins.list(self._session.scalars(stmt.order_by(*_artifact_order())))
+
+    def list_by_type(self, type: str) -> builtins.list[Artifact]:  # noqa: D102
+        stmt = select(Artifact).where(Artifact.type == type).order_by(*_artifact_order())
+        return builtins.list(self._session.scalars(stmt))
+
+    def outdated(self, project_id: str | None = None) -> builtins.list[Artifact]:  # noqa: D102
+        stmt = select(Artifact).where(Artifact.is_outdated.is_(True))
+        if project_id is not None:
+            stmt = stmt.where(Artifact.project_id == project_id)
+        return builtins.list(self._session.scalars(stmt.order_by(*_artifact_order())))
+
+    def search(  # noqa: D102
+        self,
+        text: str,
+        project_id: str | None = None,
+        type: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> builtins.list[Artifact]:
+        check_text("text", text)
+        stmt = select(Artifact)
+        if text:
+            stmt = stmt.outerjoin(ArtifactMetadata, ArtifactMetadata.artifact_id == Artifact.id).where(
+                or_(
+                    Artifact.name.icontains(text, autoescape=True),
+                    ArtifactMetadata.description.icontains(text, autoescape=True),
+                )
+            )
+        if project_id is not None:
+            stmt = stmt.where(Artifact.project_id == project_id)
+        if type is not None:
+            stmt = stmt.where(Artifact.type == type)
+        stmt = _page(stmt.order_by(*_artifact_order()), limit, offset)
+        return builtins.list(self._session.scalars(stmt))
+
+    def count(self, project_id: str | None = None) -> int:  # noqa: D102
+        stmt = select(func.count()).select_from(Artifact)
+        if project_id is not None:
+            stmt = stmt.where(Artifact.project_id == project_id)
+        return int(self._session.scalar(stmt) or 0)
+
+    def delete(self, id: str) -> None:  # noqa: D102
+        artifact = self._session.get(Artifact, id)
+        if artifact is None:
+            raise NotFoundError(f"no artifact with id {id!r}")
+        self._session.delete(artifact)
+        self._session.flush()
+
+    # -- bulk paths -------------------------------------------------------------
+
+    def _stored_versions(self, keys: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], tuple[Any, Any]]:
+        stored: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        wanted = builtins.list(dict.fromkeys(keys))
+        cols = (ARTIFACTS.c.project_id, ARTIFACTS.c.type, ARTIFACTS.c.name)
+        for chunk in _chunks(wanted):
+            stmt = select(*cols, ARTIFACTS.c.deployed_version, ARTIFACTS.c.upstream_version).where(
+                tuple_(*cols).in_(chunk)
+            )
+            for project_id, type_, name, deployed, upstream in self._session.execute(stmt):
+                stored[(project_id, type_, name)] = (deployed, upstream)
+        return stored
+
+    def _expire_artifacts(self, ids: Iterable[str] | None = None) -> None:
+        session = self._session
+        if ids is None:
+            for obj in builtins.list(session.identity_map.values()):
+                if isinstance(obj, Artifact):
+                    session.expire(obj)
+            return
+        for id_ in ids:
+            obj = session.identity_map.get(identity_key(Artifact, id_))
+            if obj is not None:
+                session.expire(obj)
+
+    def upsert_many(self, rows: Iterable[Mapping[str, Any]]) -> int:  # noqa: D102
+        prepared = artifact_rows(rows)
+        if not prepared:
+            return 0
+        self._session.flush()
+        partial = [r for r in prepared if "deployed_version" not in r or "upstream_version" not in r]
+        stored = self._stored_versions((r["project_id"], r["type"], r["name"]) for r in partial) if partial else {}
+        now = utcnow()
+        for row in prepared:
+            row["is_outdated"] = outdated_for(row, stored.get((row["project_id"], row["type"], row["name"])))
+            row.setdefault("id", new_id())
+            row.setdefault("created_at", now)
+            row.setdefault("updated_at", now)
+        insert = _insert_for(self._session)
+        changed = 0
+        for columns, group in _group_by_columns(prepared).items():
+            stmt = insert(ARTIFACTS)
+            compared = [c for c in columns if c not in ("id", "created_at", "updated_at", *ARTIFACT_KEY)]
+            if compared:
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=builtins.list(ARTIFACT_KEY),
+                    set_={**{c: stmt.excluded[c] for c in compared}, "updated_at": stmt.excluded.updated_at},
+                    where=or_(*(ARTIFACTS.c[c].is_distinct_from(stmt.excluded[c]) for c in compared)),
+                )
+            else:
+                stmt = stmt.on_conflict_do_nothing(index_elements=builtins.list(ARTIFACT_KEY))
+            result = self._session.execute(stmt, group)
+            changed += max(result.rowcount, 0)
+        self._expire_artifacts()
+        return changed
+
+    def update_many(self, changes: Iterable[Mapping[str, Any]]) -> int:  # noqa: D102
+        prepared = [artifact_change(c) for c in changes]
+        if not prepared:
+            return 0
+        self._session.flush()
+        stored: dict[str, tuple[Any, Any]] = {}
+        ids = builtins.list(dict.fromkeys(c["id"] for c in prepared))
+        for chunk in _chunks(ids):
+            stmt = select(ARTIFACTS.c.id, ARTIFACTS.c.deployed_version, ARTIFACTS.c.upstream_version).where(
+                ARTIFACTS.c.id.in_(chunk)
+            )
+            for id_, deployed, upstream in self._session.execute(stmt):
+                stored[id_] = (deployed, upstream)
+        now = utcnow()
+        known = []
+        for change in prepared:
+            if change["id"] not in stored:
+                continue
+            change["is_outdated"] = outdated_for(change, stored[change["id"]])
+            change.setdefault("updated_at", now)
+            known.append(change)
+        updated = 0
+        for columns, group in _group_by_columns(known).items():
+            compared = [c for c in columns if c not in ("id", "updated_at")]
+            where: ColumnElement[bool] = ARTIFACTS.c.id == bindparam("b_id")
+            if compared:
+                where = and_(where, or_(*(ARTIFACTS.c[c].is_distinct_from(bindparam(f"b_{c}")) for c in compared)))
+            stmt = update(ARTIFACTS).where(where).values({c: bindparam(f"b_{c}") for c in [*compared, "updated_at"]})
+            params = [{f"b_{k}": v for k, v in change.items()} for change in group]
+            result = self._session.execute(stmt, params)
+            updated += max(result.rowcount, 0)
+        self._expire_artifacts(c["id"] for c in known)
+        return updated
+
+
+@_translate_errors
+class SqlAlchemyMarketplaceRepository(base.MarketplaceRepository):
+    """Marketplace entries in a SQL database."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(self, entry: MarketplaceEntry) -> MarketplaceEntry:  # noqa: D102
+        self._session.add(entry)
+        self._session.flush()
+        return entry
+
+    def get(self, id: str) -> MarketplaceEntry | None:  # noqa: D102
+        return self._session.get(MarketplaceEntry, id)
+
+    def _ordered(self, stmt: Select[Any]) -> builtins.list[MarketplaceEntry]:
+        stmt = stmt.order_by(MarketplaceEntry.type, MarketplaceEntry.name, MarketplaceEntry.id)
+        return builtins.list(self._session.scalars(stmt))
+
+    def list(self, type: str | None = None) -> builtins.list[MarketplaceEntry]:  # noqa: D102
+        stmt = select(MarketplaceEntry)
+        if type is not None:
+            stmt = stmt.where(MarketplaceEntry.type == type)
+        return self._ordered(stmt)
+
+    def search(self, text: str) -> builtins.list[MarketplaceEntry]:  # noqa: D102
+        check_text("text", text)
+        stmt = select(MarketplaceEntry)
+        if text:
+            stmt = stmt.where(
+                or_(
+                    MarketplaceEntry.name.icontains(text, autoescape=True),
+                    MarketplaceEntry.description.icontains(text, autoescape=True),
+                )
+            )
+        return self._ordered(stmt)
+
+    def upsert_many(self, rows: Iterable[Mapping[str, Any]]) -> int:  # noqa: D102
+        prepared = marketplace_rows(rows, utcnow())
+        if not prepared:
+            return 0
+        self._session.flush()
+        insert = _insert_for(self._session)
+        changed = 0
+        for columns, group in _group_by_columns(prepared).items():
+            stmt = insert(MARKETPLACE)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["id"], set_={c: stmt.excluded[c] for c in columns if c != "id"}
+            )
+            changed += max(self._session.execute(stmt, group).rowcount, 0)
+        for obj in builtins.list(self._session.identity_map.values()):
+            if isinstance(obj, MarketplaceEntry):
+                self._session.expire(obj)
+        return changed
+
+    def purge_older_than(self, age: timedelta, now: datetime | None = None) -> int:  # noqa: D102
+        cutoff = (ensure_utc(now, "now") if now is not None else utcnow()) - age
+        self._session.flush()
+        stmt = delete(MarketplaceEntry).where(MarketplaceEntry.cached_at < cutoff)
+        result = self._session.execute(stmt.execution_options(synchronize_session="fetch"))
+        return max(result.rowcount, 0)
+
+
+@_translate_errors
+class SqlAlchemyMetadataRepository(base.MetadataRepository):
+    """Artifact metadata and the cache key/value store in a SQL database."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def get(self, artifact_id: str) -> ArtifactMetadata | None:  # noqa: D102
+        return self._session.get(ArtifactMetadata, artifact_id)
+
+    def set(  # noqa: D102
+        self,
+        artifact_id: str,
+        *,
+        data: Mapping[str, Any] | None,
+        description: str | None = None,
+        tags: Sequence[str] = (),
+        aliases: Sequence[str] = (),
+    ) -> ArtifactMetadata:
+        meta = self._session.get(ArtifactMetadata, artifact_id)
+        values = {
+            "data": dict(data) if data is not None else None,
+            "description": description,
+            "tags": builtins.list(tags),
+            "aliases": builtins.list(aliases),
+        }
+        if meta is None:
+            meta = ArtifactMetadata(artifact_id=artifact_id, **values)
+            self._session.add(meta)
+        else:
+            for key, value in values.items():
+                setattr(meta, key, value)
+        self._session.flush()
+        return meta
+
+    def artifacts_with_tag(self, tag: str) -> builtins.list[Artifact]:  # noqa: D102
+        stmt = (
+            select(Artifact)
+            .join(ArtifactTag, ArtifactTag.artifact_id == Artifact.id)
+            .where(ArtifactTag.tag == tag)
+            .order_by(*_artifact_order())
+        )
+        return builtins.list(self._session.scalars(stmt))
+
+    def get_value(self, key: str) -> str | None:  # noqa: D102
+        row = self._session.get(CacheMetadata, key)
+        return None if row is None else row.value
+
+    def set_value(self, key: str, value: str) -> None:  # noqa: D102
+        row = self._session.get(CacheMetadata, key)
+        if row is None:
+            self._session.add(CacheMetadata(key=key, value=value))
+        else:
+            row.value = value
+        self._session.flush()
+
+    def delete_value(self, key: str) -> bool:  # noqa: D102
+        row = self._session.get(CacheMetadata, key)
+        if row is None:
+            return False
+        self._session.delete(row)
+        self._session.flush()
+        return True

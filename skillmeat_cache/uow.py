@@ -1,0 +1,186 @@
+"""The unit of work: one session, one transaction, four repositories.
+
+    with uow:
+        uow.artifacts.add(artifact)
+    # clean exit: committed; exception: rolled back and re-raised as our error
+
+Transaction rules: a writing unit of work on SQLite starts with ``BEGIN IMMEDIATE``
+(it takes the write lock up front, so it never fails half-way on a lock upgrade); a
+read-only one starts a deferred ``BEGIN`` and refuses to write. A unit of work on a
+database that is not at the code's schema revision raises ``SchemaVersionError``; that
+is checked once per engine.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Self
+
+from sqlalchemy import Engine, event
+from sqlalchemy.orm import ORMExecuteState, Session
+
+from .engine import READ_ONLY_OPTION
+from .errors import ReadOnlyError, UnitOfWorkActiveError, map_db_error
+from .repositories.base import ArtifactRepository, MarketplaceRepository, MetadataRepository, ProjectRepository
+from .repositories.sqlalchemy import (
+    SqlAlchemyArtifactRepository,
+    SqlAlchemyMarketplaceRepository,
+    SqlAlchemyMetadataRepository,
+    SqlAlchemyProjectRepository,
+)
+from .revision import check_schema
+
+__all__ = ["AbstractUnitOfWork", "UnitOfWork"]
+
+
+class AbstractUnitOfWork(ABC):
+    """What service code depends on: ``with uow:`` plus the four repositories.
+
+    A clean exit commits; an exception rolls back and propagates. ``commit()`` inside
+    the block commits what is there so far and the block goes on; ``rollback()``
+    discards it. An instance can be entered again after it exits, never while active.
+    """
+
+    projects: ProjectRepository
+    artifacts: ArtifactRepository
+    marketplace: MarketplaceRepository
+    metadata: MetadataRepository
+
+    def __init__(self, *, read_only: bool = False) -> None:
+        self.read_only = read_only
+        self._active = False
+
+    @property
+    def active(self) -> bool:
+        """True between enter and exit."""
+        return self._active
+
+    def __enter__(self) -> Self:
+        if self._active:
+            raise UnitOfWorkActiveError("this unit of work is already active; create a new one for nested work")
+        self._begin()
+        self._active = True
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if exc is None:
+                self.commit()
+            else:
+                self.rollback()
+        finally:
+            self._active = False
+            self._end()
+        if exc is not None:
+            mapped = map_db_error(exc)
+            if mapped is not exc:
+                raise mapped from exc
+
+    @abstractmethod
+    def _begin(self) -> None:
+        """Open the session and build the repositories."""
+
+    @abstractmethod
+    def _end(self) -> None:
+        """Close the session, whatever happened."""
+
+    @abstractmethod
+    def commit(self) -> None:
+        """Commit what the unit of work holds so far."""
+
+    @abstractmethod
+    def rollback(self) -> None:
+        """Discard what the unit of work holds since the last commit."""
+
+
+_checked_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+_check_lock = threading.Lock()
+
+
+def _ensure_schema(engine: Engine) -> None:
+    if engine in _checked_engines:
+        return
+    with _check_lock:
+        if engine in _checked_engines:
+            return
+        with engine.connect().execution_options(**{READ_ONLY_OPTION: True}) as connection:
+            check_schema(connection)
+        _checked_engines.add(engine)
+
+
+def _refuse_flush(session: Session, _context: Any, _instances: Any) -> None:
+    if session.new or session.deleted or any(session.is_modified(obj) for obj in session.dirty):
+        raise ReadOnlyError("this unit of work is read-only and cannot write")
+
+
+def _refuse_dml(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        raise ReadOnlyError("this unit of work is read-only and cannot write")
+
+
+class UnitOfWork(AbstractUnitOfWork):
+    """The SQLAlchemy unit of work, built from a session factory (never an engine).
+
+    Give it a factory made with ``expire_on_commit=False`` (the container does) so
+    entities stay readable after the block ends.
+    """
+
+    def __init__(self, session_factory: Callable[[], Session], *, read_only: bool = False) -> None:
+        super().__init__(read_only=read_only)
+        self._session_factory = session_factory
+        self._session: Session | None = None
+
+    @property
+    def session(self) -> Session:
+        """The active session (for the rare query no repository offers)."""
+        if self._session is None:
+            raise UnitOfWorkActiveError("the unit of work is not active; use it in a `with` block")
+        return self._session
+
+    def _begin(self) -> None:
+        session = self._session_factory()
+        try:
+            _ensure_schema(session.get_bind())
+        except Exception as exc:
+            session.close()
+            mapped = map_db_error(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+        if self.read_only:
+            session.execution_options = session.execution_options.union({READ_ONLY_OPTION: True})
+            event.listen(session, "before_flush", _refuse_flush)
+            event.listen(session, "do_orm_execute", _refuse_dml)
+        self._session = session
+        self.projects = SqlAlchemyProjectRepository(session)
+        self.artifacts = SqlAlchemyArtifactRepository(session)
+        self.marketplace = SqlAlchemyMarketplaceRepository(session)
+        self.metadata = SqlAlchemyMetadataRepository(session)
+
+    def _end(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            session.close()
+        for name in ("projects", "artifacts", "marketplace", "metadata"):
+            self.__dict__.pop(name, None)
+
+    def commit(self) -> None:  # noqa: D102
+        try:
+            self.session.commit()
+        except Exception as exc:
+            mapped = map_db_error(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+
+    def rollback(self) -> None:  # noqa: D102
+        self.session.rollback()
