@@ -115,8 +115,8 @@ class SqlAlchemyProjectRepository(base.ProjectRepository):
         self._session = session
 
     def add(self, project: Project) -> Project:  # noqa: D102
-        self._session.add(project)
-        self._session.flush()
+        with self._session.begin_nested():
+            self._session.add(project)
         return project
 
     def get(self, id: str) -> Project | None:  # noqa: D102
@@ -167,8 +167,8 @@ class SqlAlchemyArtifactRepository(base.ArtifactRepository):
         self._session = session
 
     def add(self, artifact: Artifact) -> Artifact:  # noqa: D102
-        self._session.add(artifact)
-        self._session.flush()
+        with self._session.begin_nested():
+            self._session.add(artifact)
         return artifact
 
     def get(self, id: str) -> Artifact | None:  # noqa: D102
@@ -270,6 +270,12 @@ class SqlAlchemyArtifactRepository(base.ArtifactRepository):
             row.setdefault("id", new_id())
             row.setdefault("created_at", now)
             row.setdefault("updated_at", now)
+        with self._session.begin_nested():
+            changed = self._upsert(prepared)
+        self._expire_artifacts()
+        return changed
+
+    def _upsert(self, prepared: builtins.list[dict[str, Any]]) -> int:
         insert = _insert_for(self._session)
         changed = 0
         for columns, group in _group_by_columns(prepared).items():
@@ -283,9 +289,8 @@ class SqlAlchemyArtifactRepository(base.ArtifactRepository):
                 )
             else:
                 stmt = stmt.on_conflict_do_nothing(index_elements=builtins.list(ARTIFACT_KEY))
-            result = self._session.execute(stmt, group)
+            result = self._session.execute(stmt.execution_options(preserve_rowcount=True), group)
             changed += max(result.rowcount, 0)
-        self._expire_artifacts()
         return changed
 
     def update_many(self, changes: Iterable[Mapping[str, Any]]) -> int:  # noqa: D102
@@ -310,15 +315,18 @@ class SqlAlchemyArtifactRepository(base.ArtifactRepository):
             change.setdefault("updated_at", now)
             known.append(change)
         updated = 0
-        for columns, group in _group_by_columns(known).items():
-            compared = [c for c in columns if c not in ("id", "updated_at")]
-            where: ColumnElement[bool] = ARTIFACTS.c.id == bindparam("b_id")
-            if compared:
-                where = and_(where, or_(*(ARTIFACTS.c[c].is_distinct_from(bindparam(f"b_{c}")) for c in compared)))
-            stmt = update(ARTIFACTS).where(where).values({c: bindparam(f"b_{c}") for c in [*compared, "updated_at"]})
-            params = [{f"b_{k}": v for k, v in change.items()} for change in group]
-            result = self._session.execute(stmt, params)
-            updated += max(result.rowcount, 0)
+        with self._session.begin_nested():
+            for columns, group in _group_by_columns(known).items():
+                compared = [c for c in columns if c not in ("id", "updated_at")]
+                where: ColumnElement[bool] = ARTIFACTS.c.id == bindparam("b_id")
+                if compared:
+                    where = and_(where, or_(*(ARTIFACTS.c[c].is_distinct_from(bindparam(f"b_{c}")) for c in compared)))
+                stmt = (
+                    update(ARTIFACTS).where(where).values({c: bindparam(f"b_{c}") for c in [*compared, "updated_at"]})
+                )
+                params = [{f"b_{k}": v for k, v in change.items()} for change in group]
+                result = self._session.execute(stmt.execution_options(preserve_rowcount=True), params)
+                updated += max(result.rowcount, 0)
         self._expire_artifacts(c["id"] for c in known)
         return updated
 
@@ -331,8 +339,8 @@ class SqlAlchemyMarketplaceRepository(base.MarketplaceRepository):
         self._session = session
 
     def add(self, entry: MarketplaceEntry) -> MarketplaceEntry:  # noqa: D102
-        self._session.add(entry)
-        self._session.flush()
+        with self._session.begin_nested():
+            self._session.add(entry)
         return entry
 
     def get(self, id: str) -> MarketplaceEntry | None:  # noqa: D102
@@ -367,12 +375,14 @@ class SqlAlchemyMarketplaceRepository(base.MarketplaceRepository):
         self._session.flush()
         insert = _insert_for(self._session)
         changed = 0
-        for columns, group in _group_by_columns(prepared).items():
-            stmt = insert(MARKETPLACE)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["id"], set_={c: stmt.excluded[c] for c in columns if c != "id"}
-            )
-            changed += max(self._session.execute(stmt, group).rowcount, 0)
+        with self._session.begin_nested():
+            for columns, group in _group_by_columns(prepared).items():
+                stmt = insert(MARKETPLACE)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["id"], set_={c: stmt.excluded[c] for c in columns if c != "id"}
+                )
+                result = self._session.execute(stmt.execution_options(preserve_rowcount=True), group)
+                changed += max(result.rowcount, 0)
         for obj in builtins.list(self._session.identity_map.values()):
             if isinstance(obj, MarketplaceEntry):
                 self._session.expire(obj)
@@ -412,13 +422,13 @@ class SqlAlchemyMetadataRepository(base.MetadataRepository):
             "tags": builtins.list(tags),
             "aliases": builtins.list(aliases),
         }
-        if meta is None:
-            meta = ArtifactMetadata(artifact_id=artifact_id, **values)
-            self._session.add(meta)
-        else:
-            for key, value in values.items():
-                setattr(meta, key, value)
-        self._session.flush()
+        with self._session.begin_nested():
+            if meta is None:
+                meta = ArtifactMetadata(artifact_id=artifact_id, **values)
+                self._session.add(meta)
+            else:
+                for key, value in values.items():
+                    setattr(meta, key, value)
         return meta
 
     def artifacts_with_tag(self, tag: str) -> builtins.list[Artifact]:  # noqa: D102
@@ -436,11 +446,11 @@ class SqlAlchemyMetadataRepository(base.MetadataRepository):
 
     def set_value(self, key: str, value: str) -> None:  # noqa: D102
         row = self._session.get(CacheMetadata, key)
-        if row is None:
-            self._session.add(CacheMetadata(key=key, value=value))
-        else:
-            row.value = value
-        self._session.flush()
+        with self._session.begin_nested():
+            if row is None:
+                self._session.add(CacheMetadata(key=key, value=value))
+            else:
+                row.value = value
 
     def delete_value(self, key: str) -> bool:  # noqa: D102
         row = self._session.get(CacheMetadata, key)

@@ -1,0 +1,100 @@
+"""Shared fixtures: real databases (a SQLite file under tmp_path, a throwaway PostgreSQL
+database), migrated by our own migrations."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import sessionmaker
+
+from skillmeat_cache import UnitOfWork, migrate
+from skillmeat_cache.engine import create_engine_for_url
+
+PG_ADMIN_URL = os.environ.get("SKILLMEAT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+TABLES = ("artifact_tags", "artifact_metadata", "artifacts", "projects", "marketplace", "cache_metadata")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _pg_unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"PostgreSQL is required under CI=true: {reason}")
+    pytest.skip(f"PostgreSQL not reachable: {reason}")
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """A throwaway PostgreSQL database for this run, migrated to head; dropped at the end."""
+    try:
+        import psycopg
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        _pg_unavailable(f"psycopg not installed ({exc})")
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(PG_ADMIN_URL)
+    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"skillmeat_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    try:
+        with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        _pg_unavailable(str(exc).splitlines()[0])
+    url = admin.set(database=name).render_as_string(hide_password=False)
+    migrate(url)
+    yield url
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once; tests copy it."""
+    path = tmp_path_factory.mktemp("template") / "cache.db"
+    migrate(str(path))
+    return path
+
+
+def _sqlite_url(template: Path, tmp_path: Path) -> str:
+    path = tmp_path / "cache.db"
+    shutil.copyfile(template, path)
+    return "sqlite:///" + str(path)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
+    """A migrated, empty database on each backend."""
+    if request.param == "sqlite":
+        yield _sqlite_url(sqlite_template, tmp_path)
+        return
+    url = request.getfixturevalue("pg_server_url")
+    engine = create_engine_for_url(url)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
+    engine.dispose()
+    yield url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
+    """A migrated, empty SQLite file."""
+    return _sqlite_url(sqlite_template, tmp_path)
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """An engine on the migrated database, with a short busy timeout."""
+    eng = create_engine_for_url(db_url, busy_timeout=2)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def uow_factory(engine: Engine) -> Callable[..., UnitOfWork]:
+    """Makes units of work on ``engine``."""
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    return lambda read_only=False: UnitOfWork(factory, read_only=read_only)
