@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from .errors import DatabaseBusyError
 from .uow import AbstractUnitOfWork
@@ -31,14 +31,14 @@ def run_with_retry(
     """Run ``work(uow)`` inside ``with uow:``, retrying on DatabaseBusyError.
 
     Each attempt gets a new unit of work from ``uow_factory`` and re-runs ``work`` from
-    the start; waits grow exponentially (with jitter) up to ``max_wait`` seconds. After
+    the start; waits are random, growing exponentially up to ``max_wait`` seconds. After
     ``attempts`` tries the last DatabaseBusyError propagates. Other errors are not retried.
     """
     result: T
     for attempt in Retrying(
         retry=retry_if_exception_type(DatabaseBusyError),
         stop=stop_after_attempt(attempts),
-        wait=wait_exponential_jitter(initial=initial_wait, max=max_wait),
+        wait=wait_random_exponential(multiplier=initial_wait, max=max_wait),
         reraise=True,
     ):
         with attempt:

@@ -76,7 +76,7 @@ class AbstractUnitOfWork(ABC):
             if exc is None:
                 self.commit()
             else:
-                self.rollback()
+                self._abort()
         finally:
             self._active = False
             self._end()
@@ -88,6 +88,10 @@ class AbstractUnitOfWork(ABC):
     @abstractmethod
     def _begin(self) -> None:
         """Open the session and build the repositories."""
+
+    def _abort(self) -> None:
+        """Undo the work after an exception in the block."""
+        self.rollback()
 
     @abstractmethod
     def _end(self) -> None:
@@ -165,6 +169,11 @@ class UnitOfWork(AbstractUnitOfWork):
         self.artifacts = SqlAlchemyArtifactRepository(session)
         self.marketplace = SqlAlchemyMarketplaceRepository(session)
         self.metadata = SqlAlchemyMetadataRepository(session)
+
+    def _abort(self) -> None:
+        # Closing the session (in _end) rolls back without expiring loaded entities,
+        # so what was committed earlier in the block stays readable.
+        pass
 
     def _end(self) -> None:
         session, self._session = self._session, None

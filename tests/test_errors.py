@@ -1,0 +1,170 @@
+"""Error mapping on real databases: duplicates, foreign keys, busy, and the retry helper."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
+from sqlalchemy.orm import sessionmaker
+
+from skillmeat_cache import (
+    Artifact,
+    CacheError,
+    ConstraintViolationError,
+    DatabaseBusyError,
+    DuplicateError,
+    ForeignKeyViolationError,
+    Project,
+    UnitOfWork,
+    run_with_retry,
+)
+from skillmeat_cache.engine import create_engine_for_url
+
+
+def test_duplicate_project_path_names_table_and_chains_the_driver_error(uow_factory, engine):
+    with uow_factory() as uow:
+        uow.projects.add(Project(name="a", path="/work/a"))
+    with pytest.raises(DuplicateError) as info, uow_factory() as uow:
+        uow.projects.add(Project(name="b", path="/work/a"))
+    err = info.value
+    assert err.table == "projects"
+    assert isinstance(err.__cause__, sa_exc.IntegrityError)
+    if engine.dialect.name == "postgresql":
+        assert err.constraint == "uq_projects_path"
+    else:
+        assert err.constraint == "projects.path"
+    assert isinstance(err, ConstraintViolationError) and isinstance(err, CacheError)
+
+
+def test_duplicate_primary_key_is_a_duplicate(uow_factory):
+    with uow_factory() as uow:
+        uow.projects.add(Project(id="same", name="a", path="/work/a"))
+    with pytest.raises(DuplicateError), uow_factory() as uow:
+        uow.projects.add(Project(id="same", name="b", path="/work/b"))
+
+
+def test_foreign_key_violation(uow_factory, engine):
+    with pytest.raises(ForeignKeyViolationError) as info, uow_factory() as uow:
+        uow.artifacts.add(Artifact(project_id="ghost", name="x", type="skill"))
+    if engine.dialect.name == "postgresql":
+        assert info.value.constraint == "fk_artifacts_project_id_projects"
+        assert info.value.table == "artifacts"
+
+
+def test_check_constraint_in_the_database_backs_up_model_validation(uow_factory):
+    """A write that bypasses the model (raw SQL) still meets the named CHECK."""
+    with uow_factory() as uow:
+        p = uow.projects.add(Project(name="a", path="/work/a"))
+    with pytest.raises(ConstraintViolationError) as info, uow_factory() as uow:
+        uow.session.execute(text("UPDATE projects SET status = 'gone' WHERE id = :id"), {"id": p.id})
+        uow.commit()
+    assert not isinstance(info.value, (DuplicateError, ForeignKeyViolationError))
+    assert "ck_projects_status" in str(info.value)
+
+
+_HOLD_LOCK = textwrap.dedent(
+    """
+    import sqlite3, sys, time
+    conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    print("locked", flush=True)
+    time.sleep(float(sys.argv[2]))
+    conn.execute("ROLLBACK")
+    """
+)
+
+
+def _hold_write_lock(path: str, seconds: float) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, path, str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_busy_database_raises_database_busy_error_after_the_timeout(sqlite_url):
+    engine = create_engine_for_url(sqlite_url, busy_timeout=0.3)
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    holder = _hold_write_lock(sqlite_url.removeprefix("sqlite:///"), 5)
+    try:
+        started = time.monotonic()
+        with pytest.raises(DatabaseBusyError) as info, UnitOfWork(factory) as uow:
+            uow.projects.add(Project(name="a", path="/work/a"))
+        elapsed = time.monotonic() - started
+        assert info.value.retryable is True
+        assert isinstance(info.value.__cause__, sa_exc.OperationalError)
+        assert info.value.__cause__.orig.sqlite_errorcode & 0xFF == 5
+        assert 0.25 < elapsed < 4  # waited for the busy timeout, not for the holder
+    finally:
+        holder.kill()
+        holder.wait()
+        engine.dispose()
+
+
+def test_retry_helper_reruns_the_whole_unit_of_work_until_the_lock_is_released(sqlite_url):
+    engine = create_engine_for_url(sqlite_url, busy_timeout=0.1)
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    holder = _hold_write_lock(sqlite_url.removeprefix("sqlite:///"), 0.8)
+    calls = []
+
+    def work(uow):
+        calls.append(1)
+        return uow.projects.add(Project(name="a", path="/work/a")).id
+
+    try:
+        project_id = run_with_retry(lambda: UnitOfWork(factory), work, attempts=20, initial_wait=0.05, max_wait=0.2)
+    finally:
+        holder.wait()
+    assert len(calls) >= 2  # the first attempt met the lock
+    with UnitOfWork(factory) as uow:
+        assert [p.id for p in uow.projects.list()] == [project_id]
+    engine.dispose()
+
+
+def test_retry_helper_gives_up_with_the_busy_error_and_does_not_retry_other_errors(sqlite_url):
+    engine = create_engine_for_url(sqlite_url, busy_timeout=0.05)
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    holder = _hold_write_lock(sqlite_url.removeprefix("sqlite:///"), 5)
+    try:
+        with pytest.raises(DatabaseBusyError):
+            run_with_retry(lambda: UnitOfWork(factory), lambda uow: uow.projects.count(), attempts=3, max_wait=0.05)
+    finally:
+        holder.kill()
+        holder.wait()
+    calls = []
+
+    def failing(uow):
+        calls.append(1)
+        raise DuplicateError("not retryable")
+
+    with pytest.raises(DuplicateError):
+        run_with_retry(lambda: UnitOfWork(factory), failing, attempts=5)
+    assert calls == [1]
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_lock_timeout_is_a_busy_error(pg_server_url):
+    url = pg_server_url
+    engine = create_engine_for_url(url)
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    with UnitOfWork(factory) as uow:
+        uow.session.execute(text("TRUNCATE projects CASCADE"))
+        p = uow.projects.add(Project(name="locked", path="/work/locked"))
+    holder = engine.connect()
+    holder.execute(text("SELECT 1 FROM projects WHERE id = :id FOR UPDATE"), {"id": p.id})
+    try:
+        with pytest.raises(DatabaseBusyError) as info, UnitOfWork(factory) as uow:
+            uow.session.execute(text("SET LOCAL lock_timeout = '200ms'"))
+            uow.projects.get(p.id).name = "renamed"
+        assert info.value.__cause__.orig.sqlstate == "55P03"
+    finally:
+        holder.rollback()
+        holder.close()
+    with UnitOfWork(factory) as uow:
+        assert uow.projects.get(p.id).name == "locked"
+        uow.session.execute(text("TRUNCATE projects CASCADE"))
+    engine.dispose()

@@ -1,0 +1,216 @@
+"""The SQLAlchemy UnitOfWork against real databases."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy.orm import sessionmaker
+
+from skillmeat_cache import (
+    Artifact,
+    DuplicateError,
+    Project,
+    ReadOnlyError,
+    UnitOfWork,
+    UnitOfWorkActiveError,
+)
+from skillmeat_cache.engine import create_engine_for_url
+
+
+def _add_project(uow, name="p"):
+    return uow.projects.add(Project(name=name, path=f"/work/{name}"))
+
+
+def test_clean_exit_commits(uow_factory):
+    with uow_factory() as uow:
+        p = _add_project(uow)
+    with uow_factory() as uow:
+        assert uow.projects.get(p.id) is not None
+
+
+def test_exception_rolls_back_and_propagates(uow_factory):
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom), uow_factory() as uow:
+        _add_project(uow)
+        raise Boom
+    with uow_factory() as uow:
+        assert uow.projects.count() == 0
+
+
+def test_rollback_discards_and_commit_inside_the_block_keeps(uow_factory):
+    with uow_factory() as uow:
+        kept = _add_project(uow, "kept").id
+        uow.commit()
+        _add_project(uow, "discarded")
+        uow.rollback()
+        later = _add_project(uow, "later").id
+    with uow_factory() as uow:
+        assert {p.id for p in uow.projects.list()} == {kept, later}
+
+
+def test_commit_inside_block_survives_a_later_error(uow_factory):
+    with pytest.raises(DuplicateError), uow_factory() as uow:
+        first = _add_project(uow, "first")
+        uow.commit()
+        _add_project(uow, "first")  # same path
+    with uow_factory() as uow:
+        assert [p.id for p in uow.projects.list()] == [first.id]
+
+
+def test_failed_repository_call_keeps_the_unit_of_work_usable(uow_factory):
+    with uow_factory() as uow:
+        first = _add_project(uow, "a")
+        with pytest.raises(DuplicateError):
+            _add_project(uow, "a")
+        second = _add_project(uow, "b")
+    with uow_factory() as uow:
+        assert {p.id for p in uow.projects.list()} == {first.id, second.id}
+
+
+def test_entering_an_active_unit_of_work_raises_and_reuse_after_exit_works(uow_factory):
+    uow = uow_factory()
+    with uow:
+        with pytest.raises(UnitOfWorkActiveError), uow:
+            pass
+        assert uow.active
+        _add_project(uow, "one")
+    assert not uow.active
+    with uow:
+        _add_project(uow, "two")
+    with uow:
+        assert uow.projects.count() == 2
+
+
+def test_session_is_closed_on_exit_even_after_an_error(uow_factory):
+    uow = uow_factory()
+    closed = []
+    with uow:
+        event.listen(uow.session, "after_transaction_end", lambda s, t: closed.append(t.parent is None))
+    assert closed and closed[-1] is True
+    with pytest.raises(UnitOfWorkActiveError):
+        uow.session  # noqa: B018 - not active any more
+    with pytest.raises(ZeroDivisionError), uow:
+        session = uow.session
+        1 / 0  # noqa: B018
+    assert not session.in_transaction()
+    assert not hasattr(uow, "projects")
+
+
+def test_entities_stay_readable_after_the_block(uow_factory):
+    with uow_factory() as uow:
+        p = _add_project(uow, "readable")
+    assert p.to_dict()["name"] == "readable"
+
+
+def test_read_only_unit_of_work_refuses_writes(uow_factory):
+    with uow_factory() as uow:
+        p = _add_project(uow)
+    with uow_factory(read_only=True) as uow:
+        assert uow.projects.get(p.id).name == "p"
+        with pytest.raises(ReadOnlyError):
+            uow.artifacts.upsert_many([{"project_id": p.id, "type": "skill", "name": "x"}])
+        with pytest.raises(ReadOnlyError):
+            uow.metadata.set_value("k", "v")
+    with pytest.raises(ReadOnlyError), uow_factory(read_only=True) as uow:
+        uow.projects.get(p.id).name = "renamed"
+    with uow_factory() as uow:
+        assert uow.projects.get(p.id).name == "p"
+        assert uow.artifacts.count() == 0
+
+
+def test_updated_at_moves_on_orm_updates_only_when_something_changes(uow_factory):
+    with uow_factory() as uow:
+        p = _add_project(uow)
+        created = p.updated_at
+    time.sleep(0.01)
+    with uow_factory() as uow:
+        uow.projects.get(p.id).name = "p"  # same value: no UPDATE
+    with uow_factory() as uow:
+        assert uow.projects.get(p.id).updated_at == created
+        uow.projects.get(p.id).status = "stale"
+    with uow_factory() as uow:
+        assert uow.projects.get(p.id).updated_at > created
+
+
+@pytest.mark.parametrize("tz", ["America/New_York", "Asia/Kolkata"])
+def test_timestamps_round_trip_as_aware_utc_whatever_the_time_zones(uow_factory, engine, monkeypatch, tz):
+    monkeypatch.setenv("TZ", tz)
+    time.tzset()
+    if engine.dialect.name == "postgresql":
+        event.listen(engine, "connect", lambda conn, rec: conn.execute(f"SET TIME ZONE '{tz}'"))
+        engine.dispose()
+    moment = datetime(2026, 6, 1, 23, 30, 15, 123456, tzinfo=timezone(timedelta(hours=-7)))
+    try:
+        with uow_factory() as uow:
+            p = uow.projects.add(Project(name="tz", path="/work/tz", last_fetched=moment))
+        with uow_factory() as uow:
+            got = uow.projects.get(p.id)
+            for value in (got.last_fetched, got.created_at, got.updated_at):
+                assert value.tzinfo is not None and value.utcoffset() == timedelta(0)
+            assert got.last_fetched == moment
+            assert got.last_fetched.hour == 6  # 23:30 at -07:00 is 06:30 UTC
+            fresh = uow.projects.stale(timedelta(hours=1), now=moment + timedelta(minutes=30))
+            assert fresh == []
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+def test_naive_datetime_is_refused_before_it_reaches_the_database(uow_factory):
+    from skillmeat_cache import ValidationError
+
+    with uow_factory() as uow:
+        p = _add_project(uow)
+        with pytest.raises(ValidationError, match="last_fetched"):
+            uow.projects.get(p.id).last_fetched = datetime(2026, 1, 1)
+        assert uow.projects.get(p.id).last_fetched is None
+        uow.projects.get(p.id).last_fetched = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _other_connection(url: str, timeout: float = 0.2) -> sqlite3.Connection:
+    conn = sqlite3.connect(url.removeprefix("sqlite:///"), timeout=timeout, isolation_level=None)
+    return conn
+
+
+def test_writing_unit_of_work_takes_the_write_lock_up_front_on_sqlite(sqlite_url):
+    """BEGIN IMMEDIATE: while a writing UoW has only read, another writer already waits."""
+    engine = create_engine_for_url(sqlite_url)
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    other = _other_connection(sqlite_url)
+    try:
+        with UnitOfWork(factory) as uow:
+            uow.projects.count()
+            with pytest.raises(sqlite3.OperationalError) as info:
+                other.execute("BEGIN IMMEDIATE")
+            assert info.value.sqlite_errorcode == sqlite3.SQLITE_BUSY
+        with UnitOfWork(factory, read_only=True) as uow:
+            uow.projects.count()
+            other.execute("BEGIN IMMEDIATE")  # a deferred reader leaves the write lock free
+            other.execute("ROLLBACK")
+    finally:
+        other.close()
+        engine.dispose()
+
+
+def test_readers_never_see_uncommitted_work(uow_factory):
+    with uow_factory() as writer:
+        _add_project(writer, "pending")
+        with uow_factory(read_only=True) as reader:
+            assert reader.projects.count() == 0
+    with uow_factory(read_only=True) as reader:
+        assert reader.projects.count() == 1
+
+
+def test_artifact_added_through_uow_in_service_style(uow_factory):
+    """The card's usage: `with uow: uow.artifacts.add(...)`."""
+    with uow_factory() as uow:
+        p = _add_project(uow)
+        uow.artifacts.add(Artifact(project_id=p.id, name="pdf-tools", type="skill", deployed_version="1.0"))
+    with uow_factory() as uow:
+        assert uow.artifacts.get_by_key(p.id, "skill", "pdf-tools").deployed_version == "1.0"
