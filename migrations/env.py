@@ -14,7 +14,7 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy.pool import NullPool
 
-from skillmeat_cache.engine import create_engine_for_url, resolve_database_url
+from skillmeat_cache.engine import create_engine_for_url, resolve_database_url, to_url
 from skillmeat_cache.migration import migration_transaction
 from skillmeat_cache.models import Base
 
@@ -35,7 +35,8 @@ def _configure(connection) -> None:
 
 
 def _url() -> str:
-    return (
+    # to_url: a bare path means SQLite, postgresql:// means psycopg 3, online and offline alike.
+    return to_url(
         context.get_x_argument(as_dictionary=True).get("url")
         or config.get_main_option("sqlalchemy.url")
         or resolve_database_url()

@@ -7,6 +7,9 @@ calls these functions.
 from __future__ import annotations
 
 import os
+import random
+import sqlite3
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -121,6 +124,25 @@ def _prepare_sqlite_file(path: Path, *, create_parents: bool) -> None:
     os.close(fd)
 
 
+def _set_wal(cursor: Any, busy_timeout: float) -> None:
+    """Switch the file to WAL, retrying while another connection does the same.
+
+    On a new file the switch needs an exclusive lock, and SQLite answers a second
+    connection switching at that moment with SQLITE_BUSY at once, without its busy
+    handler; processes opening a new cache together hit that. Once the file is in WAL
+    the statement takes no lock, so the loop ends on the first try.
+    """
+    deadline = time.monotonic() + max(busy_timeout, 1.0)
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF not in (5, 6) or time.monotonic() > deadline:
+                raise
+        time.sleep(random.uniform(0.005, 0.03))
+
+
 def _install_sqlite_events(engine: Engine, *, busy_timeout: float, synchronous: str, memory: bool) -> None:
     busy_ms = int(busy_timeout * 1000)
 
@@ -133,7 +155,7 @@ def _install_sqlite_events(engine: Engine, *, busy_timeout: float, synchronous: 
             cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
             cursor.execute("PRAGMA foreign_keys = ON")
             if not memory:
-                cursor.execute("PRAGMA journal_mode = WAL")
+                _set_wal(cursor, busy_timeout)
             cursor.execute(f"PRAGMA synchronous = {synchronous}")
             cursor.execute("PRAGMA temp_store = MEMORY")
         finally:
