@@ -1,0 +1,1 @@
+"""Benchmark helpers: ``benchmarks.corpus`` generates large, realistic SkillMeat project trees."""

@@ -1,0 +1,4 @@
+#!/bin/sh
+set -e
+sqlfluff lint --dialect postgres sql/
+ruff check --fix .
