@@ -6,6 +6,7 @@ test proves the two equal on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -91,6 +92,20 @@ def derive_outdated(deployed: str | None, upstream: str | None) -> bool:
         return Version(upstream) > Version(deployed)
     except InvalidVersion:
         return deployed != upstream
+
+
+def check_json(field: str, value: Any) -> Any:
+    """Validate a JSON document (a mapping or None) and return it as JSON would give it
+    back: tuples become lists, keys become strings. Anything else raises ValidationError.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValidationError(field, f"expected a mapping (JSON object), got {type(value).__name__}")
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(field, f"cannot be stored as JSON: {exc}") from None
 
 
 def check_text(field: str, value: Any, *, required: bool = False) -> Any:
@@ -227,6 +242,8 @@ class Project(Base):
     last_fetched: Mapped[datetime | None]
     status: Mapped[str] = mapped_column(default="active", server_default=text("'active'"))
     error_message: Mapped[str | None]
+    # Digest of the sizes and mtimes of what a scan read (revision 0002); None: never read.
+    fingerprint: Mapped[str | None]
 
     artifacts: Mapped[list[Artifact]] = relationship(
         back_populates="project",
@@ -235,7 +252,7 @@ class Project(Base):
         order_by="(Artifact.type, Artifact.name)",
     )
 
-    @validates("id", "name", "description", "error_message")
+    @validates("id", "name", "description", "error_message", "fingerprint")
     def _validate_text(self, key: str, value: Any) -> Any:
         return check_text(key, value, required=key in ("id", "name"))
 
@@ -377,6 +394,10 @@ class ArtifactMetadata(Base):
     def _validate_text(self, key: str, value: Any) -> Any:
         return check_text(key, value, required=key == "artifact_id")
 
+    @validates("data")
+    def _validate_data(self, key: str, value: Any) -> Any:
+        return check_json(key, value)
+
     @validates("tags", "aliases")
     def _validate_list(self, key: str, value: Any) -> list[str]:
         values = normalise_labels(key, value)
@@ -431,6 +452,10 @@ class MarketplaceEntry(Base):
     @validates("cached_at")
     def _validate_ts(self, key: str, value: datetime | None) -> datetime | None:
         return _validate_timestamp(key, value, required=True)
+
+    @validates("data")
+    def _validate_data(self, key: str, value: Any) -> Any:
+        return check_json(key, value)
 
 
 class CacheMetadata(Base):

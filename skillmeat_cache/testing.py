@@ -60,8 +60,14 @@ from .models import (
     new_id,
     utcnow,
 )
-from .repositories.base import ArtifactRepository, MarketplaceRepository, MetadataRepository, ProjectRepository
-from .repositories.rows import ARTIFACT_KEY, artifact_change, artifact_rows, marketplace_rows, outdated_for
+from .repositories.base import (
+    ArtifactRepository,
+    MarketplaceRepository,
+    MetadataRepository,
+    ProjectRepository,
+    ProjectSummary,
+)
+from .repositories.rows import ARTIFACT_KEY, artifact_rows, marketplace_rows, merge_changes, metadata_rows, outdated_for
 from .uow import AbstractUnitOfWork
 
 __all__ = [
@@ -671,6 +677,51 @@ class FakeProjectRepository(_FakeRepository, ProjectRepository):
             with self._s.savepoint():
                 self._s.delete("projects", id)
 
+    def summaries(  # noqa: D102
+        self, status: str | None = None, older_than: timedelta | None = None, now: datetime | None = None
+    ) -> builtins.list[ProjectSummary]:
+        _check_status(status)
+        cutoff = None
+        if older_than is not None:
+            cutoff = (ensure_utc(now, "now") if now is not None else utcnow()) - older_than
+        with self._s.op():
+            rows = self._s.select(
+                "projects",
+                lambda r: (
+                    (status is None or r["status"] == status)
+                    and (cutoff is None or r["last_fetched"] is None or r["last_fetched"] < cutoff)
+                ),
+            )
+            artifacts = self._s.tables["artifacts"]
+            result = []
+            for project in self._ordered(rows):
+                ids = self._s.by_project.get(project.id, set())
+                outdated = sum(1 for i in ids if artifacts[i]["is_outdated"])
+                result.append(ProjectSummary(project, len(ids), outdated))
+            return result
+
+    def _update_ids(self, ids: Iterable[str], values: Row, skip: Callable[[Row], bool] | None = None) -> int:
+        self._s.guard()
+        wanted = builtins.list(dict.fromkeys(ids))
+        with self._s.op():
+            changed = 0
+            with self._s.savepoint():
+                for key in wanted:
+                    row = self._s.tables["projects"].get(key)
+                    if row is None or (skip is not None and skip(row)):
+                        continue
+                    self._s.put("projects", key, {**row, **values})
+                    changed += 1
+            self._s.refresh("projects")
+            return changed
+
+    def touch_many(self, ids: Iterable[str], when: datetime) -> int:  # noqa: D102
+        when = ensure_utc(when, "when")
+        return self._update_ids(ids, {"last_fetched": when, "updated_at": utcnow()})
+
+    def mark_stale(self, ids: Iterable[str]) -> int:  # noqa: D102
+        return self._update_ids(ids, {"status": "stale", "updated_at": utcnow()}, lambda r: r["status"] == "stale")
+
 
 class FakeArtifactRepository(_FakeRepository, ArtifactRepository):
     """Artifacts in memory (see :class:`FakeUnitOfWork`)."""
@@ -741,6 +792,23 @@ class FakeArtifactRepository(_FakeRepository, ArtifactRepository):
             with self._s.savepoint():
                 self._s.delete("artifacts", id)
 
+    def keys_for_project(self, project_id: str) -> dict[tuple[str, str], str]:  # noqa: D102
+        with self._s.op():
+            artifacts = self._s.tables["artifacts"]
+            return {(artifacts[i]["type"], artifacts[i]["name"]): i for i in self._s.by_project.get(project_id, ())}
+
+    def delete_many(self, ids: Iterable[str]) -> int:  # noqa: D102
+        self._s.guard()
+        wanted = builtins.list(dict.fromkeys(ids))
+        with self._s.op():
+            deleted = 0
+            with self._s.savepoint():
+                for key in wanted:
+                    if key in self._s.tables["artifacts"]:
+                        self._s.delete("artifacts", key)
+                        deleted += 1
+            return deleted
+
     def upsert_many(self, rows: Iterable[Mapping[str, Any]]) -> int:  # noqa: D102
         s = self._s
         s.guard()
@@ -781,7 +849,7 @@ class FakeArtifactRepository(_FakeRepository, ArtifactRepository):
     def update_many(self, changes: Iterable[Mapping[str, Any]]) -> int:  # noqa: D102
         s = self._s
         s.guard()
-        prepared = [artifact_change(change) for change in changes]
+        prepared = merge_changes(changes)
         if not prepared:
             return 0
         with s.op():
@@ -896,6 +964,36 @@ class FakeMetadataRepository(_FakeRepository, MetadataRepository):
                 setattr(meta, key, value)
             s.flush()
             return meta
+
+    def get_many(self, artifact_ids: Iterable[str]) -> dict[str, ArtifactMetadata]:  # noqa: D102
+        with self._s.op():
+            found = {}
+            for key in dict.fromkeys(artifact_ids):
+                meta = self._s.load("artifact_metadata", key)
+                if meta is not None:
+                    found[key] = meta
+            return found
+
+    def set_many(self, rows: Iterable[Mapping[str, Any]]) -> int:  # noqa: D102
+        s = self._s
+        s.guard()
+        prepared = metadata_rows(rows)
+        if not prepared:
+            return 0
+        with s.op():
+            changed = 0
+            with s.savepoint():
+                for row in prepared:
+                    key = row["artifact_id"]
+                    stored = s.tables["artifact_metadata"].get(key)
+                    if stored is not None and all(stored[c] == row[c] for c in row):
+                        continue
+                    new = {**(stored or dict.fromkeys(_COLUMNS["artifact_metadata"])), **row}
+                    s.check("artifact_metadata", key if stored else None, new)
+                    s.put("artifact_metadata", key, new)
+                    changed += 1
+            s.refresh("artifact_metadata")
+            return changed
 
     def artifacts_with_tag(self, tag: str) -> builtins.list[Artifact]:  # noqa: D102
         with self._s.op():

@@ -15,6 +15,7 @@ from __future__ import annotations
 import builtins
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +27,7 @@ __all__ = [
     "MarketplaceRepository",
     "MetadataRepository",
     "ProjectRepository",
+    "ProjectSummary",
 ]
 
 # Columns a row given to ArtifactRepository.upsert_many / update_many may carry.
@@ -45,6 +47,15 @@ ARTIFACT_BULK_COLUMNS: frozenset[str] = frozenset(
         "is_outdated",
     }
 )
+
+
+@dataclass(frozen=True)
+class ProjectSummary:
+    """A project with the counts a project list shows."""
+
+    project: Project
+    artifact_count: int
+    outdated_count: int
 
 
 class ProjectRepository(ABC):
@@ -77,6 +88,22 @@ class ProjectRepository(ABC):
     @abstractmethod
     def delete(self, id: str) -> None:
         """Delete a project with its artifacts and their metadata; NotFoundError when missing."""
+
+    @abstractmethod
+    def summaries(
+        self, status: str | None = None, older_than: timedelta | None = None, now: datetime | None = None
+    ) -> builtins.list[ProjectSummary]:
+        """Projects (ordered like ``list``) with their artifact and outdated counts, from one
+        query; ``older_than``: only those never fetched or fetched longer ago than that.
+        """
+
+    @abstractmethod
+    def touch_many(self, ids: Iterable[str], when: datetime) -> int:
+        """Set ``last_fetched`` of these projects to ``when``; returns how many exist."""
+
+    @abstractmethod
+    def mark_stale(self, ids: Iterable[str]) -> int:
+        """Set these projects' status to ``stale``; returns how many changed."""
 
 
 class ArtifactRepository(ABC):
@@ -128,6 +155,16 @@ class ArtifactRepository(ABC):
     @abstractmethod
     def delete(self, id: str) -> None:
         """Delete one artifact and its metadata; NotFoundError when missing."""
+
+    @abstractmethod
+    def keys_for_project(self, project_id: str) -> dict[tuple[str, str], str]:
+        """``{(type, name): id}`` of a project's artifacts, without loading entities."""
+
+    @abstractmethod
+    def delete_many(self, ids: Iterable[str]) -> int:
+        """Delete these artifacts (and their metadata); unknown ids are skipped. Returns
+        how many were deleted.
+        """
 
     @abstractmethod
     def upsert_many(self, rows: Iterable[Mapping[str, Any]]) -> int:
@@ -201,6 +238,21 @@ class MetadataRepository(ABC):
         aliases: Sequence[str] = (),
     ) -> ArtifactMetadata:
         """Insert or replace an artifact's metadata; ForeignKeyViolationError when the
+        artifact does not exist.
+        """
+
+    @abstractmethod
+    def get_many(self, artifact_ids: Iterable[str]) -> dict[str, ArtifactMetadata]:
+        """The metadata of these artifacts, by artifact id (missing ones left out)."""
+
+    @abstractmethod
+    def set_many(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Insert or replace the metadata of many artifacts.
+
+        Each row holds ``artifact_id`` and the complete metadata: ``data``,
+        ``description``, ``tags``, ``aliases`` (missing keys mean None / empty). Rows
+        identical to what is stored are not written; the last row for an artifact wins.
+        Returns how many were inserted or changed; ForeignKeyViolationError when an
         artifact does not exist.
         """
 

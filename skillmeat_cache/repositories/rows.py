@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import ValidationError
-from ..models import ARTIFACT_TYPES, check_text, derive_outdated, ensure_utc
+from ..models import ARTIFACT_TYPES, check_json, check_text, derive_outdated, ensure_utc, normalise_labels
 from .base import ARTIFACT_BULK_COLUMNS
 
 __all__ = [
@@ -20,6 +20,8 @@ __all__ = [
     "artifact_change",
     "artifact_rows",
     "marketplace_rows",
+    "merge_changes",
+    "metadata_rows",
     "outdated_for",
 ]
 
@@ -79,6 +81,37 @@ def artifact_change(change: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def merge_changes(changes: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Validated update_many changes, one per id: later changes for an id override
+    earlier ones column by column, as if applied in order.
+    """
+    by_id: dict[str, dict[str, Any]] = {}
+    for change in changes:
+        out = artifact_change(change)
+        by_id.setdefault(out["id"], {}).update(out)
+    return list(by_id.values())
+
+
+METADATA_COLUMNS = frozenset({"artifact_id", "data", "description", "tags", "aliases"})
+
+
+def metadata_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Validated, complete metadata rows, one per artifact (the last row wins)."""
+    by_id: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        _check_columns(row, METADATA_COLUMNS)
+        artifact_id = check_text("artifact_id", row.get("artifact_id"), required=True)
+        by_id.pop(artifact_id, None)
+        by_id[artifact_id] = {
+            "artifact_id": artifact_id,
+            "data": check_json("data", row.get("data")),
+            "description": check_text("description", row.get("description")),
+            "tags": normalise_labels("tags", row.get("tags")),
+            "aliases": normalise_labels("aliases", row.get("aliases")),
+        }
+    return list(by_id.values())
+
+
 def outdated_for(row: Mapping[str, Any], stored: tuple[str | None, str | None] | None) -> bool:
     """``is_outdated`` for a row, taking versions it does not carry from ``stored``."""
     deployed = row["deployed_version"] if "deployed_version" in row else (stored[0] if stored else None)
@@ -101,6 +134,8 @@ def marketplace_rows(rows: Iterable[Mapping[str, Any]], now: datetime) -> list[d
         if out["type"] not in ARTIFACT_TYPES:
             raise ValidationError("type", f"must be one of {', '.join(ARTIFACT_TYPES)}, got {out['type']!r}")
         out["cached_at"] = ensure_utc(out["cached_at"], "cached_at") if out.get("cached_at") else now
+        if "data" in out:
+            out["data"] = check_json("data", out["data"])
         by_id.pop(out["id"], None)
         by_id[out["id"]] = out
     return list(by_id.values())

@@ -15,10 +15,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, func, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, case, delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.util import identity_key
 
 from ..errors import NotFoundError, ValidationError, map_db_error
 from ..models import (
@@ -35,7 +34,7 @@ from ..models import (
     utcnow,
 )
 from . import base
-from .rows import ARTIFACT_KEY, artifact_change, artifact_rows, marketplace_rows, outdated_for
+from .rows import ARTIFACT_KEY, artifact_rows, marketplace_rows, merge_changes, metadata_rows, outdated_for
 
 __all__ = [
     "SqlAlchemyArtifactRepository",
@@ -49,6 +48,9 @@ C = TypeVar("C", bound=type)
 
 ARTIFACTS = Artifact.__table__
 MARKETPLACE = MarketplaceEntry.__table__
+PROJECTS = Project.__table__
+METADATA = ArtifactMetadata.__table__
+TAGS = ArtifactTag.__table__
 # Ids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits.
 _CHUNK = 500
 
@@ -101,6 +103,25 @@ def _group_by_columns(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, ...], l
     for row in rows:
         groups.setdefault(tuple(sorted(row)), []).append(row)
     return groups
+
+
+def _expire_loaded(session: Session, model: type, ids: Iterable[str] | None = None) -> None:
+    """Expire loaded entities of ``model`` (all, or those with these ids) after a bulk
+    statement changed their rows behind the ORM's back.
+    """
+    wanted = None if ids is None else set(ids)
+    for obj in builtins.list(session.identity_map.values()):
+        if isinstance(obj, model) and (wanted is None or obj.id in wanted):
+            session.expire(obj)
+
+
+def _expire_collections(session: Session) -> None:
+    """Loaded ``Project.artifacts`` / ``Artifact.meta`` may miss rows a bulk path wrote."""
+    for obj in builtins.list(session.identity_map.values()):
+        if isinstance(obj, Project):
+            session.expire(obj, ["artifacts"])
+        elif isinstance(obj, Artifact):
+            session.expire(obj, ["meta"])
 
 
 def _artifact_order() -> tuple[Any, ...]:
@@ -157,6 +178,50 @@ class SqlAlchemyProjectRepository(base.ProjectRepository):
             raise NotFoundError(f"no project with id {id!r}")
         self._session.delete(project)
         self._session.flush()
+
+    def summaries(  # noqa: D102
+        self, status: str | None = None, older_than: timedelta | None = None, now: datetime | None = None
+    ) -> builtins.list[base.ProjectSummary]:
+        counts = (
+            select(
+                ARTIFACTS.c.project_id,
+                func.count().label("artifact_count"),
+                func.sum(case((ARTIFACTS.c.is_outdated, 1), else_=0)).label("outdated_count"),
+            )
+            .group_by(ARTIFACTS.c.project_id)
+            .subquery()
+        )
+        stmt = select(
+            Project, func.coalesce(counts.c.artifact_count, 0), func.coalesce(counts.c.outdated_count, 0)
+        ).outerjoin(counts, counts.c.project_id == Project.id)
+        stmt = self._where_status(stmt, status)
+        if older_than is not None:
+            cutoff = (ensure_utc(now, "now") if now is not None else utcnow()) - older_than
+            stmt = stmt.where(or_(Project.last_fetched.is_(None), Project.last_fetched < cutoff))
+        stmt = stmt.order_by(Project.name, Project.path)
+        return [base.ProjectSummary(p, int(n), int(o)) for p, n, o in self._session.execute(stmt)]
+
+    def _update_ids(self, ids: Iterable[str], values: dict[str, Any], where: Any = None) -> int:
+        wanted = builtins.list(dict.fromkeys(ids))
+        if not wanted:
+            return 0
+        self._session.flush()
+        changed = 0
+        with self._session.begin_nested():
+            for chunk in _chunks(wanted):
+                stmt = update(PROJECTS).where(PROJECTS.c.id.in_(chunk)).values(values)
+                if where is not None:
+                    stmt = stmt.where(where)
+                changed += max(self._session.execute(stmt).rowcount, 0)
+        _expire_loaded(self._session, Project, wanted)
+        return changed
+
+    def touch_many(self, ids: Iterable[str], when: datetime) -> int:  # noqa: D102
+        when = ensure_utc(when, "when")
+        return self._update_ids(ids, {"last_fetched": when, "updated_at": utcnow()})
+
+    def mark_stale(self, ids: Iterable[str]) -> int:  # noqa: D102
+        return self._update_ids(ids, {"status": "stale", "updated_at": utcnow()}, PROJECTS.c.status != "stale")
 
 
 @_translate_errors
@@ -231,6 +296,29 @@ class SqlAlchemyArtifactRepository(base.ArtifactRepository):
         self._session.delete(artifact)
         self._session.flush()
 
+    def keys_for_project(self, project_id: str) -> dict[tuple[str, str], str]:  # noqa: D102
+        self._session.flush()
+        stmt = select(ARTIFACTS.c.type, ARTIFACTS.c.name, ARTIFACTS.c.id).where(ARTIFACTS.c.project_id == project_id)
+        return {(type_, name): id_ for type_, name, id_ in self._session.execute(stmt)}
+
+    def delete_many(self, ids: Iterable[str]) -> int:  # noqa: D102
+        wanted = builtins.list(dict.fromkeys(ids))
+        if not wanted:
+            return 0
+        self._session.flush()
+        deleted = 0
+        with self._session.begin_nested():
+            for chunk in _chunks(wanted):
+                deleted += max(self._session.execute(delete(ARTIFACTS).where(ARTIFACTS.c.id.in_(chunk))).rowcount, 0)
+        gone = set(wanted)
+        for obj in builtins.list(self._session.identity_map.values()):
+            if (isinstance(obj, Artifact) and obj.id in gone) or (
+                isinstance(obj, (ArtifactMetadata, ArtifactTag)) and obj.artifact_id in gone
+            ):
+                self._session.expunge(obj)
+        _expire_collections(self._session)
+        return deleted
+
     # -- bulk paths -------------------------------------------------------------
 
     def _stored_versions(self, keys: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], tuple[Any, Any]]:
@@ -246,16 +334,8 @@ class SqlAlchemyArtifactRepository(base.ArtifactRepository):
         return stored
 
     def _expire_artifacts(self, ids: Iterable[str] | None = None) -> None:
-        session = self._session
-        if ids is None:
-            for obj in builtins.list(session.identity_map.values()):
-                if isinstance(obj, Artifact):
-                    session.expire(obj)
-            return
-        for id_ in ids:
-            obj = session.identity_map.get(identity_key(Artifact, id_))
-            if obj is not None:
-                session.expire(obj)
+        _expire_loaded(self._session, Artifact, ids)
+        _expire_collections(self._session)
 
     def upsert_many(self, rows: Iterable[Mapping[str, Any]]) -> int:  # noqa: D102
         prepared = artifact_rows(rows)
@@ -294,7 +374,7 @@ class SqlAlchemyArtifactRepository(base.ArtifactRepository):
         return changed
 
     def update_many(self, changes: Iterable[Mapping[str, Any]]) -> int:  # noqa: D102
-        prepared = [artifact_change(c) for c in changes]
+        prepared = merge_changes(changes)
         if not prepared:
             return 0
         self._session.flush()
@@ -383,9 +463,7 @@ class SqlAlchemyMarketplaceRepository(base.MarketplaceRepository):
                 )
                 result = self._session.execute(stmt.execution_options(preserve_rowcount=True), group)
                 changed += max(result.rowcount, 0)
-        for obj in builtins.list(self._session.identity_map.values()):
-            if isinstance(obj, MarketplaceEntry):
-                self._session.expire(obj)
+        _expire_loaded(self._session, MarketplaceEntry)
         return changed
 
     def purge_older_than(self, age: timedelta, now: datetime | None = None) -> int:  # noqa: D102
@@ -430,6 +508,59 @@ class SqlAlchemyMetadataRepository(base.MetadataRepository):
                 for key, value in values.items():
                     setattr(meta, key, value)
         return meta
+
+    def get_many(self, artifact_ids: Iterable[str]) -> dict[str, ArtifactMetadata]:  # noqa: D102
+        wanted = builtins.list(dict.fromkeys(artifact_ids))
+        found: dict[str, ArtifactMetadata] = {}
+        for chunk in _chunks(wanted):
+            stmt = select(ArtifactMetadata).where(ArtifactMetadata.artifact_id.in_(chunk))
+            found.update((m.artifact_id, m) for m in self._session.scalars(stmt))
+        return found
+
+    def set_many(self, rows: Iterable[Mapping[str, Any]]) -> int:  # noqa: D102
+        prepared = metadata_rows(rows)
+        if not prepared:
+            return 0
+        self._session.flush()
+        stored: dict[str, tuple[Any, ...]] = {}
+        ids = [r["artifact_id"] for r in prepared]
+        for chunk in _chunks(ids):
+            stmt = select(
+                METADATA.c.artifact_id, METADATA.c.metadata, METADATA.c.description, METADATA.c.tags, METADATA.c.aliases
+            ).where(METADATA.c.artifact_id.in_(chunk))
+            for artifact_id, *values in self._session.execute(stmt):
+                stored[artifact_id] = tuple(values)
+        changed = [
+            r
+            for r in prepared
+            if stored.get(r["artifact_id"]) != (r["data"], r["description"], r["tags"], r["aliases"])
+        ]
+        if not changed:
+            return 0
+        params = [{**r, "metadata": r["data"]} for r in changed]
+        for p in params:
+            del p["data"]
+        changed_ids = [r["artifact_id"] for r in changed]
+        stmt = _insert_for(self._session)(METADATA)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["artifact_id"],
+            set_={c: stmt.excluded[c] for c in ("metadata", "description", "tags", "aliases")},
+        )
+        tag_rows = [{"artifact_id": r["artifact_id"], "tag": t} for r in changed for t in r["tags"]]
+        with self._session.begin_nested():
+            self._session.execute(stmt, params)
+            for chunk in _chunks(changed_ids):
+                self._session.execute(delete(TAGS).where(TAGS.c.artifact_id.in_(chunk)))
+            if tag_rows:
+                self._session.execute(insert(TAGS), tag_rows)
+        gone = set(changed_ids)
+        for obj in builtins.list(self._session.identity_map.values()):
+            if isinstance(obj, ArtifactTag) and obj.artifact_id in gone:
+                self._session.expunge(obj)
+            elif isinstance(obj, ArtifactMetadata) and obj.artifact_id in gone:
+                self._session.expire(obj)
+        _expire_collections(self._session)
+        return len(changed)
 
     def artifacts_with_tag(self, tag: str) -> builtins.list[Artifact]:  # noqa: D102
         stmt = (
