@@ -8,6 +8,7 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
@@ -98,3 +99,29 @@ def uow_factory(engine: Engine) -> Callable[..., UnitOfWork]:
     """Makes units of work on ``engine``."""
     factory = sessionmaker(bind=engine, expire_on_commit=False)
     return lambda read_only=False: UnitOfWork(factory, read_only=read_only)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres), "fake"])
+def any_uow(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> Iterator[Callable[..., Any]]:
+    """Unit-of-work factories on each real backend and on the fake: contract tests."""
+    if request.param == "fake":
+        from skillmeat_cache.testing import FakeStore
+
+        store = FakeStore()
+        yield lambda read_only=False: store.unit_of_work(read_only=read_only)
+        return
+    url = _sqlite_url(sqlite_template, tmp_path) if request.param == "sqlite" else request.getfixturevalue("db_url_pg")
+    eng = create_engine_for_url(url, busy_timeout=2)
+    factory = sessionmaker(bind=eng, expire_on_commit=False)
+    yield lambda read_only=False: UnitOfWork(factory, read_only=read_only)
+    eng.dispose()
+
+
+@pytest.fixture
+def db_url_pg(pg_server_url: str) -> str:
+    """The PostgreSQL test database, emptied."""
+    engine = create_engine_for_url(pg_server_url)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
+    engine.dispose()
+    return pg_server_url
