@@ -191,5 +191,270 @@ def status(state: _State, as_json: bool) -> None:
         raise SchemaVersionError(f"database is at revision {current or 'none'}; run `skillmeat-cache migrate`")
 
 
+def _uow_factory(state: _State) -> tuple[Callable[[], Any], Engine]:
+    """Units of work on the chosen database, migrating a SQLite file on first use."""
+    from sqlalchemy.orm import sessionmaker
+
+    from .uow import UnitOfWork
+
+    engine = state.engine()
+    ensure_ready(state, engine)
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    return (lambda read_only=False: UnitOfWork(factory, read_only=read_only)), engine
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False))
+
+
+def _table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)  # piped output: do not fold paths at 80 columns
+    console.print(table)
+
+
+@main.command()
+@click.argument("roots", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--max-depth", default=5, show_default=True, type=click.IntRange(min=0), help="Levels below each root.")
+@click.option("--full", is_flag=True, help="Re-read every project, even unchanged ones.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@_command
+def scan(state: _State, roots: tuple[Path, ...], max_depth: int, full: bool, as_json: bool) -> None:
+    """Scan ROOT folders for SkillMeat projects and update the cache."""
+    from .services import scan as run_scan
+
+    uow, engine = _uow_factory(state)
+    try:
+        if not as_json and sys.stderr.isatty():
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            with Progress(
+                SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True
+            ) as bar:
+                task = bar.add_task("scanning", total=None)
+                count = 0
+
+                def progress(path: str) -> None:
+                    nonlocal count
+                    count += 1
+                    bar.update(task, description=f"{count} projects  {path}")
+
+                summary = run_scan(uow, roots, max_depth=max_depth, full=full, progress=progress)
+        else:
+            summary = run_scan(uow, roots, max_depth=max_depth, full=full)
+    finally:
+        engine.dispose()
+    if as_json:
+        _echo_json(summary.to_dict())
+        return
+    s = summary
+    click.echo(
+        f"projects: {s.projects_seen} seen, {s.projects_unchanged} unchanged, {s.projects_added} added, "
+        f"{s.projects_updated} updated, {s.projects_stale} marked stale, {s.projects_error} error"
+    )
+    click.echo(f"artifacts: {s.artifacts_added} added, {s.artifacts_updated} updated, {s.artifacts_removed} removed")
+    for warning in s.warnings:
+        click.echo(f"warning: {warning.path}: {warning.message}")
+    click.echo(f"{len(s.warnings)} warnings, {s.seconds:.2f} s")
+
+
+@main.command()
+@click.option(
+    "--older-than", "older_than", metavar="DURATION", help="Not fetched within DURATION (30m, 6h, 7d), or never."
+)
+@click.option("--status", type=click.Choice(["active", "stale", "error"]), help="Only projects of this status.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_command
+def projects(state: _State, older_than: str | None, status: str | None, as_json: bool) -> None:
+    """List cached projects with their artifact and outdated counts."""
+    from .services import parse_duration
+
+    ttl = parse_duration(older_than) if older_than else None
+    uow, engine = _uow_factory(state)
+    try:
+        with uow(read_only=True) as u:
+            summaries = u.projects.summaries(status=status, older_than=ttl)
+    finally:
+        engine.dispose()
+    if as_json:
+        _echo_json(
+            [
+                {**s.project.to_dict(), "artifact_count": s.artifact_count, "outdated_count": s.outdated_count}
+                for s in summaries
+            ]
+        )
+        return
+    rows = [
+        [
+            s.project.name,
+            s.project.path,
+            s.project.status,
+            s.artifact_count,
+            s.outdated_count,
+            s.project.last_fetched.strftime("%Y-%m-%d %H:%M UTC") if s.project.last_fetched else "never",
+        ]
+        for s in summaries
+    ]
+    _table(f"{len(rows)} projects", ["name", "path", "status", "artifacts", "outdated", "last fetched"], rows)
+
+
+@main.command()
+@click.option("--project", "project_ref", metavar="ID_OR_PATH", help="Only this project.")
+@click.option(
+    "--type", "type_", type=click.Choice(["skill", "agent", "command", "mcp", "hook"]), help="Only this type."
+)
+@click.option("--outdated", is_flag=True, help="Only artifacts with a newer upstream version.")
+@click.option("--tag", help="Only artifacts with exactly this tag.")
+@click.option("--search", "text", help="Name or description contains TEXT (any case).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_command
+def artifacts(
+    state: _State,
+    project_ref: str | None,
+    type_: str | None,
+    outdated: bool,
+    tag: str | None,
+    text: str | None,
+    as_json: bool,
+) -> None:
+    """List cached artifacts."""
+    from .services import find_project
+
+    uow, engine = _uow_factory(state)
+    try:
+        with uow(read_only=True) as u:
+            project_id = find_project(u, project_ref).id if project_ref else None
+            found = u.artifacts.search(text or "", project_id=project_id, type=type_)
+            if outdated:
+                found = [a for a in found if a.is_outdated]
+            if tag is not None:
+                tagged = {a.id for a in u.metadata.artifacts_with_tag(tag)}
+                found = [a for a in found if a.id in tagged]
+            paths = {p.id: p.path for p in u.projects.list()} if not as_json else {}
+    finally:
+        engine.dispose()
+    if as_json:
+        _echo_json([a.to_dict() for a in found])
+        return
+    rows = [
+        [
+            a.type,
+            a.name,
+            a.deployed_version,
+            a.upstream_version,
+            "yes" if a.is_outdated else "",
+            "yes" if a.local_modified else "",
+            paths.get(a.project_id, a.project_id),
+        ]
+        for a in found
+    ]
+    _table(f"{len(rows)} artifacts", ["type", "name", "deployed", "upstream", "outdated", "modified", "project"], rows)
+
+
+@main.group()
+def marketplace() -> None:
+    """Marketplace entries: import, list, purge."""
+
+
+@marketplace.command("import")
+@click.argument("file", type=click.Path(path_type=Path))
+@_command
+def marketplace_import(state: _State, file: Path) -> None:
+    """Import marketplace entries from a JSON FILE."""
+    from .services import import_marketplace
+
+    uow, engine = _uow_factory(state)
+    try:
+        count = import_marketplace(uow, file)
+    finally:
+        engine.dispose()
+    click.echo(f"imported {count} marketplace entries from {file}")
+
+
+@marketplace.command("list")
+@click.option(
+    "--type", "type_", type=click.Choice(["skill", "agent", "command", "mcp", "hook"]), help="Only this type."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_command
+def marketplace_list(state: _State, type_: str | None, as_json: bool) -> None:
+    """List marketplace entries."""
+    uow, engine = _uow_factory(state)
+    try:
+        with uow(read_only=True) as u:
+            entries = u.marketplace.list(type=type_)
+    finally:
+        engine.dispose()
+    if as_json:
+        _echo_json([e.to_dict() for e in entries])
+        return
+    rows = [[e.type, e.name, e.version, e.source or e.url, e.id] for e in entries]
+    _table(f"{len(rows)} marketplace entries", ["type", "name", "version", "source", "id"], rows)
+
+
+@marketplace.command("purge")
+@click.option("--older-than", "older_than", required=True, metavar="DURATION", help="Cached longer ago than this.")
+@_command
+def marketplace_purge(state: _State, older_than: str) -> None:
+    """Delete marketplace entries cached longer ago than DURATION."""
+    from .services import parse_duration
+
+    age = parse_duration(older_than)
+    uow, engine = _uow_factory(state)
+    try:
+        with uow() as u:
+            count = u.marketplace.purge_older_than(age)
+    finally:
+        engine.dispose()
+    click.echo(f"purged {count} marketplace entries")
+
+
+@main.command("check-updates")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_command
+def check_updates(state: _State, as_json: bool) -> None:
+    """Refresh upstream versions from the marketplace, then list outdated artifacts."""
+    from .services import check_updates as run_check
+
+    uow, engine = _uow_factory(state)
+    try:
+        _changed, outdated = run_check(uow)
+        paths = {}
+        if not as_json:
+            with uow(read_only=True) as u:
+                paths = {p.id: p.path for p in u.projects.list()}
+    finally:
+        engine.dispose()
+    if as_json:
+        _echo_json([a.to_dict() for a in outdated])
+        return
+    rows = [[a.type, a.name, a.deployed_version, a.upstream_version, paths.get(a.project_id)] for a in outdated]
+    _table(f"{len(rows)} outdated artifacts", ["type", "name", "deployed", "upstream", "project"], rows)
+
+
+@main.command()
+@click.argument("project")
+@_command
+def forget(state: _State, project: str) -> None:
+    """Remove PROJECT (id or path) and its artifacts from the cache."""
+    from .services import forget_project
+
+    uow, engine = _uow_factory(state)
+    try:
+        gone = forget_project(uow, project)
+    finally:
+        engine.dispose()
+    click.echo(f"forgot {gone.path}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main(prog_name=os.path.basename(sys.argv[0]))

@@ -317,6 +317,8 @@ class Artifact(Base):
     local_modified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # SkillMeat content hash of the artifact as last scanned (revision 0002).
+    content_hash: Mapped[str | None]
 
     project: Mapped[Project] = relationship(back_populates="artifacts")
     meta: Mapped[ArtifactMetadata | None] = relationship(
@@ -330,7 +332,7 @@ class Artifact(Base):
         super().__init__(**kwargs)
         self.is_outdated = derive_outdated(self.deployed_version, self.upstream_version)
 
-    @validates("id", "project_id", "name", "source")
+    @validates("id", "project_id", "name", "source", "content_hash")
     def _validate_text(self, key: str, value: Any) -> Any:
         return check_text(key, value, required=key != "source")
 

@@ -42,6 +42,7 @@ ARTIFACT_BULK_COLUMNS: frozenset[str] = frozenset(
         "deployed_version",
         "upstream_version",
         "local_modified",
+        "content_hash",
         "created_at",
         "updated_at",
         "is_outdated",

@@ -27,7 +27,7 @@ __all__ = [
 
 ARTIFACT_KEY = ("project_id", "type", "name")
 MARKETPLACE_COLUMNS = frozenset({"id", "name", "type", "url", "description", "version", "source", "cached_at", "data"})
-_TEXT = ("id", "project_id", "name", "source", "deployed_version", "upstream_version")
+_TEXT = ("id", "project_id", "name", "source", "deployed_version", "upstream_version", "content_hash")
 
 
 def _check_columns(row: Mapping[str, Any], allowed: frozenset[str]) -> None:

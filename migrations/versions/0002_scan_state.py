@@ -1,4 +1,5 @@
-"""Project fingerprint: a digest of what a scan read, so unchanged projects are skipped.
+"""Scan state: a project fingerprint (a digest of what a scan read, so unchanged projects
+are skipped) and each artifact's content hash as last scanned.
 
 Revision ID: 0002
 Revises: 0001
@@ -21,8 +22,12 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("projects") as batch:
         batch.add_column(sa.Column("fingerprint", sa.Text(), nullable=True))
+    with op.batch_alter_table("artifacts") as batch:
+        batch.add_column(sa.Column("content_hash", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("artifacts") as batch:
+        batch.drop_column("content_hash")
     with op.batch_alter_table("projects") as batch:
         batch.drop_column("fingerprint")

@@ -1,0 +1,389 @@
+"""Services: filling the cache from project folders and answering from it.
+
+Services receive a unit-of-work factory (``Callable[[], AbstractUnitOfWork]``), never an
+engine or a session, so they run unchanged against ``testing.FakeUnitOfWork``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from packaging.version import InvalidVersion, Version
+
+from .errors import CacheError, NotFoundError, ValidationError
+from .models import Artifact, ArtifactMetadata, MarketplaceEntry, Project, utcnow
+from .scanner import ArtifactOnDisk, ProjectOnDisk, ScanWarning, discover_projects, project_fingerprint, read_project
+from .uow import AbstractUnitOfWork
+
+__all__ = [
+    "InputError",
+    "ScanSummary",
+    "check_updates",
+    "find_project",
+    "forget_project",
+    "import_marketplace",
+    "refresh_upstream_versions",
+    "scan",
+]
+
+UowFactory = Callable[[], AbstractUnitOfWork]
+
+
+class InputError(CacheError):
+    """A file given by the user cannot be used (unreadable, malformed, wrong shape)."""
+
+
+@dataclass
+class ScanSummary:
+    """What a scan did. ``projects_seen`` = added + updated + unchanged + error."""
+
+    projects_seen: int = 0
+    projects_unchanged: int = 0
+    projects_added: int = 0
+    projects_updated: int = 0
+    projects_error: int = 0
+    projects_stale: int = 0
+    artifacts_added: int = 0
+    artifacts_updated: int = 0
+    artifacts_removed: int = 0
+    warnings: list[ScanWarning] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (warnings as ``{"path", "message"}`` objects)."""
+        data = asdict(self)
+        data["warnings"] = [{"path": w.path, "message": w.message} for w in self.warnings]
+        data["seconds"] = round(self.seconds, 3)
+        return data
+
+
+def _under(path: str, roots: Iterable[Path]) -> bool:
+    return any(path == str(root) or path.startswith(str(root).rstrip(os.sep) + os.sep) for root in roots)
+
+
+def _row(project_id: str, artifact: ArtifactOnDisk) -> dict[str, Any]:
+    return {
+        "project_id": project_id,
+        "type": artifact.type,
+        "name": artifact.name,
+        "source": artifact.source,
+        "deployed_version": artifact.deployed_version,
+        "local_modified": artifact.local_modified,
+        "content_hash": artifact.content_hash,
+    }
+
+
+def _meta(artifact_id: str, artifact: ArtifactOnDisk) -> dict[str, Any]:
+    return {
+        "artifact_id": artifact_id,
+        "data": artifact.data,
+        "description": artifact.description,
+        "tags": list(artifact.tags),
+        "aliases": list(artifact.aliases),
+    }
+
+
+def _row_differs(stored: Artifact, artifact: ArtifactOnDisk) -> bool:
+    return (stored.source, stored.deployed_version, stored.local_modified, stored.content_hash) != (
+        artifact.source,
+        artifact.deployed_version,
+        artifact.local_modified,
+        artifact.content_hash,
+    )
+
+
+def _meta_differs(stored: ArtifactMetadata | None, artifact: ArtifactOnDisk) -> bool:
+    if stored is None:
+        return True
+    return (stored.data, stored.description, stored.tags or [], stored.aliases or []) != (
+        artifact.data,
+        artifact.description,
+        list(artifact.tags),
+        list(artifact.aliases),
+    )
+
+
+@dataclass
+class _Sync:
+    added: bool = False
+    changed: bool = False
+    artifacts_added: int = 0
+    artifacts_updated: int = 0
+    artifacts_removed: int = 0
+
+
+def _sync_project(uow: AbstractUnitOfWork, disk: ProjectOnDisk, now: datetime) -> _Sync:
+    """Bring one project's cache entry in line with what was read from disk."""
+    result = _Sync()
+    project = uow.projects.get_by_path(str(disk.path))
+    if project is None:
+        result.added = True
+        project = uow.projects.add(
+            Project(name=disk.name, path=str(disk.path), description=disk.description, last_fetched=now)
+        )
+    for key, value in (
+        ("name", disk.name),
+        ("description", disk.description),
+        ("status", "active"),
+        ("error_message", None),
+    ):
+        if getattr(project, key) != value:
+            setattr(project, key, value)
+            result.changed = True
+    project.fingerprint = disk.fingerprint
+    project.last_fetched = now
+    stored = {(a.type, a.name): a for a in uow.artifacts.list_for_project(project.id)}
+    metas = uow.metadata.get_many([a.id for a in stored.values()])
+    on_disk = {(a.type, a.name): a for a in disk.artifacts}
+    gone = [a.id for key, a in stored.items() if key not in on_disk]
+    if gone:
+        result.artifacts_removed = uow.artifacts.delete_many(gone)
+    rows, meta_for_new, meta_rows = [], [], []
+    for key, artifact in on_disk.items():
+        existing = stored.get(key)
+        if existing is None:
+            result.artifacts_added += 1
+            rows.append(_row(project.id, artifact))
+            meta_for_new.append(artifact)
+            continue
+        row_changed = _row_differs(existing, artifact)
+        meta_changed = _meta_differs(metas.get(existing.id), artifact)
+        if row_changed:
+            rows.append(_row(project.id, artifact))
+        if meta_changed:
+            meta_rows.append(_meta(existing.id, artifact))
+        if row_changed or meta_changed:
+            result.artifacts_updated += 1
+    if rows:
+        uow.artifacts.upsert_many(rows)
+    if meta_for_new:
+        ids = uow.artifacts.keys_for_project(project.id)
+        meta_rows.extend(_meta(ids[(a.type, a.name)], a) for a in meta_for_new)
+    if meta_rows:
+        uow.metadata.set_many(meta_rows)
+    result.changed = result.changed or bool(
+        result.added or result.artifacts_added or result.artifacts_updated or result.artifacts_removed
+    )
+    return result
+
+
+def scan(
+    uow_factory: UowFactory,
+    roots: Iterable[Path | str],
+    *,
+    max_depth: int = 5,
+    full: bool = False,
+    progress: Callable[[str], None] | None = None,
+    now: datetime | None = None,
+) -> ScanSummary:
+    """Discover projects under ``roots`` and bring the cache up to date with them."""
+    started = time.perf_counter()
+    now = now or utcnow()
+    resolved = [Path(r).expanduser().resolve() for r in roots]
+    summary = ScanSummary()
+    with uow_factory() as uow:
+        cached = {p.path: (p.id, p.fingerprint, p.status) for p in uow.projects.list() if _under(p.path, resolved)}
+    seen: set[str] = set()
+    unchanged: list[str] = []
+    for path in discover_projects(resolved, max_depth=max_depth, warnings=summary.warnings):
+        key = str(path)
+        if key in seen:
+            continue
+        seen.add(key)
+        if progress is not None:
+            progress(key)
+        known = cached.get(key)
+        try:
+            fingerprint = project_fingerprint(path)
+        except OSError as exc:
+            fingerprint = None
+            summary.warnings.append(ScanWarning(key, f"cannot read project: {exc.strerror or exc}"))
+        if not full and known is not None and fingerprint is not None and known[1:] == (fingerprint, "active"):
+            unchanged.append(known[0])
+            continue
+        try:
+            disk = read_project(path)
+        except OSError as exc:
+            summary.projects_error += 1
+            message = f"cannot read project: {exc.strerror or exc}"
+            summary.warnings.append(ScanWarning(key, message))
+            _record_error(uow_factory, key, path.name, message, now)
+            continue
+        summary.warnings.extend(disk.warnings)
+        with uow_factory() as uow:
+            sync = _sync_project(uow, disk, now)
+        summary.artifacts_added += sync.artifacts_added
+        summary.artifacts_updated += sync.artifacts_updated
+        summary.artifacts_removed += sync.artifacts_removed
+        if sync.added:
+            summary.projects_added += 1
+        elif sync.changed:
+            summary.projects_updated += 1
+        else:
+            summary.projects_unchanged += 1
+    summary.projects_unchanged += len(unchanged)
+    stale = [
+        id_
+        for path, (id_, _fp, status) in cached.items()
+        if path not in seen and status != "stale" and not (Path(path) / ".claude").is_dir()
+    ]
+    with uow_factory() as uow:
+        if unchanged:
+            uow.projects.touch_many(unchanged, now)
+        if stale:
+            summary.projects_stale = uow.projects.mark_stale(stale)
+    summary.projects_seen = (
+        summary.projects_added + summary.projects_updated + summary.projects_unchanged + summary.projects_error
+    )
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _record_error(uow_factory: UowFactory, path: str, name: str, message: str, now: datetime) -> None:
+    with uow_factory() as uow:
+        project = uow.projects.get_by_path(path)
+        if project is None:
+            project = uow.projects.add(Project(name=name or path, path=path))
+        project.status = "error"
+        project.error_message = message
+        project.last_fetched = now
+        project.fingerprint = None
+
+
+def find_project(uow: AbstractUnitOfWork, id_or_path: str) -> Project:
+    """A project by id, or by path (made absolute); NotFoundError otherwise."""
+    project = uow.projects.get(id_or_path)
+    if project is None:
+        candidate = str(Path(id_or_path).expanduser().resolve()) if id_or_path else id_or_path
+        project = uow.projects.get_by_path(candidate) or uow.projects.get_by_path(id_or_path)
+    if project is None:
+        raise NotFoundError(f"no cached project with id or path {id_or_path!r}")
+    return project
+
+
+def forget_project(uow_factory: UowFactory, id_or_path: str) -> Project:
+    """Remove a project (and its artifacts) from the cache; the folder is untouched."""
+    with uow_factory() as uow:
+        project = find_project(uow, id_or_path)
+        uow.projects.delete(project.id)
+        return project
+
+
+def _load_marketplace_file(path: Path) -> list[dict[str, Any]]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InputError(f"{path} is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(data, list):
+        raise InputError(f"{path}: expected a JSON list of marketplace entries, got {type(data).__name__}")
+    rows = []
+    for index, item in enumerate(data):
+        if not isinstance(item, dict):
+            raise InputError(f"{path}: entry {index} is not an object")
+        missing = [k for k in ("id", "name", "type") if not item.get(k)]
+        if missing:
+            raise InputError(f"{path}: entry {index} lacks {', '.join(missing)}")
+        row = {k: item.get(k) for k in ("id", "name", "type", "url", "description", "version", "source")}
+        for key, value in list(row.items()):
+            if value is not None and not isinstance(value, str):
+                row[key] = str(value)
+        row["data"] = item
+        rows.append(row)
+    return rows
+
+
+def import_marketplace(uow_factory: UowFactory, path: Path | str) -> int:
+    """Import marketplace entries from a JSON file (a list of objects with at least
+    ``id``, ``name``, ``type``); returns how many were inserted or changed. A bad
+    file changes nothing.
+    """
+    file = Path(path)
+    rows = _load_marketplace_file(file)
+    try:
+        with uow_factory() as uow:
+            return uow.marketplace.upsert_many(rows)
+    except ValidationError as exc:
+        raise InputError(f"{file}: {exc}") from None
+
+
+def _newest(versions: Iterable[str | None]) -> str | None:
+    best: str | None = None
+    best_key: tuple[int, Any] | None = None
+    for version in versions:
+        if version is None:
+            continue
+        try:
+            key: tuple[int, Any] = (1, Version(version))
+        except InvalidVersion:
+            key = (0, version)
+        if best_key is None or key > best_key:
+            best, best_key = version, key
+    return best
+
+
+def upstream_for(
+    artifact: Artifact, by_ref: Mapping[str, list[str | None]], by_key: Mapping[tuple[str, str], list[str | None]]
+) -> str | None:
+    """The upstream version of an artifact: entries matching its source first (by the
+    entry's source, url or id), else by (type, name); the newest version wins.
+    """
+    if artifact.source and artifact.source in by_ref:
+        return _newest(by_ref[artifact.source])
+    return _newest(by_key.get((artifact.type, artifact.name), []))
+
+
+def _indexes(
+    entries: Iterable[MarketplaceEntry],
+) -> tuple[dict[str, list[str | None]], dict[tuple[str, str], list[str | None]]]:
+    by_ref: dict[str, list[str | None]] = {}
+    by_key: dict[tuple[str, str], list[str | None]] = {}
+    for entry in entries:
+        for ref in {entry.source, entry.url, entry.id}:
+            if ref:
+                by_ref.setdefault(ref, []).append(entry.version)
+        by_key.setdefault((entry.type, entry.name), []).append(entry.version)
+    return by_ref, by_key
+
+
+def refresh_upstream_versions(uow_factory: UowFactory) -> int:
+    """Set every artifact's ``upstream_version`` from the marketplace entries
+    (re-deriving ``is_outdated``); returns how many artifacts changed.
+    """
+    with uow_factory() as uow:
+        by_ref, by_key = _indexes(uow.marketplace.list())
+        changes = []
+        for type_ in ("skill", "agent", "command", "mcp", "hook"):
+            for artifact in uow.artifacts.list_by_type(type_):
+                upstream = upstream_for(artifact, by_ref, by_key)
+                if upstream != artifact.upstream_version:
+                    changes.append({"id": artifact.id, "upstream_version": upstream})
+        return uow.artifacts.update_many(changes) if changes else 0
+
+
+def check_updates(uow_factory: UowFactory) -> tuple[int, list[Artifact]]:
+    """Refresh upstream versions, then list the outdated artifacts."""
+    changed = refresh_upstream_versions(uow_factory)
+    with uow_factory() as uow:
+        return changed, uow.artifacts.outdated()
+
+
+def parse_duration(text: str) -> timedelta:
+    """A duration like ``90s``, ``30m``, ``6h``, ``7d`` (or ``2w``)."""
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    value = text.strip().lower()
+    if len(value) < 2 or value[-1] not in units or not value[:-1].isdigit():
+        raise ValidationError("duration", f"expected a number and a unit (s, m, h, d, w), like 30m or 7d; got {text!r}")
+    return timedelta(**{units[value[-1]]: int(value[:-1])})
