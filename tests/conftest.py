@@ -7,6 +7,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,10 @@ def _pg_unavailable(reason: str) -> None:
     pytest.skip(f"PostgreSQL not reachable: {reason}")
 
 
-@pytest.fixture(scope="session")
-def pg_server_url() -> Iterator[str]:
-    """A throwaway PostgreSQL database for this run, migrated to head; dropped at the end."""
+@contextmanager
+def throwaway_pg_database(prefix: str) -> Iterator[str]:
+    """Create an empty PostgreSQL database, yield its URL, drop it afterwards. Skips
+    without a reachable server, fails under CI=true."""
     try:
         import psycopg
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -39,17 +41,32 @@ def pg_server_url() -> Iterator[str]:
 
     admin = make_url(PG_ADMIN_URL)
     conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"skillmeat_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     try:
         with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
     except psycopg.OperationalError as exc:
         _pg_unavailable(str(exc).splitlines()[0])
-    url = admin.set(database=name).render_as_string(hide_password=False)
-    migrate(url)
-    yield url
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """A throwaway PostgreSQL database for this run, migrated to head; dropped at the end."""
+    with throwaway_pg_database("skillmeat_test") as url:
+        migrate(url)
+        yield url
+
+
+@pytest.fixture
+def fresh_pg_url() -> Iterator[str]:
+    """An empty PostgreSQL database of this test's own (no schema); dropped afterwards."""
+    with throwaway_pg_database("skillmeat_fresh") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

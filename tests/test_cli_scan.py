@@ -159,3 +159,15 @@ def test_bad_marketplace_file_is_one_line_and_keeps_entries(cli, tmp_path):
 def test_scan_of_a_missing_root_warns(cli, tmp_path):
     summary = _json(cli("scan", str(tmp_path / "nowhere"), "--json"))
     assert summary["projects_seen"] == 0 and len(summary["warnings"]) == 1
+
+
+@pytest.mark.postgres
+def test_postgres_is_never_migrated_implicitly(fresh_pg_url, tree, monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    runner = CliRunner()
+    refused = runner.invoke(main, ["--db", fresh_pg_url, "scan", str(tree)])
+    assert refused.exit_code == 1
+    assert "skillmeat-cache migrate" in refused.stderr and refused.stderr.count("\n") == 1
+    assert runner.invoke(main, ["--db", fresh_pg_url, "migrate"]).exit_code == 0
+    done = runner.invoke(main, ["--db", fresh_pg_url, "scan", str(tree), "--json"])
+    assert done.exit_code == 0 and json.loads(done.stdout)["projects_added"] == 12
