@@ -191,16 +191,22 @@ def status(state: _State, as_json: bool) -> None:
         raise SchemaVersionError(f"database is at revision {current or 'none'}; run `skillmeat-cache migrate`")
 
 
-def _uow_factory(state: _State) -> tuple[Callable[[], Any], Engine]:
-    """Units of work on the chosen database, migrating a SQLite file on first use."""
+@contextmanager
+def _cache(state: _State) -> Iterator[Callable[..., Any]]:
+    """A unit-of-work factory on the chosen database (a SQLite file is migrated on first
+    use); the engine is disposed when the block ends.
+    """
     from sqlalchemy.orm import sessionmaker
 
     from .uow import UnitOfWork
 
     engine = state.engine()
-    ensure_ready(state, engine)
-    factory = sessionmaker(bind=engine, expire_on_commit=False)
-    return (lambda read_only=False: UnitOfWork(factory, read_only=read_only)), engine
+    try:
+        ensure_ready(state, engine)
+        factory = sessionmaker(bind=engine, expire_on_commit=False)
+        yield lambda read_only=False: UnitOfWork(factory, read_only=read_only)
+    finally:
+        engine.dispose()
 
 
 def _echo_json(data: Any) -> None:
@@ -232,8 +238,7 @@ def scan(state: _State, roots: tuple[Path, ...], max_depth: int, full: bool, as_
     """Scan ROOT folders for SkillMeat projects and update the cache."""
     from .services import scan as run_scan
 
-    uow, engine = _uow_factory(state)
-    try:
+    with _cache(state) as uow:
         if not as_json and sys.stderr.isatty():
             from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -251,8 +256,6 @@ def scan(state: _State, roots: tuple[Path, ...], max_depth: int, full: bool, as_
                 summary = run_scan(uow, roots, max_depth=max_depth, full=full, progress=progress)
         else:
             summary = run_scan(uow, roots, max_depth=max_depth, full=full)
-    finally:
-        engine.dispose()
     if as_json:
         _echo_json(summary.to_dict())
         return
@@ -279,12 +282,8 @@ def projects(state: _State, older_than: str | None, status: str | None, as_json:
     from .services import parse_duration
 
     ttl = parse_duration(older_than) if older_than else None
-    uow, engine = _uow_factory(state)
-    try:
-        with uow(read_only=True) as u:
-            summaries = u.projects.summaries(status=status, older_than=ttl)
-    finally:
-        engine.dispose()
+    with _cache(state) as uow, uow(read_only=True) as u:
+        summaries = u.projects.summaries(status=status, older_than=ttl)
     if as_json:
         _echo_json(
             [
@@ -329,19 +328,15 @@ def artifacts(
     """List cached artifacts."""
     from .services import find_project
 
-    uow, engine = _uow_factory(state)
-    try:
-        with uow(read_only=True) as u:
-            project_id = find_project(u, project_ref).id if project_ref else None
-            found = u.artifacts.search(text or "", project_id=project_id, type=type_)
-            if outdated:
-                found = [a for a in found if a.is_outdated]
-            if tag is not None:
-                tagged = {a.id for a in u.metadata.artifacts_with_tag(tag)}
-                found = [a for a in found if a.id in tagged]
-            paths = {p.id: p.path for p in u.projects.list()} if not as_json else {}
-    finally:
-        engine.dispose()
+    with _cache(state) as uow, uow(read_only=True) as u:
+        project_id = find_project(u, project_ref).id if project_ref else None
+        found = u.artifacts.search(text or "", project_id=project_id, type=type_)
+        if outdated:
+            found = [a for a in found if a.is_outdated]
+        if tag is not None:
+            tagged = {a.id for a in u.metadata.artifacts_with_tag(tag)}
+            found = [a for a in found if a.id in tagged]
+        paths = {p.id: p.path for p in u.projects.list()} if not as_json else {}
     if as_json:
         _echo_json([a.to_dict() for a in found])
         return
@@ -372,11 +367,8 @@ def marketplace_import(state: _State, file: Path) -> None:
     """Import marketplace entries from a JSON FILE."""
     from .services import import_marketplace
 
-    uow, engine = _uow_factory(state)
-    try:
+    with _cache(state) as uow:
         count = import_marketplace(uow, file)
-    finally:
-        engine.dispose()
     click.echo(f"imported {count} marketplace entries from {file}")
 
 
@@ -388,12 +380,8 @@ def marketplace_import(state: _State, file: Path) -> None:
 @_command
 def marketplace_list(state: _State, type_: str | None, as_json: bool) -> None:
     """List marketplace entries."""
-    uow, engine = _uow_factory(state)
-    try:
-        with uow(read_only=True) as u:
-            entries = u.marketplace.list(type=type_)
-    finally:
-        engine.dispose()
+    with _cache(state) as uow, uow(read_only=True) as u:
+        entries = u.marketplace.list(type=type_)
     if as_json:
         _echo_json([e.to_dict() for e in entries])
         return
@@ -409,12 +397,8 @@ def marketplace_purge(state: _State, older_than: str) -> None:
     from .services import parse_duration
 
     age = parse_duration(older_than)
-    uow, engine = _uow_factory(state)
-    try:
-        with uow() as u:
-            count = u.marketplace.purge_older_than(age)
-    finally:
-        engine.dispose()
+    with _cache(state) as uow, uow() as u:
+        count = u.marketplace.purge_older_than(age)
     click.echo(f"purged {count} marketplace entries")
 
 
@@ -425,15 +409,12 @@ def check_updates(state: _State, as_json: bool) -> None:
     """Refresh upstream versions from the marketplace, then list outdated artifacts."""
     from .services import check_updates as run_check
 
-    uow, engine = _uow_factory(state)
-    try:
+    with _cache(state) as uow:
         _changed, outdated = run_check(uow)
         paths = {}
         if not as_json:
             with uow(read_only=True) as u:
                 paths = {p.id: p.path for p in u.projects.list()}
-    finally:
-        engine.dispose()
     if as_json:
         _echo_json([a.to_dict() for a in outdated])
         return
@@ -448,11 +429,8 @@ def forget(state: _State, project: str) -> None:
     """Remove PROJECT (id or path) and its artifacts from the cache."""
     from .services import forget_project
 
-    uow, engine = _uow_factory(state)
-    try:
+    with _cache(state) as uow:
         gone = forget_project(uow, project)
-    finally:
-        engine.dispose()
     click.echo(f"forgot {gone.path}")
 
 

@@ -52,6 +52,12 @@ __all__ = [
 ARTIFACT_TYPES: tuple[str, ...] = ("skill", "agent", "command", "mcp", "hook")
 PROJECT_STATUSES: tuple[str, ...] = ("active", "stale", "error")
 
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    """CHECK text for an enum column, built from the one list the code uses."""
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
 NAMING_CONVENTION: dict[str, str] = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -221,7 +227,7 @@ class Project(Base):
 
     __tablename__ = "projects"
     __table_args__ = (
-        CheckConstraint("status IN ('active', 'stale', 'error')", name="status"),
+        CheckConstraint(_one_of("status", PROJECT_STATUSES), name="status"),
         Index("idx_projects_status", "status"),
         Index("idx_projects_last_fetched", "last_fetched"),
     )
@@ -291,7 +297,7 @@ class Artifact(Base):
     __tablename__ = "artifacts"
     __table_args__ = (
         UniqueConstraint("project_id", "type", "name"),
-        CheckConstraint("type IN ('skill', 'agent', 'command', 'mcp', 'hook')", name="type"),
+        CheckConstraint(_one_of("type", ARTIFACT_TYPES), name="type"),
         Index("idx_artifacts_project_id", "project_id"),
         Index("idx_artifacts_type", "type"),
         Index("idx_artifacts_outdated", "is_outdated"),
@@ -424,7 +430,7 @@ class MarketplaceEntry(Base):
 
     __tablename__ = "marketplace"
     __table_args__ = (
-        CheckConstraint("type IN ('skill', 'agent', 'command', 'mcp', 'hook')", name="type"),
+        CheckConstraint(_one_of("type", ARTIFACT_TYPES), name="type"),
         Index("idx_marketplace_type", "type"),
         Index("idx_marketplace_name", "name"),
     )

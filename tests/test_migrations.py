@@ -571,3 +571,35 @@ def test_foreign_keys_are_on_again_after_a_migration_on_an_engine(tmp_path: Path
             assert conn.execute(sa.text("SELECT count(*) FROM artifacts")).scalar() == 0
     finally:
         engine.dispose()
+
+
+def test_database_check_constraints_accept_exactly_the_codes_enums(db_url: str) -> None:
+    """The migration's CHECK lists and the code's ARTIFACT_TYPES / PROJECT_STATUSES agree
+    (SkillMeat's own cache once had "mcp" in one and "mcp_server" in the other)."""
+    from skillmeat_cache import ARTIFACT_TYPES, PROJECT_STATUSES
+
+    engine = _engine(db_url)
+    try:
+        for status in PROJECT_STATUSES:
+            with engine.begin() as conn:
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO projects (id, name, path, status, created_at, updated_at) "
+                        "VALUES (:s, :s, :p, :s, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                    ),
+                    {"s": status, "p": f"/w/{status}"},
+                )
+        for type_ in ARTIFACT_TYPES:
+            with engine.begin() as conn:
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO artifacts (id, project_id, name, type, created_at, updated_at) "
+                        "VALUES (:t, 'active', :t, :t, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                    ),
+                    {"t": type_},
+                )
+        for sql in ("UPDATE projects SET status = 'archived'", "UPDATE artifacts SET type = 'mcp_server'"):
+            with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+                conn.execute(sa.text(sql))
+    finally:
+        engine.dispose()
