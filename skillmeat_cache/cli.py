@@ -279,7 +279,7 @@ def scan(state: _State, roots: tuple[Path, ...], max_depth: int, full: bool, as_
 @_command
 def projects(state: _State, older_than: str | None, status: str | None, as_json: bool) -> None:
     """List cached projects with their artifact and outdated counts."""
-    from .services import parse_duration
+    from .durations import parse_duration
 
     ttl = parse_duration(older_than) if older_than else None
     with _cache(state) as uow, uow(read_only=True) as u:
@@ -394,7 +394,7 @@ def marketplace_list(state: _State, type_: str | None, as_json: bool) -> None:
 @_command
 def marketplace_purge(state: _State, older_than: str) -> None:
     """Delete marketplace entries cached longer ago than DURATION."""
-    from .services import parse_duration
+    from .durations import parse_duration
 
     age = parse_duration(older_than)
     with _cache(state) as uow, uow() as u:

@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -378,12 +378,3 @@ def check_updates(uow_factory: UowFactory) -> tuple[int, list[Artifact]]:
     changed = refresh_upstream_versions(uow_factory)
     with uow_factory() as uow:
         return changed, uow.artifacts.outdated()
-
-
-def parse_duration(text: str) -> timedelta:
-    """A duration like ``90s``, ``30m``, ``6h``, ``7d`` (or ``2w``)."""
-    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-    value = text.strip().lower()
-    if len(value) < 2 or value[-1] not in units or not value[:-1].isdigit():
-        raise ValidationError("duration", f"expected a number and a unit (s, m, h, d, w), like 30m or 7d; got {text!r}")
-    return timedelta(**{units[value[-1]]: int(value[:-1])})

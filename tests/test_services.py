@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from skillmeat_cache import MarketplaceEntry, NotFoundError, ValidationError
+from skillmeat_cache.durations import parse_duration
 from skillmeat_cache.models import Artifact
 from skillmeat_cache.services import (
     InputError,
     check_updates,
     forget_project,
     import_marketplace,
-    parse_duration,
     refresh_upstream_versions,
     scan,
     upstream_for,

@@ -1,0 +1,21 @@
+"""Durations as the command line writes them (``90s``, ``30m``, ``6h``, ``7d``, ``2w``).
+
+Kept apart from the services so that read-only commands import nothing heavy.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from .errors import ValidationError
+
+__all__ = ["parse_duration"]
+
+
+def parse_duration(text: str) -> timedelta:
+    """A duration like ``90s``, ``30m``, ``6h``, ``7d`` (or ``2w``)."""
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    value = text.strip().lower()
+    if len(value) < 2 or value[-1] not in units or not value[:-1].isdigit():
+        raise ValidationError("duration", f"expected a number and a unit (s, m, h, d, w), like 30m or 7d; got {text!r}")
+    return timedelta(**{units[value[-1]]: int(value[:-1])})
