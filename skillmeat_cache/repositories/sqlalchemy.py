@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, case, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -322,15 +322,19 @@ class SqlAlchemyArtifactRepository(base.ArtifactRepository):
     # -- bulk paths -------------------------------------------------------------
 
     def _stored_versions(self, keys: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], tuple[Any, Any]]:
+        # By project id, not by a (project_id, type, name) tuple IN: SQLite answers a row-value
+        # IN list with a full table scan, which made every scan quadratic in the cache size.
+        wanted = set(keys)
         stored: dict[tuple[str, str, str], tuple[Any, Any]] = {}
-        wanted = builtins.list(dict.fromkeys(keys))
+        projects = builtins.list(dict.fromkeys(key[0] for key in wanted))
         cols = (ARTIFACTS.c.project_id, ARTIFACTS.c.type, ARTIFACTS.c.name)
-        for chunk in _chunks(wanted):
+        for chunk in _chunks(projects):
             stmt = select(*cols, ARTIFACTS.c.deployed_version, ARTIFACTS.c.upstream_version).where(
-                tuple_(*cols).in_(chunk)
+                ARTIFACTS.c.project_id.in_(chunk)
             )
             for project_id, type_, name, deployed, upstream in self._session.execute(stmt):
-                stored[(project_id, type_, name)] = (deployed, upstream)
+                if (project_id, type_, name) in wanted:
+                    stored[(project_id, type_, name)] = (deployed, upstream)
         return stored
 
     def _expire_artifacts(self, ids: Iterable[str] | None = None) -> None:
