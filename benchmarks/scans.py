@@ -1,0 +1,192 @@
+"""Scan and whole-process benchmarks (issue 4: S1, S2, S3).
+
+    python -m benchmarks.scans               # full size: 1,000 and 5,000 projects × 50
+    python -m benchmarks.scans --size small  # 100 and 500 projects × 10, about a minute
+
+S1  full scan of N projects × 50 artifacts; rescan with nothing changed (target: at
+    least 10× faster than the full scan); rescan after editing 10 files in 10 projects
+    (target: within 2× of the unchanged rescan).
+S2  full scan time per artifact at 5N vs N projects (target: within 1.3×) and the peak
+    RSS of the scanning process (target: grows by less than 25 %). Each scan runs in a
+    fresh process, which reports its own ``ru_maxrss``.
+S3  whole-process ``skillmeat-cache projects --json`` on a 1,000 × 100 cache against
+    ``python -c "import sqlalchemy.orm"`` (target: at most 1.3×), medians of alternating
+    runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .corpus import edit_files, generate
+
+_SCAN_CHILD = """
+import json, resource, sys, time
+from sqlalchemy.orm import sessionmaker
+from skillmeat_cache import UnitOfWork, migrate
+from skillmeat_cache.engine import create_engine_for_url
+from skillmeat_cache.services import scan
+
+db, root = sys.argv[1], sys.argv[2]
+migrate(db)
+engine = create_engine_for_url(db)
+factory = sessionmaker(bind=engine, expire_on_commit=False)
+started = time.perf_counter()
+summary = scan(lambda: UnitOfWork(factory), [root])
+seconds = time.perf_counter() - started
+print(json.dumps({"seconds": seconds, "artifacts": summary.artifacts_added + summary.artifacts_updated,
+                  "unchanged": summary.projects_unchanged, "updated": summary.projects_updated,
+                  "seen": summary.projects_seen, "rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+
+def _scan(db: Path, root: Path) -> dict[str, float]:
+    """One scan in a fresh process; returns its figures."""
+    out = subprocess.run(
+        [sys.executable, "-c", _SCAN_CHILD, str(db), str(root)], check=True, capture_output=True, text=True
+    )
+    return json.loads(out.stdout)
+
+
+def _row(label: str, value: str, target: str, ok: bool) -> str:
+    return f"{label:<58} {value:>22}   {target:<10} {'PASS' if ok else 'FAIL'}"
+
+
+def s1_s2(work: Path, projects: int, artifacts: int, factor: int) -> list[str]:
+    """S1 on ``projects`` × ``artifacts``; S2 comparing it with ``factor`` times the projects."""
+    rows = []
+    small_root, big_root = work / "small", work / "big"
+    started = time.perf_counter()
+    generate(small_root, projects, artifacts, seed=11)
+    generate(big_root, projects * factor, artifacts, seed=12)
+    print(f"generated trees in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+
+    db = work / "s1.db"
+    full = _scan(db, small_root)
+    unchanged = _scan(db, small_root)
+    edit_files(small_root, 10, seed=13)
+    edited = _scan(db, small_root)
+    assert unchanged["unchanged"] == projects, unchanged
+    assert edited["updated"] == 10, edited
+    ratio_full = full["seconds"] / unchanged["seconds"]
+    ratio_edit = edited["seconds"] / unchanged["seconds"]
+    size = f"{projects} × {artifacts}"
+    rows.append(_row(f"S1 full scan, {size}", f"{full['seconds']:.2f} s", "", True))
+    rows.append(_row("S1 rescan, nothing changed", f"{unchanged['seconds']:.2f} s", "", True))
+    rows.append(_row("S1 full ÷ unchanged rescan", f"{ratio_full:.1f}×", "≥ 10", ratio_full >= 10))
+    rows.append(_row("S1 rescan after 10 edits ÷ unchanged rescan", f"{ratio_edit:.2f}×", "≤ 2.0", ratio_edit <= 2.0))
+
+    big = _scan(work / "s2.db", big_root)
+    per_small = full["seconds"] / full["artifacts"] * 1e6
+    per_big = big["seconds"] / big["artifacts"] * 1e6
+    ratio_per = per_big / per_small
+    growth = big["rss_kib"] / full["rss_kib"] - 1
+    rows.append(_row(f"S2 full scan, {projects * factor} × {artifacts}", f"{big['seconds']:.2f} s", "", True))
+    rows.append(
+        _row(
+            "S2 µs per artifact, large ÷ small",
+            f"{per_big:.0f} / {per_small:.0f} = {ratio_per:.2f}×",
+            "≤ 1.3",
+            ratio_per <= 1.3,
+        )
+    )
+    rows.append(
+        _row(
+            "S2 peak RSS growth",
+            f"{full['rss_kib'] / 1024:.0f}→{big['rss_kib'] / 1024:.0f} MiB {growth:+.0%}",
+            "< 25 %",
+            growth < 0.25,
+        )
+    )
+    return rows
+
+
+def _ingest(db: Path, projects: int, artifacts: int) -> None:
+    from sqlalchemy.orm import sessionmaker
+
+    from skillmeat_cache import Project, UnitOfWork, migrate
+    from skillmeat_cache.engine import create_engine_for_url
+
+    migrate(str(db))
+    engine = create_engine_for_url(str(db))
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    types = ("skill", "agent", "command", "mcp", "hook")
+    for p in range(projects):
+        with UnitOfWork(factory) as uow:
+            project = uow.projects.add(Project(name=f"project-{p:04d}", path=f"/work/bench/project-{p:04d}"))
+            uow.artifacts.upsert_many(
+                {
+                    "project_id": project.id,
+                    "type": types[a % 5],
+                    "name": f"artifact-{a:03d}",
+                    "deployed_version": "1.0.0",
+                    "upstream_version": "1.1.0" if a % 10 == 0 else "1.0.0",
+                }
+                for a in range(artifacts)
+            )
+    engine.dispose()
+
+
+def _timed(cmd: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
+    return time.perf_counter() - started
+
+
+def s3(work: Path, projects: int, artifacts: int, runs: int) -> list[str]:
+    """Whole-process ``projects --json`` against importing sqlalchemy.orm."""
+    db = work / "s3.db"
+    _ingest(db, projects, artifacts)
+    env = {**os.environ, "HOME": str(work)}
+    ours_cmd = [sys.executable, "-m", "skillmeat_cache", "--db", str(db), "projects", "--json"]
+    base_cmd = [sys.executable, "-c", "import sqlalchemy.orm"]
+    out = subprocess.run(ours_cmd, check=True, capture_output=True, text=True, env=env)
+    assert len(json.loads(out.stdout)) == projects
+    _timed(base_cmd, env)  # warm the file cache for both
+    ours, base = [], []
+    for _ in range(runs):
+        ours.append(_timed(ours_cmd, env))
+        base.append(_timed(base_cmd, env))
+    ratio = statistics.median(ours) / statistics.median(base)
+    return [
+        _row(
+            f"S3 `projects --json` ({projects * artifacts:,} artifacts) ÷ import",
+            f"{statistics.median(ours) * 1000:.0f} / {statistics.median(base) * 1000:.0f} ms = {ratio:.2f}×",
+            "≤ 1.3",
+            ratio <= 1.3,
+        )
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run S1–S3 and print one table; exit 1 when a target fails."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.scans", description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=["full", "small"], default="full")
+    parser.add_argument("--runs", type=int, default=11, help="alternating runs for S3 (default 11)")
+    parser.add_argument("--only", default="S1,S2,S3", help="comma-separated subset, e.g. S3")
+    args = parser.parse_args(argv)
+    only = {part.strip().upper() for part in args.only.split(",")}
+    projects, artifacts = (1000, 50) if args.size == "full" else (100, 10)
+    rows: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="skillmeat-scans-") as tmp:
+        work = Path(tmp)
+        if only & {"S1", "S2"}:
+            rows += s1_s2(work, projects, artifacts, factor=5)
+        if "S3" in only:
+            rows += s3(work, 1000 if args.size == "full" else 100, 100 if args.size == "full" else 10, args.runs)
+    print(f"{'workload':<58} {'measured':>22}   {'target':<10} result")
+    for row in rows:
+        print(row)
+    return 0 if all(row.endswith("PASS") for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
