@@ -28,7 +28,6 @@ from sqlalchemy import (
     false,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
 from .errors import ValidationError
@@ -161,8 +160,25 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
-# Real JSON on both engines: SQLite's JSON, PostgreSQL's JSONB. SQL NULL for None.
-JSONType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+class JSONDocument(TypeDecorator[Any]):
+    """Real JSON on both engines: SQLite's JSON, PostgreSQL's JSONB; SQL NULL for None.
+
+    A decorator rather than ``JSON().with_variant(JSONB())`` so that the PostgreSQL
+    dialect is imported only when a PostgreSQL engine uses it (the read path stays light).
+    """
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return dialect.type_descriptor(JSONB(none_as_null=True))
+        return dialect.type_descriptor(JSON(none_as_null=True))
+
+
+JSONType = JSONDocument()
 
 
 def _jsonable(value: Any) -> Any:

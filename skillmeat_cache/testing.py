@@ -100,7 +100,11 @@ _PK: dict[str, str] = {
     for name, model in _MODELS.items()
 }
 _JSON: dict[str, frozenset[str]] = {
-    name: frozenset(attr.key for attr in model.__mapper__.column_attrs if isinstance(attr.columns[0].type, JSON))
+    name: frozenset(
+        attr.key
+        for attr in model.__mapper__.column_attrs
+        if isinstance(attr.columns[0].type, JSON) or isinstance(getattr(attr.columns[0].type, "impl", None), JSON)
+    )
     for name, model in _MODELS.items()
 }
 _ONUPDATE: dict[str, tuple[str, ...]] = {
