@@ -1,0 +1,84 @@
+"""Our side of the repository workloads: units of work and the public repository API,
+exactly as service code would use them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import sessionmaker
+
+from skillmeat_cache import Project, UnitOfWork
+from skillmeat_cache.engine import create_engine_for_url
+from skillmeat_cache.models import utcnow
+
+__all__ = ["Ours"]
+
+
+class Ours:
+    """Units of work on one database, built the way the container builds them."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = create_engine_for_url(url)
+        self.factory = sessionmaker(bind=self.engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        """Dispose of the engine."""
+        self.engine.dispose()
+
+    def uow(self, read_only: bool = False) -> UnitOfWork:
+        """A new unit of work."""
+        return UnitOfWork(self.factory, read_only=read_only)
+
+    def ingest_project(self, project: dict[str, Any], rows: list[dict[str, Any]], metas: list[dict[str, Any]]) -> None:
+        """W1, one project: add it, upsert its artifacts, read their ids, set metadata."""
+        with self.uow() as uow:
+            uow.projects.add(
+                Project(
+                    id=project["id"],
+                    name=project["name"],
+                    path=project["path"],
+                    description=project["description"],
+                    last_fetched=utcnow(),
+                )
+            )
+            uow.artifacts.upsert_many(rows)
+            ids = uow.artifacts.keys_for_project(project["id"])
+            uow.metadata.set_many(
+                [{"artifact_id": ids[(r["type"], r["name"])], **m} for r, m in zip(rows, metas, strict=True)]
+            )
+
+    def summaries(self) -> list[Any]:
+        """W2."""
+        with self.uow(read_only=True) as uow:
+            return uow.projects.summaries()
+
+    def outdated(self) -> list[Any]:
+        """W3."""
+        with self.uow(read_only=True) as uow:
+            return uow.artifacts.outdated()
+
+    def update_upstream(self, changes: list[dict[str, Any]]) -> int:
+        """W4."""
+        with self.uow() as uow:
+            return uow.artifacts.update_many(changes)
+
+    def delete_project(self, project_id: str) -> None:
+        """W5."""
+        with self.uow() as uow:
+            uow.projects.delete(project_id)
+
+    def list_for_project(self, project_id: str, type_: str) -> list[Any]:
+        """W6."""
+        with self.uow(read_only=True) as uow:
+            return uow.artifacts.list_for_project(project_id, type=type_)
+
+    def set_metadata(self, rows: list[dict[str, Any]]) -> int:
+        """W7."""
+        with self.uow() as uow:
+            return uow.metadata.set_many(rows)
+
+    def rescan_project(self, rows: list[dict[str, Any]]) -> int:
+        """W8, one project."""
+        with self.uow() as uow:
+            return uow.artifacts.upsert_many(rows)
