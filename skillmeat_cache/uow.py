@@ -121,14 +121,35 @@ def _ensure_schema(engine: Engine) -> None:
         _checked_engines.add(engine)
 
 
+# Marks a read-only unit of work's session (in ``Session.info``).
+_READ_ONLY_INFO = "skillmeat_read_only"
+# Session classes whose read-only guards are installed: once per class, not per session
+# (``event.listen`` on a session instance costs more than a whole small read).
+_guarded_classes: weakref.WeakSet[type] = weakref.WeakSet()
+_guard_lock = threading.Lock()
+
+
 def _refuse_flush(session: Session, _context: Any, _instances: Any) -> None:
+    if not session.info.get(_READ_ONLY_INFO):
+        return
     if session.new or session.deleted or any(session.is_modified(obj) for obj in session.dirty):
         raise ReadOnlyError("this unit of work is read-only and cannot write")
 
 
 def _refuse_dml(state: ORMExecuteState) -> None:
-    if state.is_insert or state.is_update or state.is_delete:
+    if (state.is_insert or state.is_update or state.is_delete) and state.session.info.get(_READ_ONLY_INFO):
         raise ReadOnlyError("this unit of work is read-only and cannot write")
+
+
+def _guard(session_class: type) -> None:
+    """Install the read-only guards on a session class (they act on marked sessions only)."""
+    if session_class in _guarded_classes:
+        return
+    with _guard_lock:
+        if session_class not in _guarded_classes:
+            event.listen(session_class, "before_flush", _refuse_flush)
+            event.listen(session_class, "do_orm_execute", _refuse_dml)
+            _guarded_classes.add(session_class)
 
 
 class UnitOfWork(AbstractUnitOfWork):
@@ -161,9 +182,9 @@ class UnitOfWork(AbstractUnitOfWork):
                 raise
             raise mapped from exc
         if self.read_only:
+            _guard(type(session))
+            session.info[_READ_ONLY_INFO] = True
             session.execution_options = session.execution_options.union({READ_ONLY_OPTION: True})
-            event.listen(session, "before_flush", _refuse_flush)
-            event.listen(session, "do_orm_execute", _refuse_dml)
         self._session = session
         self.projects = SqlAlchemyProjectRepository(session)
         self.artifacts = SqlAlchemyArtifactRepository(session)
