@@ -121,8 +121,9 @@ def _ensure_schema(engine: Engine) -> None:
         _checked_engines.add(engine)
 
 
-# Marks a read-only unit of work's session (in ``Session.info``).
-_READ_ONLY_INFO = "skillmeat_read_only"
+# Marks a read-only unit of work's session (in ``Session.info``); the repositories'
+# driver-SQL write paths check it too.
+_READ_ONLY_INFO = READ_ONLY_OPTION
 # Session classes whose read-only guards are installed: once per class, not per session
 # (``event.listen`` on a session instance costs more than a whole small read).
 _guarded_classes: weakref.WeakSet[type] = weakref.WeakSet()

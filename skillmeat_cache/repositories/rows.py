@@ -6,6 +6,7 @@ same input.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,7 @@ __all__ = [
     "artifact_rows",
     "marketplace_rows",
     "merge_changes",
+    "metadata_params",
     "metadata_rows",
     "outdated_for",
 ]
@@ -28,6 +30,91 @@ __all__ = [
 ARTIFACT_KEY = ("project_id", "type", "name")
 MARKETPLACE_COLUMNS = frozenset({"id", "name", "type", "url", "description", "version", "source", "cached_at", "data"})
 _TEXT = ("id", "project_id", "name", "source", "deployed_version", "upstream_version", "content_hash")
+_REQUIRED_TEXT = ("id", "project_id", "name")
+_OPTIONAL_TEXT = ("source", "deployed_version", "upstream_version", "content_hash")
+_TYPES = frozenset(ARTIFACT_TYPES)
+_BOOL = frozenset({bool})
+
+# The fast paths below validate a whole batch with a few C-level calls per column and
+# answer only "all valid"; on any doubt they return None and the row-by-row checks run,
+# which raise exactly the error (field, message, first bad row) they always raised.
+
+
+def _all_text(values: list[Any], required: bool) -> bool:
+    """True when every value is a str without NUL or unpaired surrogate (and, when
+    required, not blank): what :func:`check_text` accepts.
+    """
+    try:
+        joined = "".join(values)  # TypeError on anything that is not a str (None too)
+    except TypeError:
+        return False
+    if "\x00" in joined:
+        return False
+    if not joined.isascii():
+        try:
+            joined.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+    return not required or all(map(str.strip, values))
+
+
+def _optional_text(values: list[Any]) -> bool:
+    return _all_text([v for v in values if v is not None], False)
+
+
+def _artifact_values_ok(rows: list[dict[str, Any]], columns: set[str]) -> bool:
+    """The batch form of :func:`_check_artifact_values` (timestamps excepted)."""
+    for key in _REQUIRED_TEXT:
+        if key in columns and not _all_text([r[key] for r in rows if key in r], True):
+            return False
+    for key in _OPTIONAL_TEXT:
+        if key in columns and not _optional_text([r[key] for r in rows if key in r]):
+            return False
+    if "type" in columns:
+        try:
+            if not _TYPES.issuperset([r["type"] for r in rows if "type" in r]):
+                return False
+        except TypeError:  # unhashable
+            return False
+    if "local_modified" not in columns:
+        return True
+    return _BOOL.issuperset(map(type, [r["local_modified"] for r in rows if "local_modified" in r]))
+
+
+def _columns_of(rows: list[dict[str, Any]]) -> set[str]:
+    columns: set[str] = set()
+    for shape in {tuple(r) for r in rows}:
+        columns.update(shape)
+    return columns
+
+
+def _convert_timestamps(rows: list[dict[str, Any]], columns: set[str]) -> None:
+    # Row by row, in the order the row-by-row checks use, so the same row's error wins.
+    keys = [key for key in ("created_at", "updated_at") if key in columns]
+    if keys:
+        for row in rows:
+            for key in keys:
+                if key in row:
+                    row[key] = ensure_utc(row[key], key)
+
+
+def _artifact_rows_fast(rows: list[Mapping[str, Any]]) -> list[dict[str, Any]] | None:
+    out = [dict(r) for r in rows]
+    if not all(map(ARTIFACT_BULK_COLUMNS.issuperset, out)):
+        return None
+    for row in out:
+        row.pop("is_outdated", None)
+    try:
+        keys = [(r["project_id"], r["type"], r["name"]) for r in out]
+    except KeyError:
+        return None
+    columns = _columns_of(out)
+    if not _artifact_values_ok(out, columns):
+        return None
+    if len(set(keys)) != len(keys):
+        return None  # repeated keys: the row-by-row path keeps the last of each
+    _convert_timestamps(out, columns)
+    return out
 
 
 def _check_columns(row: Mapping[str, Any], allowed: frozenset[str]) -> None:
@@ -51,6 +138,13 @@ def _check_artifact_values(row: dict[str, Any]) -> None:
 
 def artifact_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Validated copies of upsert rows, one per natural key (the last row wins)."""
+    rows = rows if isinstance(rows, list) else list(rows)
+    try:
+        fast = _artifact_rows_fast(rows)
+    except Exception:  # unhashable values and the like: let the row-by-row path explain
+        fast = None
+    if fast is not None:
+        return fast
     by_key: dict[tuple[str, str, str], dict[str, Any]] = {}
     for row in rows:
         _check_columns(row, ARTIFACT_BULK_COLUMNS)
@@ -81,10 +175,37 @@ def artifact_change(change: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _merge_changes_fast(changes: list[Mapping[str, Any]]) -> list[dict[str, Any]] | None:
+    out = [dict(c) for c in changes]
+    if not all(map(ARTIFACT_BULK_COLUMNS.issuperset, out)):
+        return None
+    for change in out:
+        change.pop("is_outdated", None)
+        change.pop("created_at", None)
+    ids = [c.get("id") for c in out]
+    if len(set(ids)) != len(ids):
+        return None  # repeated ids: merged column by column below
+    columns = _columns_of(out)
+    for key in ("project_id", "type", "name"):
+        if key in columns and any(c[key] is None for c in out if key in c):
+            return None
+    if not _all_text(ids, True) or not _artifact_values_ok(out, columns):
+        return None
+    _convert_timestamps(out, columns)
+    return out
+
+
 def merge_changes(changes: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Validated update_many changes, one per id: later changes for an id override
     earlier ones column by column, as if applied in order.
     """
+    changes = changes if isinstance(changes, list) else list(changes)
+    try:
+        fast = _merge_changes_fast(changes)
+    except Exception:
+        fast = None
+    if fast is not None:
+        return fast
     by_id: dict[str, dict[str, Any]] = {}
     for change in changes:
         out = artifact_change(change)
@@ -110,6 +231,77 @@ def metadata_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "aliases": normalise_labels("aliases", row.get("aliases")),
         }
     return list(by_id.values())
+
+
+# (artifact_id, data as JSON text or None, description, tags, tags as JSON text, aliases,
+# aliases as JSON text): a metadata row ready for SQL.
+MetadataParams = tuple[str, str | None, str | None, list[str], str, list[str], str]
+_strict_json = json.JSONEncoder(allow_nan=False).encode  # json.dumps(value, allow_nan=False)
+_dumps = json.dumps
+
+
+def _labels_fast(value: Any) -> list[str] | None:
+    if value is None:
+        return []
+    if type(value) is not list and type(value) is not tuple:
+        return None
+    if not _all_text(list(value), True):
+        return None
+    return list(dict.fromkeys(value))
+
+
+def _metadata_params_fast(rows: list[Mapping[str, Any]]) -> list[MetadataParams] | None:
+    if not all(map(METADATA_COLUMNS.issuperset, rows)):
+        return None
+    ids = [r.get("artifact_id") for r in rows]
+    if not _all_text(ids, True) or len(set(ids)) != len(ids):
+        return None
+    descriptions = [r.get("description") for r in rows]
+    if not _optional_text(descriptions):
+        return None
+    out: list[MetadataParams] = []
+    for row, artifact_id, description in zip(rows, ids, descriptions, strict=True):
+        data = row.get("data")
+        if data is None:
+            text = None
+        elif isinstance(data, dict):
+            try:
+                text = _strict_json(data)
+            except (TypeError, ValueError):
+                return None
+        else:
+            return None
+        tags = _labels_fast(row.get("tags"))
+        aliases = _labels_fast(row.get("aliases"))
+        if tags is None or aliases is None:
+            return None
+        out.append((artifact_id, text, description, tags, _dumps(tags), aliases, _dumps(aliases)))
+    return out
+
+
+def metadata_params(rows: Iterable[Mapping[str, Any]]) -> list[MetadataParams]:
+    """The rows of :func:`metadata_rows` (same checks, same errors, one per artifact, the
+    last row wins) with the JSON documents serialised as SQL stores them.
+    """
+    rows = rows if isinstance(rows, list) else list(rows)
+    try:
+        fast = _metadata_params_fast(rows)
+    except Exception:
+        fast = None
+    if fast is not None:
+        return fast
+    return [
+        (
+            r["artifact_id"],
+            None if r["data"] is None else _dumps(r["data"]),
+            r["description"],
+            r["tags"],
+            _dumps(r["tags"]),
+            r["aliases"],
+            _dumps(r["aliases"]),
+        )
+        for r in metadata_rows(rows)
+    ]
 
 
 def outdated_for(row: Mapping[str, Any], stored: tuple[str | None, str | None] | None) -> bool:

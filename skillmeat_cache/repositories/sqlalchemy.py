@@ -2,23 +2,37 @@
 
 Each takes the unit of work's session. Driver errors are mapped to our exceptions at
 every public method. ``add``/``set`` flush, so constraint errors surface at the call
-that caused them. The bulk paths are Core statements executed with many parameter
-sets (``INSERT ... ON CONFLICT DO UPDATE`` per dialect); they bypass the ORM unit of
-work, so they flush pending objects first and expire the entities they changed.
+that caused them.
+
+The bulk paths bypass the ORM unit of work, so they flush pending objects first and
+expire the entities they changed. The hot ones (``upsert_many``, ``update_many``,
+``metadata.set_many``, ``keys_for_project``, ``projects.delete``) hand plain SQL to the
+driver (``Connection.exec_driver_sql``): ``INSERT ... VALUES (...), (...) ON CONFLICT
+DO UPDATE`` in batches sized to the parameter limit, or one ``executemany``, with the
+values converted once per call exactly as the column types would convert them. A call
+that runs more than one statement (or any call on PostgreSQL, where a failed statement
+aborts the transaction) runs inside a ``SAVEPOINT``, so a failed call changes nothing.
+Reads use statements built once at import and cached compiled by SQLAlchemy.
 """
 
 from __future__ import annotations
 
 import builtins
 import functools
+import itertools
+import json
+import operator
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Select, bindparam, delete, func, or_, select, true, update
 from sqlalchemy.orm import Session
 
-from ..errors import NotFoundError, ValidationError, map_db_error
+from ..engine import READ_ONLY_OPTION
+from ..errors import NotFoundError, ReadOnlyError, ValidationError, map_db_error
 from ..models import (
     PROJECT_STATUSES,
     Artifact,
@@ -27,13 +41,23 @@ from ..models import (
     CacheMetadata,
     MarketplaceEntry,
     Project,
+    _aware_utc,
+    _sqlite_timestamp,
     check_text,
     ensure_utc,
     new_id,
     utcnow,
 )
 from . import base
-from .rows import ARTIFACT_KEY, artifact_rows, marketplace_rows, merge_changes, metadata_rows, outdated_for
+from .rows import (
+    ARTIFACT_KEY,
+    MetadataParams,
+    artifact_rows,
+    marketplace_rows,
+    merge_changes,
+    metadata_params,
+    outdated_for,
+)
 
 __all__ = [
     "SqlAlchemyArtifactRepository",
@@ -132,6 +156,202 @@ def _artifact_order() -> tuple[Any, ...]:
     return (Artifact.project_id, Artifact.type, Artifact.name)
 
 
+# -- statements built once (SQLAlchemy caches their compiled form per engine) -----------
+
+_ORDER = (Artifact.project_id, Artifact.type, Artifact.name)
+_PROJECT_BY_PATH = select(Project).where(Project.path == bindparam("path"))
+_ARTIFACT_BY_KEY = select(Artifact).where(
+    Artifact.project_id == bindparam("project_id"),
+    Artifact.type == bindparam("type"),
+    Artifact.name == bindparam("name"),
+)
+_ARTIFACTS_OF_PROJECT = select(Artifact).where(Artifact.project_id == bindparam("project_id")).order_by(*_ORDER)
+_ARTIFACTS_OF_PROJECT_TYPE = (
+    select(Artifact)
+    .where(Artifact.project_id == bindparam("project_id"), Artifact.type == bindparam("type"))
+    .order_by(*_ORDER)
+)
+_ARTIFACTS_OF_TYPE = select(Artifact).where(Artifact.type == bindparam("type")).order_by(*_ORDER)
+# ``= true()`` (not ``IS true``): an equality both engines answer from an index.
+_OUTDATED = select(Artifact).where(Artifact.is_outdated == true()).order_by(*_ORDER)
+_OUTDATED_OF_PROJECT = (
+    select(Artifact)
+    .where(Artifact.is_outdated == true(), Artifact.project_id == bindparam("project_id"))
+    .order_by(*_ORDER)
+)
+
+
+@functools.cache
+def _summaries_statement(by_status: bool, by_age: bool) -> Select[Any]:
+    counts = (
+        select(
+            ARTIFACTS.c.project_id,
+            func.count().label("artifact_count"),
+            func.count().filter(ARTIFACTS.c.is_outdated == true()).label("outdated_count"),
+        )
+        .group_by(ARTIFACTS.c.project_id)
+        .subquery()
+    )
+    stmt = select(Project, func.coalesce(counts.c.artifact_count, 0), func.coalesce(counts.c.outdated_count, 0))
+    stmt = stmt.outerjoin(counts, counts.c.project_id == Project.id)
+    if by_status:
+        stmt = stmt.where(Project.status == bindparam("status"))
+    if by_age:
+        stmt = stmt.where(or_(Project.last_fetched.is_(None), Project.last_fetched < bindparam("cutoff")))
+    return stmt.order_by(Project.name, Project.path)
+
+
+# -- driver SQL for the hot write paths ---------------------------------------------------
+
+_SAVEPOINT = "skillmeat_bulk"
+_BATCH_ROWS = 1000  # rows per multi-row VALUES statement, at most
+_PG_MAX_PARAMS = 65535
+_SQLITE_OLD_MAX_PARAMS = 999
+# Every artifacts column a bulk row may carry, in table order.
+_ARTIFACT_COLUMNS = tuple(c.name for c in ARTIFACTS.columns)
+_NOT_COMPARED = frozenset({"id", "created_at", "updated_at", *ARTIFACT_KEY})
+
+
+class _Sql:
+    """What the driver SQL of the bulk paths needs to know about a dialect."""
+
+    def __init__(self, postgresql: bool) -> None:
+        self.pg = postgresql
+        self.p = "%s" if postgresql else "?"
+        self.json = "CAST(%s AS JSONB)" if postgresql else "?"
+        self.distinct = "IS DISTINCT FROM" if postgresql else "IS NOT"
+        # A timestamp as the column type would bind it (UTCDateTime's processors).
+        self.timestamp: Callable[[datetime], Any] = _aware_utc if postgresql else _sqlite_timestamp
+
+    def marks(self, count: int) -> str:
+        return ", ".join([self.p] * count)
+
+
+_SQL = {"sqlite": _Sql(False), "postgresql": _Sql(True)}
+
+
+def _sql_for(conn: Connection) -> _Sql:
+    return _SQL[conn.dialect.name]
+
+
+def _check_writable(session: Session) -> None:
+    """Driver SQL passes no ORM event: refuse here what a read-only unit of work refuses."""
+    if session.info.get(READ_ONLY_OPTION):
+        raise ReadOnlyError("this unit of work is read-only and cannot write")
+
+
+def _rows_per_statement(conn: Connection, sql: _Sql, per_row: int) -> int:
+    """Rows per multi-row VALUES statement under the driver's parameter limit."""
+    if sql.pg:
+        limit = _PG_MAX_PARAMS
+    else:
+        getlimit = getattr(conn.connection.dbapi_connection, "getlimit", None)
+        limit = getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) if getlimit else _SQLITE_OLD_MAX_PARAMS
+    return max(1, min(_BATCH_ROWS, limit // per_row))
+
+
+@functools.lru_cache(maxsize=512)
+def _values_sql(head: str, row: str, count: int, tail: str) -> str:
+    return f"{head} VALUES {', '.join([row] * count)}{tail}"
+
+
+def _insert_values(conn: Connection, head: str, row: str, tail: str, rows: Sequence[tuple[Any, ...]], size: int) -> int:
+    """Insert ``rows`` with multi-row VALUES statements of at most ``size`` rows; returns
+    the summed row counts.
+    """
+    changed = 0
+    for start in range(0, len(rows), size):
+        batch = rows[start : start + size]
+        params = tuple(itertools.chain.from_iterable(batch))
+        changed += max(conn.exec_driver_sql(_values_sql(head, row, len(batch), tail), params).rowcount, 0)
+    return changed
+
+
+def _statements(count: int, size: int) -> int:
+    return -(-count // size)
+
+
+@contextmanager
+def _atomic(conn: Connection, needed: bool) -> Iterator[None]:
+    """A savepoint around a call's statements when they need one: more than one
+    statement (SQLite keeps a single failed statement atomic on its own), or any
+    statement on PostgreSQL (a failed one would abort the whole transaction).
+    """
+    if not needed:
+        yield
+        return
+    conn.exec_driver_sql(f"SAVEPOINT {_SAVEPOINT}")
+    try:
+        yield
+    except BaseException:
+        try:
+            conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+            conn.exec_driver_sql(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+        except Exception:
+            pass
+        raise
+    conn.exec_driver_sql(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+
+
+@functools.lru_cache(maxsize=64)
+def _artifact_upsert_sql(pg: bool, columns: tuple[str, ...]) -> tuple[str, str, str]:
+    """(head, one row's placeholders, ON CONFLICT tail) of an artifacts upsert."""
+    sql = _SQL["postgresql" if pg else "sqlite"]
+    compared = [c for c in columns if c not in _NOT_COMPARED]
+    head = f"INSERT INTO artifacts ({', '.join(columns)})"
+    row = f"({sql.marks(len(columns))})"
+    key = ", ".join(ARTIFACT_KEY)
+    if not compared:
+        return head, row, f" ON CONFLICT ({key}) DO NOTHING"
+    assignments = ", ".join(f"{c} = excluded.{c}" for c in [*compared, "updated_at"])
+    differs = " OR ".join(f"artifacts.{c} {sql.distinct} excluded.{c}" for c in compared)
+    return head, row, f" ON CONFLICT ({key}) DO UPDATE SET {assignments} WHERE {differs}"
+
+
+@functools.lru_cache(maxsize=64)
+def _artifact_update_sql(pg: bool, columns: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """An ``UPDATE ... WHERE id = ? AND <something differs>`` and the keys of its parameters."""
+    sql = _SQL["postgresql" if pg else "sqlite"]
+    compared = [c for c in columns if c not in ("id", "updated_at")]
+    assigned = [*compared, "updated_at"]
+    stmt = f"UPDATE artifacts SET {', '.join(f'{c} = {sql.p}' for c in assigned)} WHERE id = {sql.p}"
+    if compared:
+        stmt += f" AND ({' OR '.join(f'{c} {sql.distinct} {sql.p}' for c in compared)})"
+    return stmt, (*assigned, "id", *compared)
+
+
+def _forget_artifacts(session: Session, ids: set[str]) -> None:
+    """Take deleted artifacts (and their metadata and tags) out of the identity map."""
+    for obj in builtins.list(session.identity_map.values()):
+        if (isinstance(obj, Artifact) and obj.id in ids) or (
+            isinstance(obj, (ArtifactMetadata, ArtifactTag)) and obj.artifact_id in ids
+        ):
+            session.expunge(obj)
+
+
+def _metadata_differs(stored: tuple[Any, ...], row: MetadataParams, pg: bool) -> bool:
+    """Whether a stored metadata row (metadata, description, tags, aliases) differs from
+    a prepared one as documents, the way Python compares them.
+    """
+    data, description, tags, aliases = stored
+    if description != row[2]:
+        return True
+    if pg:  # psycopg hands back JSONB decoded
+        if tags != row[3] or aliases != row[5]:
+            return True
+        return data != (None if row[1] is None else json.loads(row[1]))
+    # SQLite hands back the JSON text: the same text is the same document; a different
+    # text may still be an equal one (another key order, 1 and 1.0), so compare those.
+    for text, ours, value in ((tags, row[4], row[3]), (aliases, row[6], row[5])):
+        if text != ours and (text is None or json.loads(text) != value):
+            return True
+    if data == row[1]:
+        return False
+    if data is None or row[1] is None:
+        return True
+    return bool(json.loads(data) != json.loads(row[1]))
+
+
 @_translate_errors
 class SqlAlchemyProjectRepository(base.ProjectRepository):
     """Projects in a SQL database."""
@@ -148,7 +368,7 @@ class SqlAlchemyProjectRepository(base.ProjectRepository):
         return self._session.get(Project, id)
 
     def get_by_path(self, path: str) -> Project | None:  # noqa: D102
-        return self._session.scalars(select(Project).where(Project.path == path)).one_or_none()
+        return self._session.scalars(_PROJECT_BY_PATH, {"path": path}).one_or_none()
 
     def _where_status(self, stmt: Select[Any], status: str | None) -> Select[Any]:
         if status is None:
@@ -177,41 +397,49 @@ class SqlAlchemyProjectRepository(base.ProjectRepository):
         return int(self._session.scalar(stmt) or 0)
 
     def delete(self, id: str) -> None:  # noqa: D102
-        project = self._session.get(Project, id)
-        if project is None:
+        # One DELETE; the database cascades to artifacts, metadata and tags (the ORM would
+        # load the project first and delete every loaded child one by one).
+        session = self._session
+        _check_writable(session)
+        session.flush()
+        conn = session.connection()
+        sql = _sql_for(conn)
+        loaded = any(
+            isinstance(obj, (Artifact, ArtifactMetadata, ArtifactTag)) for obj in session.identity_map.values()
+        )
+        children: set[str] = set()
+        if loaded:
+            found = conn.exec_driver_sql(f"SELECT id FROM artifacts WHERE project_id = {sql.p}", (id,))
+            children = {row[0] for row in found}
+        if conn.exec_driver_sql(f"DELETE FROM projects WHERE id = {sql.p}", (id,)).rowcount < 1:
             raise NotFoundError(f"no project with id {id!r}")
-        self._session.delete(project)
-        self._session.flush()
+        project = session.identity_map.get(session.identity_key(Project, id))
+        if project is not None:
+            session.expunge(project)
+        if children:
+            _forget_artifacts(session, children)
 
     def summaries(  # noqa: D102
         self, status: str | None = None, older_than: timedelta | None = None, now: datetime | None = None
     ) -> builtins.list[base.ProjectSummary]:
-        counts = (
-            select(
-                ARTIFACTS.c.project_id,
-                func.count().label("artifact_count"),
-                func.sum(case((ARTIFACTS.c.is_outdated, 1), else_=0)).label("outdated_count"),
-            )
-            .group_by(ARTIFACTS.c.project_id)
-            .subquery()
-        )
-        stmt = select(
-            Project, func.coalesce(counts.c.artifact_count, 0), func.coalesce(counts.c.outdated_count, 0)
-        ).outerjoin(counts, counts.c.project_id == Project.id)
-        stmt = self._where_status(stmt, status)
+        params: dict[str, Any] = {}
+        if status is not None:
+            self._where_status(select(Project), status)  # validates
+            params["status"] = status
         if older_than is not None:
-            cutoff = (ensure_utc(now, "now") if now is not None else utcnow()) - older_than
-            stmt = stmt.where(or_(Project.last_fetched.is_(None), Project.last_fetched < cutoff))
-        stmt = stmt.order_by(Project.name, Project.path)
-        return [base.ProjectSummary(p, int(n), int(o)) for p, n, o in self._session.execute(stmt)]
+            params["cutoff"] = (ensure_utc(now, "now") if now is not None else utcnow()) - older_than
+        stmt = _summaries_statement(status is not None, older_than is not None)
+        return [base.ProjectSummary(p, int(n), int(o)) for p, n, o in self._session.execute(stmt, params)]
 
     def _update_ids(self, ids: Iterable[str], values: dict[str, Any], where: Any = None) -> int:
         wanted = builtins.list(dict.fromkeys(ids))
         if not wanted:
             return 0
+        _check_writable(self._session)
         self._session.flush()
         changed = 0
-        with self._session.begin_nested():
+        conn = self._session.connection()
+        with _atomic(conn, _sql_for(conn).pg or len(wanted) > _CHUNK):
             for chunk in _chunks(wanted):
                 stmt = update(PROJECTS).where(PROJECTS.c.id.in_(chunk)).values(values)
                 if where is not None:
@@ -244,24 +472,22 @@ class SqlAlchemyArtifactRepository(base.ArtifactRepository):
         return self._session.get(Artifact, id)
 
     def get_by_key(self, project_id: str, type: str, name: str) -> Artifact | None:  # noqa: D102
-        stmt = select(Artifact).where(Artifact.project_id == project_id, Artifact.type == type, Artifact.name == name)
-        return self._session.scalars(stmt).one_or_none()
+        params = {"project_id": project_id, "type": type, "name": name}
+        return self._session.scalars(_ARTIFACT_BY_KEY, params).one_or_none()
 
     def list_for_project(self, project_id: str, type: str | None = None) -> builtins.list[Artifact]:  # noqa: D102
-        stmt = select(Artifact).where(Artifact.project_id == project_id)
-        if type is not None:
-            stmt = stmt.where(Artifact.type == type)
-        return builtins.list(self._session.scalars(stmt.order_by(*_artifact_order())))
+        if type is None:
+            return self._session.scalars(_ARTIFACTS_OF_PROJECT, {"project_id": project_id}).all()  # type: ignore[return-value]
+        params = {"project_id": project_id, "type": type}
+        return self._session.scalars(_ARTIFACTS_OF_PROJECT_TYPE, params).all()  # type: ignore[return-value]
 
     def list_by_type(self, type: str) -> builtins.list[Artifact]:  # noqa: D102
-        stmt = select(Artifact).where(Artifact.type == type).order_by(*_artifact_order())
-        return builtins.list(self._session.scalars(stmt))
+        return self._session.scalars(_ARTIFACTS_OF_TYPE, {"type": type}).all()  # type: ignore[return-value]
 
     def outdated(self, project_id: str | None = None) -> builtins.list[Artifact]:  # noqa: D102
-        stmt = select(Artifact).where(Artifact.is_outdated.is_(True))
-        if project_id is not None:
-            stmt = stmt.where(Artifact.project_id == project_id)
-        return builtins.list(self._session.scalars(stmt.order_by(*_artifact_order())))
+        if project_id is None:
+            return self._session.scalars(_OUTDATED).all()  # type: ignore[return-value]
+        return self._session.scalars(_OUTDATED_OF_PROJECT, {"project_id": project_id}).all()  # type: ignore[return-value]
 
     def search(  # noqa: D102
         self,
@@ -302,41 +528,45 @@ class SqlAlchemyArtifactRepository(base.ArtifactRepository):
 
     def keys_for_project(self, project_id: str) -> dict[tuple[str, str], str]:  # noqa: D102
         self._session.flush()
-        stmt = select(ARTIFACTS.c.type, ARTIFACTS.c.name, ARTIFACTS.c.id).where(ARTIFACTS.c.project_id == project_id)
-        return {(type_, name): id_ for type_, name, id_ in self._session.execute(stmt)}
+        conn = self._session.connection()
+        found = conn.exec_driver_sql(
+            f"SELECT type, name, id FROM artifacts WHERE project_id = {_sql_for(conn).p}", (project_id,)
+        )
+        return {(type_, name): id_ for type_, name, id_ in found}
 
     def delete_many(self, ids: Iterable[str]) -> int:  # noqa: D102
         wanted = builtins.list(dict.fromkeys(ids))
         if not wanted:
             return 0
+        _check_writable(self._session)
         self._session.flush()
         deleted = 0
-        with self._session.begin_nested():
+        conn = self._session.connection()
+        with _atomic(conn, _sql_for(conn).pg or len(wanted) > _CHUNK):
             for chunk in _chunks(wanted):
                 deleted += max(self._session.execute(delete(ARTIFACTS).where(ARTIFACTS.c.id.in_(chunk))).rowcount, 0)
-        gone = set(wanted)
-        for obj in builtins.list(self._session.identity_map.values()):
-            if (isinstance(obj, Artifact) and obj.id in gone) or (
-                isinstance(obj, (ArtifactMetadata, ArtifactTag)) and obj.artifact_id in gone
-            ):
-                self._session.expunge(obj)
+        _forget_artifacts(self._session, set(wanted))
         _expire_collections(self._session)
         return deleted
 
     # -- bulk paths -------------------------------------------------------------
 
-    def _stored_versions(self, keys: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], tuple[Any, Any]]:
+    def _stored_versions(
+        self, conn: Connection, keys: Iterable[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], tuple[Any, Any]]:
         # By project id, not by a (project_id, type, name) tuple IN: SQLite answers a row-value
         # IN list with a full table scan, which made every scan quadratic in the cache size.
         wanted = set(keys)
         stored: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         projects = builtins.list(dict.fromkeys(key[0] for key in wanted))
-        cols = (ARTIFACTS.c.project_id, ARTIFACTS.c.type, ARTIFACTS.c.name)
+        sql = _sql_for(conn)
         for chunk in _chunks(projects):
-            stmt = select(*cols, ARTIFACTS.c.deployed_version, ARTIFACTS.c.upstream_version).where(
-                ARTIFACTS.c.project_id.in_(chunk)
+            found = conn.exec_driver_sql(
+                "SELECT project_id, type, name, deployed_version, upstream_version FROM artifacts "
+                f"WHERE project_id IN ({sql.marks(len(chunk))})",
+                tuple(chunk),
             )
-            for project_id, type_, name, deployed, upstream in self._session.execute(stmt):
+            for project_id, type_, name, deployed, upstream in found:
                 if (project_id, type_, name) in wanted:
                     stored[(project_id, type_, name)] = (deployed, upstream)
         return stored
@@ -349,73 +579,88 @@ class SqlAlchemyArtifactRepository(base.ArtifactRepository):
         prepared = artifact_rows(rows)
         if not prepared:
             return 0
-        self._session.flush()
+        session = self._session
+        _check_writable(session)
+        session.flush()
+        conn = session.connection()
+        sql = _sql_for(conn)
         partial = [r for r in prepared if "deployed_version" not in r or "upstream_version" not in r]
-        stored = self._stored_versions((r["project_id"], r["type"], r["name"]) for r in partial) if partial else {}
-        now = utcnow()
+        stored = (
+            self._stored_versions(conn, ((r["project_id"], r["type"], r["name"]) for r in partial)) if partial else {}
+        )
+        timestamp = sql.timestamp
+        now = timestamp(utcnow())
+        groups: dict[tuple[str, ...], builtins.list[dict[str, Any]]] = {}
         for row in prepared:
-            row["is_outdated"] = outdated_for(row, stored.get((row["project_id"], row["type"], row["name"])))
-            row.setdefault("id", new_id())
-            row.setdefault("created_at", now)
-            row.setdefault("updated_at", now)
-        with self._session.begin_nested():
-            changed = self._upsert(prepared)
-        self._expire_artifacts()
-        return changed
-
-    def _upsert(self, prepared: builtins.list[dict[str, Any]]) -> int:
-        insert = _insert_for(self._session)
-        changed = 0
-        for columns, group in _group_by_columns(prepared).items():
-            stmt = insert(ARTIFACTS)
-            compared = [c for c in columns if c not in ("id", "created_at", "updated_at", *ARTIFACT_KEY)]
-            if compared:
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=builtins.list(ARTIFACT_KEY),
-                    set_={**{c: stmt.excluded[c] for c in compared}, "updated_at": stmt.excluded.updated_at},
-                    where=or_(*(ARTIFACTS.c[c].is_distinct_from(stmt.excluded[c]) for c in compared)),
-                )
+            if stored:
+                row["is_outdated"] = outdated_for(row, stored.get((row["project_id"], row["type"], row["name"])))
             else:
-                stmt = stmt.on_conflict_do_nothing(index_elements=builtins.list(ARTIFACT_KEY))
-            result = self._session.execute(stmt.execution_options(preserve_rowcount=True), group)
-            changed += max(result.rowcount, 0)
+                row["is_outdated"] = outdated_for(row, None)
+            if "id" not in row:
+                row["id"] = new_id()
+            row["created_at"] = timestamp(row["created_at"]) if "created_at" in row else now
+            row["updated_at"] = timestamp(row["updated_at"]) if "updated_at" in row else now
+            shape = tuple(row)
+            group = groups.get(shape)
+            if group is None:
+                groups[shape] = [row]
+            else:
+                group.append(row)
+        plans = []
+        statements = 0
+        for shape, group in groups.items():
+            columns = tuple(c for c in _ARTIFACT_COLUMNS if c in shape)
+            size = _rows_per_statement(conn, sql, len(columns))
+            statements += _statements(len(group), size)
+            plans.append((columns, group, size))
+        changed = 0
+        with _atomic(conn, sql.pg or statements > 1):
+            for columns, group, size in plans:
+                head, row_sql, tail = _artifact_upsert_sql(sql.pg, columns)
+                values = builtins.list(map(operator.itemgetter(*columns), group))
+                changed += _insert_values(conn, head, row_sql, tail, values, size)
+        self._expire_artifacts()
         return changed
 
     def update_many(self, changes: Iterable[Mapping[str, Any]]) -> int:  # noqa: D102
         prepared = merge_changes(changes)
         if not prepared:
             return 0
-        self._session.flush()
+        session = self._session
+        _check_writable(session)
+        session.flush()
+        conn = session.connection()
+        sql = _sql_for(conn)
         stored: dict[str, tuple[Any, Any]] = {}
-        ids = builtins.list(dict.fromkeys(c["id"] for c in prepared))
+        ids = [c["id"] for c in prepared]
         for chunk in _chunks(ids):
-            stmt = select(ARTIFACTS.c.id, ARTIFACTS.c.deployed_version, ARTIFACTS.c.upstream_version).where(
-                ARTIFACTS.c.id.in_(chunk)
+            found = conn.exec_driver_sql(
+                f"SELECT id, deployed_version, upstream_version FROM artifacts WHERE id IN ({sql.marks(len(chunk))})",
+                tuple(chunk),
             )
-            for id_, deployed, upstream in self._session.execute(stmt):
+            for id_, deployed, upstream in found:
                 stored[id_] = (deployed, upstream)
-        now = utcnow()
+        timestamp = sql.timestamp
+        now = timestamp(utcnow())
         known = []
+        groups: dict[tuple[str, ...], builtins.list[dict[str, Any]]] = {}
         for change in prepared:
-            if change["id"] not in stored:
+            versions = stored.get(change["id"])
+            if versions is None:
                 continue
-            change["is_outdated"] = outdated_for(change, stored[change["id"]])
-            change.setdefault("updated_at", now)
-            known.append(change)
+            change["is_outdated"] = outdated_for(change, versions)
+            change["updated_at"] = timestamp(change["updated_at"]) if "updated_at" in change else now
+            known.append(change["id"])
+            groups.setdefault(tuple(change), []).append(change)
         updated = 0
-        with self._session.begin_nested():
-            for columns, group in _group_by_columns(known).items():
-                compared = [c for c in columns if c not in ("id", "updated_at")]
-                where: ColumnElement[bool] = ARTIFACTS.c.id == bindparam("b_id")
-                if compared:
-                    where = and_(where, or_(*(ARTIFACTS.c[c].is_distinct_from(bindparam(f"b_{c}")) for c in compared)))
-                stmt = (
-                    update(ARTIFACTS).where(where).values({c: bindparam(f"b_{c}") for c in [*compared, "updated_at"]})
-                )
-                params = [{f"b_{k}": v for k, v in change.items()} for change in group]
-                result = self._session.execute(stmt.execution_options(preserve_rowcount=True), params)
-                updated += max(result.rowcount, 0)
-        self._expire_artifacts(c["id"] for c in known)
+        executions = len(known)
+        with _atomic(conn, sql.pg or executions > 1):
+            for shape, group in groups.items():
+                columns = tuple(c for c in _ARTIFACT_COLUMNS if c in shape)
+                stmt, keys = _artifact_update_sql(sql.pg, columns)
+                params = builtins.list(map(operator.itemgetter(*keys), group))
+                updated += max(conn.exec_driver_sql(stmt, params).rowcount, 0)
+        self._expire_artifacts(known)
         return updated
 
 
@@ -526,49 +771,61 @@ class SqlAlchemyMetadataRepository(base.MetadataRepository):
         return found
 
     def set_many(self, rows: Iterable[Mapping[str, Any]]) -> int:  # noqa: D102
-        prepared = metadata_rows(rows)
+        prepared = metadata_params(rows)
         if not prepared:
             return 0
-        self._session.flush()
+        session = self._session
+        _check_writable(session)
+        session.flush()
+        conn = session.connection()
+        sql = _sql_for(conn)
         stored: dict[str, tuple[Any, ...]] = {}
-        ids = [r["artifact_id"] for r in prepared]
+        ids = [r[0] for r in prepared]
         for chunk in _chunks(ids):
-            stmt = select(
-                METADATA.c.artifact_id, METADATA.c.metadata, METADATA.c.description, METADATA.c.tags, METADATA.c.aliases
-            ).where(METADATA.c.artifact_id.in_(chunk))
-            for artifact_id, *values in self._session.execute(stmt):
+            found = conn.exec_driver_sql(
+                "SELECT artifact_id, metadata, description, tags, aliases FROM artifact_metadata "
+                f"WHERE artifact_id IN ({sql.marks(len(chunk))})",
+                tuple(chunk),
+            )
+            for artifact_id, *values in found:
                 stored[artifact_id] = tuple(values)
-        changed = [
-            r
-            for r in prepared
-            if stored.get(r["artifact_id"]) != (r["data"], r["description"], r["tags"], r["aliases"])
-        ]
-        if not changed:
+        write = [r for r in prepared if r[0] not in stored or _metadata_differs(stored[r[0]], r, sql.pg)]
+        if not write:
             return 0
-        params = [{**r, "metadata": r["data"]} for r in changed]
-        for p in params:
-            del p["data"]
-        changed_ids = [r["artifact_id"] for r in changed]
-        stmt = _insert_for(self._session)(METADATA)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["artifact_id"],
-            set_={c: stmt.excluded[c] for c in ("metadata", "description", "tags", "aliases")},
+        replaced = [r[0] for r in write if r[0] in stored]
+        values = [(r[0], r[1], r[2], r[4], r[6]) for r in write]
+        tags = [(r[0], tag) for r in write for tag in r[3]]
+        meta_size = _rows_per_statement(conn, sql, 5)
+        tag_size = _rows_per_statement(conn, sql, 2)
+        statements = (
+            _statements(len(values), meta_size) + _statements(len(replaced), _CHUNK) + _statements(len(tags), tag_size)
         )
-        tag_rows = [{"artifact_id": r["artifact_id"], "tag": t} for r in changed for t in r["tags"]]
-        with self._session.begin_nested():
-            self._session.execute(stmt, params)
-            for chunk in _chunks(changed_ids):
-                self._session.execute(delete(TAGS).where(TAGS.c.artifact_id.in_(chunk)))
-            if tag_rows:
-                self._session.execute(insert(TAGS), tag_rows)
-        gone = set(changed_ids)
-        for obj in builtins.list(self._session.identity_map.values()):
+        with _atomic(conn, sql.pg or statements > 1):
+            _insert_values(
+                conn,
+                "INSERT INTO artifact_metadata (artifact_id, metadata, description, tags, aliases)",
+                f"({sql.p}, {sql.json}, {sql.p}, {sql.json}, {sql.json})",
+                " ON CONFLICT (artifact_id) DO UPDATE SET metadata = excluded.metadata, "
+                "description = excluded.description, tags = excluded.tags, aliases = excluded.aliases",
+                values,
+                meta_size,
+            )
+            for chunk in _chunks(replaced):
+                conn.exec_driver_sql(
+                    f"DELETE FROM artifact_tags WHERE artifact_id IN ({sql.marks(len(chunk))})", tuple(chunk)
+                )
+            if tags:
+                _insert_values(
+                    conn, "INSERT INTO artifact_tags (artifact_id, tag)", f"({sql.p}, {sql.p})", "", tags, tag_size
+                )
+        gone = set(ids)
+        for obj in builtins.list(session.identity_map.values()):
             if isinstance(obj, ArtifactTag) and obj.artifact_id in gone:
-                self._session.expunge(obj)
+                session.expunge(obj)
             elif isinstance(obj, ArtifactMetadata) and obj.artifact_id in gone:
-                self._session.expire(obj)
-        _expire_collections(self._session)
-        return len(changed)
+                session.expire(obj)
+        _expire_collections(session)
+        return len(write)
 
     def artifacts_with_tag(self, tag: str) -> builtins.list[Artifact]:  # noqa: D102
         stmt = (
