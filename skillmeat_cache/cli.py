@@ -17,14 +17,53 @@ from typing import Any
 
 import click
 from sqlalchemy import Engine, func, select
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
 from .engine import ENVIRONMENTS, READ_ONLY_OPTION, create_engine_for_url, redact_url, resolve_database_url
-from .errors import CacheError, SchemaVersionError, map_db_error
+from .errors import CacheError, SchemaVersionError, ValidationError, map_db_error
 from .models import Artifact, ArtifactMetadata, CacheMetadata, MarketplaceEntry, Project
 from .revision import HEAD_REVISION, KNOWN_REVISIONS, check_schema, read_revision
 
 __all__ = ["main"]
+
+
+SYNCHRONOUS_CHOICES = ("normal", "full")
+
+
+def _checked(name: str, value: str | None, *, path: bool = False) -> str | None:
+    """Refuse an argument holding a NUL byte (no real command line can carry one) and,
+    unless it is a path, one that is not valid UTF-8 text (undecodable bytes arrive as
+    unpaired surrogates). A path with undecodable bytes is a real file name: the scanner
+    reports it.
+    """
+    if value is None:
+        return None
+    if "\x00" in value:
+        raise ValidationError(name, "contains a NUL byte")
+    if not path:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError(name, "is not valid UTF-8 text") from None
+    return value
+
+
+def _parse_url(url: str) -> Any:
+    """The parsed URL; a CacheError that never repeats the URL (it may hold a password)."""
+    try:
+        parsed = make_url(url)
+    except (ValueError, sa_exc.ArgumentError):
+        raise CacheError(
+            "--db is not a valid database URL (not shown: it may hold a password); "
+            "expected a path or e.g. postgresql://user:password@host:5432/dbname"
+        ) from None
+    if parsed.host and "@" in parsed.host:
+        raise CacheError(
+            "--db holds more than one '@' (not shown: it may hold a password); "
+            "write an '@' inside the user name or password as %40"
+        )
+    return parsed
 
 
 @dataclass
@@ -32,12 +71,16 @@ class _State:
     db: str | None
     env: str | None
     debug: bool
+    synchronous: str | None = None
     _url: str | None = field(default=None, init=False)
 
     @property
     def url(self) -> str:
         if self._url is None:
-            self._url = resolve_database_url(self.env, self.db)
+            _checked("--db", self.db, path=True)
+            url = resolve_database_url(self.env, self.db)
+            _parse_url(url)
+            self._url = url
         return self._url
 
     @property
@@ -47,6 +90,7 @@ class _State:
     def engine(self, **kwargs: Any) -> Engine:
         url = self.url
         own = url in (resolve_database_url("production"), resolve_database_url("dev"))
+        kwargs.setdefault("synchronous", (self.synchronous or "normal").upper())
         return create_engine_for_url(url, create_parents=own, **kwargs)
 
 
@@ -92,11 +136,18 @@ def _command(fn: Callable[..., None]) -> Callable[..., None]:
     type=click.Choice(ENVIRONMENTS),
     help="production (~/.skillmeat/cache/cache.db, the default), dev or test. [env: SKILLMEAT_CACHE_ENV]",
 )
+@click.option(
+    "--synchronous",
+    envvar="SKILLMEAT_CACHE_SYNCHRONOUS",
+    type=click.Choice(SYNCHRONOUS_CHOICES, case_sensitive=False),
+    help="SQLite durability: normal (the default; survives a crash of the program) or full "
+    "(commits also survive power loss; slower). See docs/durability.md. [env: SKILLMEAT_CACHE_SYNCHRONOUS]",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.pass_context
-def main(ctx: click.Context, db: str | None, env: str | None, debug: bool) -> None:
+def main(ctx: click.Context, db: str | None, env: str | None, synchronous: str | None, debug: bool) -> None:
     """Persistent cache of SkillMeat projects and artifacts."""
-    ctx.obj = _State(db=db, env=env, debug=debug)
+    ctx.obj = _State(db=db, env=env, debug=debug, synchronous=synchronous.lower() if synchronous else None)
 
 
 def ensure_ready(state: _State, engine: Engine) -> None:
@@ -114,6 +165,27 @@ def ensure_ready(state: _State, engine: Engine) -> None:
         check_schema(conn)
 
 
+def _refuse_unknown_revision(engine: Engine) -> None:
+    """SchemaVersionError when the database is at a revision this code does not know
+    (written by a newer version): Alembic could neither upgrade nor downgrade it.
+    """
+    with engine.connect().execution_options(**{READ_ONLY_OPTION: True}) as conn:
+        current = read_revision(conn)
+        if current is not None and current not in KNOWN_REVISIONS:
+            check_schema(conn)
+
+
+@contextmanager
+def _alembic_errors() -> Iterator[None]:
+    """Alembic's refusals (an unknown target revision...) as one line of ours."""
+    from alembic.util.exc import CommandError
+
+    try:
+        yield
+    except CommandError as exc:
+        raise SchemaVersionError(f"migration refused: {str(exc).splitlines()[0] if str(exc) else exc}") from exc
+
+
 @main.command()
 @click.option("--to", "revision", default="head", show_default=True, help="Target revision.")
 @_command
@@ -123,7 +195,9 @@ def migrate(state: _State, revision: str) -> None:
 
     engine = state.engine()
     try:
-        migrate_engine(engine, revision)
+        _refuse_unknown_revision(engine)
+        with _alembic_errors():
+            migrate_engine(engine, revision)
         with engine.connect().execution_options(**{READ_ONLY_OPTION: True}) as conn:
             click.echo(f"{redact_url(state.url)} is at revision {read_revision(conn)}")
     finally:
@@ -137,7 +211,13 @@ def downgrade(state: _State, revision: str) -> None:
     """Downgrade the cache schema to REVISION (``base`` removes every table)."""
     from .migration import downgrade as run_downgrade
 
-    run_downgrade(state.url, revision)
+    engine = state.engine()
+    try:
+        _refuse_unknown_revision(engine)
+    finally:
+        engine.dispose()
+    with _alembic_errors():
+        run_downgrade(state.url, revision)
     click.echo(f"{redact_url(state.url)} downgraded to {revision}")
 
 
@@ -229,15 +309,18 @@ def _table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None
 
 
 @main.command()
-@click.argument("roots", nargs=-1, required=True, type=click.Path(path_type=Path))
+# Plain text, not click.Path: click would stat it first and fail on a NUL byte with a traceback.
+@click.argument("roots", nargs=-1, required=True, metavar="ROOT...")
 @click.option("--max-depth", default=5, show_default=True, type=click.IntRange(min=0), help="Levels below each root.")
 @click.option("--full", is_flag=True, help="Re-read every project, even unchanged ones.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @_command
-def scan(state: _State, roots: tuple[Path, ...], max_depth: int, full: bool, as_json: bool) -> None:
+def scan(state: _State, roots: tuple[str, ...], max_depth: int, full: bool, as_json: bool) -> None:
     """Scan ROOT folders for SkillMeat projects and update the cache."""
     from .services import scan as run_scan
 
+    for root in roots:
+        _checked("ROOT", root, path=True)
     with _cache(state) as uow:
         if not as_json and sys.stderr.isatty():
             from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -328,6 +411,9 @@ def artifacts(
     """List cached artifacts."""
     from .services import find_project
 
+    _checked("--project", project_ref)
+    _checked("--tag", tag)
+    _checked("--search", text)
     with _cache(state) as uow, uow(read_only=True) as u:
         project_id = find_project(u, project_ref).id if project_ref else None
         found = u.artifacts.search(text or "", project_id=project_id, type=type_)
@@ -361,12 +447,13 @@ def marketplace() -> None:
 
 
 @marketplace.command("import")
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("file")
 @_command
-def marketplace_import(state: _State, file: Path) -> None:
+def marketplace_import(state: _State, file: str) -> None:
     """Import marketplace entries from a JSON FILE."""
     from .services import import_marketplace
 
+    _checked("FILE", file, path=True)
     with _cache(state) as uow:
         count = import_marketplace(uow, file)
     click.echo(f"imported {count} marketplace entries from {file}")
@@ -429,6 +516,7 @@ def forget(state: _State, project: str) -> None:
     """Remove PROJECT (id or path) and its artifacts from the cache."""
     from .services import forget_project
 
+    _checked("PROJECT", project)
     with _cache(state) as uow:
         gone = forget_project(uow, project)
     click.echo(f"forgot {gone.path}")

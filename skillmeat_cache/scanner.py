@@ -126,6 +126,9 @@ class ProjectOnDisk:
     fingerprint: str
     artifacts: list[ArtifactOnDisk]
     warnings: list[ScanWarning]
+    #: What was found at ``.claude``: ok, missing, outside (a symlink leading out of the
+    #: project), notdir, error (not readable). Anything but ok means no artifacts were read.
+    claude: str = "ok"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -196,8 +199,8 @@ def discover_projects(
       (:func:`read_project` checks where it leads). A root given as a symlink is resolved.
     - Order: depth first, entries sorted by name within each folder, a project before the
       projects nested in it. Each resolved path is yielded once, across all roots.
-    - A root that does not exist or is not a folder, an unreadable folder, and a folder
-      whose name is not valid UTF-8 text (its path could not be stored) each give a
+    - A root that does not exist or is not a folder, an unreadable folder, and a root or
+      folder whose path is not valid UTF-8 text (it could not be stored) each give a
       :class:`ScanWarning`, appended to ``warnings`` when a list is given; never an exception.
 
     Raises ValueError for a negative ``max_depth``.
@@ -213,7 +216,13 @@ def _discover(roots: Iterable[Path | str], max_depth: int, warn: _Warn) -> Itera
     seen: set[str] = set()
     for root in roots:
         raw = os.fspath(root)
+        if "\x00" in raw:
+            warn(raw.replace("\x00", "\\x00"), "root not scanned: its path holds a NUL byte")
+            continue
         real = os.path.realpath(os.path.abspath(raw))
+        if not _is_valid_text(real):
+            warn(os.path.abspath(raw), "root not scanned: its path is not valid UTF-8 text (it could not be stored)")
+            continue
         try:
             is_dir = stat.S_ISDIR(os.stat(real).st_mode)
         except OSError as exc:
@@ -1068,6 +1077,7 @@ def read_project(project: Path | str) -> ProjectOnDisk:
         fingerprint=fingerprint,
         artifacts=artifacts,
         warnings=warnings,
+        claude=claude.state,
     )
 
 

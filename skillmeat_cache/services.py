@@ -17,8 +17,8 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from .errors import CacheError, NotFoundError, ValidationError
-from .models import Artifact, ArtifactMetadata, MarketplaceEntry, Project, utcnow
+from .errors import CacheError, NotFoundError, ValidationError, ValueTooLargeError
+from .models import Artifact, ArtifactMetadata, MarketplaceEntry, Project, check_text, ensure_utc, utcnow
 from .scanner import ArtifactOnDisk, ProjectOnDisk, ScanWarning, discover_projects, project_fingerprint, read_project
 from .uow import AbstractUnitOfWork
 
@@ -66,6 +66,30 @@ class ScanSummary:
 
 def _under(path: str, roots: Iterable[Path]) -> bool:
     return any(path == str(root) or path.startswith(str(root).rstrip(os.sep) + os.sep) for root in roots)
+
+
+def _resolve_root(root: Path | str) -> tuple[Path, bool]:
+    """A scan root made absolute and resolved, and whether it is usable as text. A root
+    holding a NUL byte or undecodable bytes is passed on unresolved: discovery warns
+    about it and no cached project counts as under it.
+    """
+    text = os.fspath(root)
+    try:
+        check_text("root", text)
+        return Path(text).expanduser().resolve(), True
+    except (ValidationError, ValueError, OSError):
+        return Path(text), False
+
+
+def _still_there(path: str) -> bool:
+    """Whether a cached project path still leads, on disk, to a project folder: the path
+    must still resolve to itself (no component has become a symlink) and hold ``.claude/``.
+    A path stored in the cache is never trusted without this check.
+    """
+    try:
+        return os.path.realpath(path) == path and (Path(path) / ".claude").is_dir()
+    except (OSError, ValueError):
+        return False
 
 
 def _row(project_id: str, artifact: ArtifactOnDisk) -> dict[str, Any]:
@@ -185,14 +209,15 @@ def scan(
 ) -> ScanSummary:
     """Discover projects under ``roots`` and bring the cache up to date with them."""
     started = time.perf_counter()
-    now = now or utcnow()
-    resolved = [Path(r).expanduser().resolve() for r in roots]
+    now = ensure_utc(now, "now") if now is not None else utcnow()
+    checked = [_resolve_root(r) for r in roots]
+    resolved = [path for path, usable in checked if usable]
     summary = ScanSummary()
     with uow_factory() as uow:
         cached = {p.path: (p.id, p.fingerprint, p.status) for p in uow.projects.list() if _under(p.path, resolved)}
     seen: set[str] = set()
     unchanged: list[str] = []
-    for path in discover_projects(resolved, max_depth=max_depth, warnings=summary.warnings):
+    for path in discover_projects([p for p, _ in checked], max_depth=max_depth, warnings=summary.warnings):
         key = str(path)
         if key in seen:
             continue
@@ -210,15 +235,37 @@ def scan(
             continue
         try:
             disk = read_project(path)
+        except (FileNotFoundError, NotADirectoryError):
+            disk = None
         except OSError as exc:
             summary.projects_error += 1
             message = f"cannot read project: {exc.strerror or exc}"
             summary.warnings.append(ScanWarning(key, message))
             _record_error(uow_factory, key, path.name, message, now)
             continue
+        if disk is None or disk.claude in ("missing", "notdir"):
+            # Removed (or its .claude removed) between discovery and reading: the project
+            # is gone, not empty. A cached one is marked stale below; its artifacts stay.
+            seen.discard(key)
+            summary.warnings.append(ScanWarning(key, "project folder vanished during the scan; not read"))
+            continue
         summary.warnings.extend(disk.warnings)
-        with uow_factory() as uow:
-            sync = _sync_project(uow, disk, now)
+        if disk.claude == "error":
+            summary.projects_error += 1
+            reason = next((w.message for w in disk.warnings if w.path == str(disk.path / ".claude")), "unreadable")
+            _record_error(uow_factory, key, path.name, f"cannot read project: {reason}", now)
+            continue
+        try:
+            with uow_factory() as uow:
+                sync = _sync_project(uow, disk, now)
+        except (ValidationError, ValueTooLargeError) as exc:
+            # What this project holds cannot be stored (e.g. a tag too long for an
+            # index): the project is recorded as an error and the scan goes on.
+            summary.projects_error += 1
+            message = f"cannot store project: {exc}"
+            summary.warnings.append(ScanWarning(key, message))
+            _record_error(uow_factory, key, path.name, message, now)
+            continue
         summary.artifacts_added += sync.artifacts_added
         summary.artifacts_updated += sync.artifacts_updated
         summary.artifacts_removed += sync.artifacts_removed
@@ -232,7 +279,7 @@ def scan(
     stale = [
         id_
         for path, (id_, _fp, status) in cached.items()
-        if path not in seen and status != "stale" and not (Path(path) / ".claude").is_dir()
+        if path not in seen and status != "stale" and not _still_there(path)
     ]
     with uow_factory() as uow:
         if unchanged:
@@ -258,10 +305,15 @@ def _record_error(uow_factory: UowFactory, path: str, name: str, message: str, n
 
 
 def find_project(uow: AbstractUnitOfWork, id_or_path: str) -> Project:
-    """A project by id, or by path (made absolute); NotFoundError otherwise."""
+    """A project by id, or by path (made absolute); NotFoundError otherwise.
+
+    This answers from the cache: the folder is not read (it may be gone since the last
+    scan; ``scan`` marks such a project stale).
+    """
+    check_text("project", id_or_path, required=True)
     project = uow.projects.get(id_or_path)
     if project is None:
-        candidate = str(Path(id_or_path).expanduser().resolve()) if id_or_path else id_or_path
+        candidate = str(Path(id_or_path).expanduser().resolve())
         project = uow.projects.get_by_path(candidate) or uow.projects.get_by_path(id_or_path)
     if project is None:
         raise NotFoundError(f"no cached project with id or path {id_or_path!r}")
@@ -281,6 +333,8 @@ def _load_marketplace_file(path: Path) -> list[dict[str, Any]]:
         raw = path.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # a NUL byte in the path
+        raise InputError(f"cannot read {str(path)!r}: {exc}") from None
     try:
         data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
