@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
 
@@ -163,15 +164,21 @@ def _install_sqlite_events(engine: Engine, *, busy_timeout: float, synchronous: 
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        if memory and conn.connection.dbapi_connection.in_transaction:
+        dbapi_connection = conn.connection.dbapi_connection
+        if memory and dbapi_connection.in_transaction:
             raise ConcurrentUseError(
                 "the in-memory test database has one connection and it is in use by another unit of work; "
                 "run units of work on it one after another"
             )
-        if conn.get_execution_options().get(READ_ONLY_OPTION):
-            conn.exec_driver_sql("BEGIN")
-        else:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        statement = "BEGIN" if conn.get_execution_options().get(READ_ONLY_OPTION) else "BEGIN IMMEDIATE"
+        # Straight to the driver: every unit of work passes here, and SQLAlchemy's
+        # statement machinery costs more than the BEGIN itself. Errors (SQLITE_BUSY
+        # after busy_timeout) are wrapped the way SQLAlchemy wraps them. (With echo on,
+        # SQLAlchemy logs "BEGIN (implicit)" for it.)
+        try:
+            dbapi_connection.execute(statement)
+        except sqlite3.Error as exc:
+            raise sa_exc.DBAPIError.instance(statement, (), exc, sqlite3.Error) from exc
 
 
 def create_engine_for_url(

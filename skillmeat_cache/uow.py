@@ -74,7 +74,7 @@ class AbstractUnitOfWork(ABC):
     ) -> None:
         try:
             if exc is None:
-                self.commit()
+                self._complete()
             else:
                 self._abort()
         finally:
@@ -88,6 +88,10 @@ class AbstractUnitOfWork(ABC):
     @abstractmethod
     def _begin(self) -> None:
         """Open the session and build the repositories."""
+
+    def _complete(self) -> None:
+        """Finish the work after a clean exit from the block."""
+        self.commit()
 
     def _abort(self) -> None:
         """Undo the work after an exception in the block."""
@@ -191,6 +195,14 @@ class UnitOfWork(AbstractUnitOfWork):
         self.artifacts = SqlAlchemyArtifactRepository(session)
         self.marketplace = SqlAlchemyMarketplaceRepository(session)
         self.metadata = SqlAlchemyMetadataRepository(session)
+
+    def _complete(self) -> None:
+        session = self.session
+        if self.read_only and not (session.new or session.deleted or session.dirty):
+            # Nothing to commit: closing the session (in _end) ends the read transaction,
+            # for less than a commit costs. Changes still go through commit, which refuses them.
+            return
+        self.commit()
 
     def _abort(self) -> None:
         # Closing the session (in _end) rolls back without expiring loaded entities,
