@@ -30,6 +30,8 @@ import skillmeat_cache.cli as cli_module
 import skillmeat_cache.services as services
 from skillmeat_cache import (
     Artifact,
+    DuplicateError,
+    ForeignKeyViolationError,
     MarketplaceEntry,
     Project,
     SchemaVersionError,
@@ -406,6 +408,40 @@ def test_lookup_text_that_cannot_be_stored_is_a_validation_error(db_url, value):
         engine.dispose()
 
 
+def test_duplicate_path_is_a_duplicate_error(db_url):
+    """Also: tests/test_errors.py::test_duplicate_project_path_names_table_and_chains_the_driver_error."""
+    before = seed(db_url)
+    engine, uow = factory_for(db_url)
+    with pytest.raises(DuplicateError) as info, uow() as u:
+        u.projects.add(Project(name="ok", path="/ok"))
+        u.projects.add(Project(name="again", path="/seed/alpha"))
+    engine.dispose()
+    assert info.value.table == "projects"
+    assert_kept(before, db_url, unchanged=True)
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        pytest.param(lambda u: u.artifacts.add(Artifact(project_id="ghost", name="x", type="skill")), id="artifact"),
+        pytest.param(
+            lambda u: u.artifacts.upsert_many([{"project_id": "ghost", "type": "skill", "name": "x"}]), id="bulk-row"
+        ),
+        pytest.param(lambda u: u.metadata.set("ghost", data={"a": 1}), id="metadata"),
+        pytest.param(lambda u: u.metadata.set_many([{"artifact_id": "ghost", "tags": ["t"]}]), id="bulk-metadata"),
+    ],
+)
+def test_artifact_of_a_missing_project_is_a_foreign_key_error(db_url, write):
+    """Also: tests/test_repositories.py::test_duplicate_artifact_key_and_missing_project."""
+    before = seed(db_url)
+    engine, uow = factory_for(db_url)
+    with pytest.raises(ForeignKeyViolationError), uow() as u:
+        u.metadata.set_value("written-first", "then rolled back")
+        write(u)
+    engine.dispose()
+    assert_kept(before, db_url, unchanged=True)
+
+
 NAIVE = datetime(2026, 1, 1)
 
 
@@ -482,6 +518,26 @@ def test_cli_argument_that_cannot_be_text_is_one_error_line(run, db_url, args, f
     """NUL bytes cannot come from a real command line (only from a program calling us);
     undecodable bytes arrive as unpaired surrogates (``$'\\xff'`` in a shell).
     """
+    before = seed(db_url)
+    one_error_line(run("--db", db_url, *args), fragment)
+    assert_kept(before, db_url, unchanged=True)
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        pytest.param(
+            ("artifacts", "--project", "/no/such/project"), "error: no cached project with id or path", id="--project"
+        ),
+        pytest.param(("forget", "nope"), "error: no cached project with id or path 'nope'", id="forget"),
+        pytest.param(
+            ("projects", "--older-than", "soon"), "error: duration: expected a number and a unit", id="--older-than"
+        ),
+        pytest.param(("marketplace", "purge", "--older-than", "7x"), "error: duration:", id="purge"),
+    ],
+)
+def test_unknown_project_or_bad_duration_is_one_error_line(run, db_url, args, fragment):
+    """Also: tests/test_cli_scan.py::test_bad_input_gives_exit_1_and_one_error_line."""
     before = seed(db_url)
     one_error_line(run("--db", db_url, *args), fragment)
     assert_kept(before, db_url, unchanged=True)
@@ -860,7 +916,8 @@ def test_database_in_a_read_only_folder(run, tmp_path, sqlite_url):
     folder.chmod(0o500)
     try:
         one_error_line(run("--db", str(folder / "new.db"), "status"), "cannot create database", "Permission denied")
-        one_error_line(run("--db", url, "scan", str(tmp_path)))  # SQLite cannot create the -wal file
+        for args in (("projects",), ("scan", str(tmp_path))):  # SQLite cannot create the -wal/-shm files
+            one_error_line(run("--db", url, *args), "error: database is read-only (SQLITE_READONLY")
     finally:
         folder.chmod(0o700)
     assert_kept(before, url, unchanged=True)
