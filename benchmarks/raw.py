@@ -295,7 +295,12 @@ class RawSqlite(_Raw):
 
     def __init__(self, path: str) -> None:
         super().__init__()
-        self.conn = sqlite_connect(path)
+        self.path = path
+        self.connect()
+
+    def connect(self) -> None:
+        """(Re)open the connection."""
+        self.conn = sqlite_connect(self.path)
 
     def close(self) -> None:  # noqa: D102
         self.conn.close()
