@@ -392,16 +392,15 @@ def test_text_that_cannot_be_stored_is_a_validation_error(db_url, value, message
     assert_kept(before, db_url, unchanged=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="repositories: artifacts_with_tag and projects.get/get_by_path do not check their text "
-    "argument (SQLite: no error or a raw UnicodeEncodeError; PostgreSQL: a generic DatabaseError)",
-)
 @pytest.mark.parametrize("value", ["a\x00b", "a\ud800b"], ids=["nul", "surrogate"])
 def test_lookup_text_that_cannot_be_stored_is_a_validation_error(db_url, value):
     engine, uow = factory_for(db_url)
     try:
-        for lookup in (lambda u: u.metadata.artifacts_with_tag(value), lambda u: u.projects.get_by_path(value)):
+        for lookup in (
+            lambda u: u.metadata.artifacts_with_tag(value),
+            lambda u: u.projects.get_by_path(value),
+            lambda u: u.projects.get(value),
+        ):
             with pytest.raises(ValidationError), uow(read_only=True) as u:
                 lookup(u)
     finally:

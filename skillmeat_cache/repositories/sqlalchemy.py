@@ -365,9 +365,10 @@ class SqlAlchemyProjectRepository(base.ProjectRepository):
         return project
 
     def get(self, id: str) -> Project | None:  # noqa: D102
-        return self._session.get(Project, id)
+        return self._session.get(Project, check_text("id", id, required=True))
 
     def get_by_path(self, path: str) -> Project | None:  # noqa: D102
+        check_text("path", path, required=True)
         return self._session.scalars(_PROJECT_BY_PATH, {"path": path}).one_or_none()
 
     def _where_status(self, stmt: Select[Any], status: str | None) -> Select[Any]:
@@ -828,6 +829,7 @@ class SqlAlchemyMetadataRepository(base.MetadataRepository):
         return len(write)
 
     def artifacts_with_tag(self, tag: str) -> builtins.list[Artifact]:  # noqa: D102
+        check_text("tag", tag, required=True)
         stmt = (
             select(Artifact)
             .join(ArtifactTag, ArtifactTag.artifact_id == Artifact.id)
