@@ -105,10 +105,12 @@ class _Raw:
         )
         self.sql_delete_tags = f"DELETE FROM artifact_tags WHERE artifact_id = {p}"
         self.sql_insert_tag = f"INSERT INTO artifact_tags (artifact_id, tag) VALUES ({p}, {p})"
+        # The same query shape as ours (two correlated counts), so that the comparison is
+        # about the code around the query, not about two ways of writing it.
         self.sql_summaries = (
-            f"SELECT {_PCOLS}, coalesce(c.n, 0), coalesce(c.o, 0) FROM projects p LEFT JOIN "
-            f"(SELECT project_id, count(*) AS n, {self.outdated_sum} AS o FROM artifacts GROUP BY project_id) c "
-            "ON c.project_id = p.id ORDER BY p.name, p.path"
+            f"SELECT {_PCOLS}, (SELECT count(*) FROM artifacts a WHERE a.project_id = p.id), "
+            f"(SELECT count(*) FROM artifacts a WHERE a.project_id = p.id AND a.{self.outdated_true}) "
+            "FROM projects p ORDER BY p.name, p.path"
         )
         self.sql_outdated = f"SELECT {_COLS} FROM artifacts WHERE {self.outdated_true} ORDER BY project_id, type, name"
         self.sql_list = (
@@ -119,7 +121,6 @@ class _Raw:
         )
         self.sql_delete_project = f"DELETE FROM projects WHERE id = {p}"
 
-    outdated_sum = "sum(is_outdated)"
     outdated_true = "is_outdated = 1"
 
     # -- driver specifics ----------------------------------------------------------
@@ -342,7 +343,6 @@ class RawPostgres(_Raw):
     P = "%s"
     DISTINCT = "IS DISTINCT FROM"
     JSON_PARAM = "%s::jsonb"
-    outdated_sum = "count(*) FILTER (WHERE is_outdated)"
     outdated_true = "is_outdated"
 
     def __init__(self, conninfo: str) -> None:
