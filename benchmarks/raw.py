@@ -349,7 +349,8 @@ class RawPostgres(_Raw):
         import psycopg
 
         super().__init__()
-        self.conn = psycopg.connect(conninfo)
+        # The session settings our engine uses (UTC sessions, see engine.py).
+        self.conn = psycopg.connect(conninfo, options="-c timezone=UTC")
         self.cur = self.conn.cursor()
 
     def close(self) -> None:  # noqa: D102

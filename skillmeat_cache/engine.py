@@ -215,6 +215,13 @@ def create_engine_for_url(
         return engine
     if backend == "postgresql":
         kwargs.setdefault("pool_pre_ping", True)
+        # Sessions in UTC: timestamptz values then arrive as UTC datetimes, which the
+        # models hand out as they are instead of converting each one (stored values are
+        # instants either way; nothing here depends on the session time zone).
+        connect_args = kwargs.setdefault("connect_args", {})
+        options = connect_args.get("options", "")
+        if "timezone" not in options.lower():
+            connect_args["options"] = f"{options} -c timezone=UTC".strip()
         return create_engine(parsed, **kwargs)
     raise CacheError(f"unsupported database {redact_url(parsed)}: use SQLite or PostgreSQL")
 
