@@ -367,9 +367,9 @@ class Artifact(Base):
     __table_args__ = (
         UniqueConstraint("project_id", "type", "name"),
         CheckConstraint(_one_of("type", ARTIFACT_TYPES), name="type"),
-        # Revision 0003: (project_id, is_outdated) replaced (project_id): project summaries
-        # count artifacts and outdated ones from the index alone.
-        Index("idx_artifacts_project_outdated", "project_id", "is_outdated"),
+        # The seed's name, widened to (project_id, is_outdated) in revision 0003: project
+        # summaries count artifacts and outdated ones from the index alone.
+        Index("idx_artifacts_project_id", "project_id", "is_outdated"),
         Index("idx_artifacts_type", "type"),
         Index("idx_artifacts_outdated", "is_outdated"),
         Index("idx_artifacts_composite", "project_id", "type"),

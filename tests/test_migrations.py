@@ -151,7 +151,7 @@ CHECKS = {"projects": "ck_projects_status", "artifacts": "ck_artifacts_type", "m
 INDEXES = {
     "projects": {"idx_projects_status", "idx_projects_last_fetched"},
     "artifacts": {
-        "idx_artifacts_project_outdated",
+        "idx_artifacts_project_id",
         "idx_artifacts_type",
         "idx_artifacts_outdated",
         "idx_artifacts_composite",
