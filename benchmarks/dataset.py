@@ -17,29 +17,19 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+# One vocabulary for generated trees and benchmark rows (see corpus.py).
+from .corpus import _AUTHORS, _OBJECTS, _TAGS, _VERBS
+
 __all__ = ["SIZES", "Dataset", "build"]
 
 SIZES: dict[str, tuple[int, int]] = {"small": (100, 10), "full": (1000, 100)}
 
 _TYPES = ("skill", "command", "agent", "hook", "mcp")
-_VERBS = (
-    "lint", "review", "deploy", "summarize", "refactor", "test", "profile", "migrate",
-    "document", "triage", "format", "explain", "audit", "bundle", "release", "search",
-)  # fmt: skip
-_OBJECTS = (
-    "pdf", "sql", "api", "docs", "logs", "tests", "schema", "deps",
-    "images", "configs", "metrics", "commits", "issues", "notebooks", "csv", "terraform",
-)  # fmt: skip
-_TAGS = (
-    "python", "py", "typescript", "sql", "docs", "testing", "review", "git",
-    "ci", "security", "data", "frontend", "backend", "devops", "writing", "performance",
-)  # fmt: skip
 _WORDS = (
     "files", "changes", "errors", "tables", "pages", "branches", "queries", "reports", "modules",
     "functions", "before", "after", "every", "quickly", "safely", "carefully", "locally", "staging",
     "production", "warnings", "results", "summary", "context", "diff", "coverage", "layout",
 )  # fmt: skip
-_AUTHORS = ("Anthropic", "Acme Labs", "Maya Chen", "Priya Raman", "Jordan Ellis", "Sam Okafor", "Docs Team")
 _LICENSES = ("MIT", "Apache-2.0", "BSD-3-Clause", "CC-BY-4.0", "Proprietary")
 _ORGS = ("anthropics", "acme-labs", "community-tools", "modelcontextprotocol")
 _TOOLS = ("Read", "Write", "Edit", "Bash", "Grep", "Glob", "WebFetch")
