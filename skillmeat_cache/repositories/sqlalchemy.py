@@ -238,6 +238,16 @@ def _check_writable(session: Session) -> None:
         raise ReadOnlyError("this unit of work is read-only and cannot write")
 
 
+def _bulk_write_connection(session: Session) -> tuple[Connection, _Sql]:
+    """The connection and dialect SQL for a driver-level write: refuse in a read-only unit
+    of work, and flush pending ORM objects first so the database sees them.
+    """
+    _check_writable(session)
+    session.flush()
+    conn = session.connection()
+    return conn, _sql_for(conn)
+
+
 def _rows_per_statement(conn: Connection, sql: _Sql, per_row: int) -> int:
     """Rows per multi-row VALUES statement under the driver's parameter limit."""
     if sql.pg:
@@ -399,10 +409,7 @@ class SqlAlchemyProjectRepository(base.ProjectRepository):
         # One DELETE; the database cascades to artifacts, metadata and tags (the ORM would
         # load the project first and delete every loaded child one by one).
         session = self._session
-        _check_writable(session)
-        session.flush()
-        conn = session.connection()
-        sql = _sql_for(conn)
+        conn, sql = _bulk_write_connection(session)
         loaded = any(
             isinstance(obj, (Artifact, ArtifactMetadata, ArtifactTag)) for obj in session.identity_map.values()
         )
@@ -579,10 +586,7 @@ class SqlAlchemyArtifactRepository(base.ArtifactRepository):
         if not prepared:
             return 0
         session = self._session
-        _check_writable(session)
-        session.flush()
-        conn = session.connection()
-        sql = _sql_for(conn)
+        conn, sql = _bulk_write_connection(session)
         partial = [r for r in prepared if "deployed_version" not in r or "upstream_version" not in r]
         stored = (
             self._stored_versions(conn, ((r["project_id"], r["type"], r["name"]) for r in partial)) if partial else {}
@@ -626,10 +630,7 @@ class SqlAlchemyArtifactRepository(base.ArtifactRepository):
         if not prepared:
             return 0
         session = self._session
-        _check_writable(session)
-        session.flush()
-        conn = session.connection()
-        sql = _sql_for(conn)
+        conn, sql = _bulk_write_connection(session)
         stored: dict[str, tuple[Any, Any]] = {}
         ids = [c["id"] for c in prepared]
         for chunk in _chunks(ids):
@@ -774,10 +775,7 @@ class SqlAlchemyMetadataRepository(base.MetadataRepository):
         if not prepared:
             return 0
         session = self._session
-        _check_writable(session)
-        session.flush()
-        conn = session.connection()
-        sql = _sql_for(conn)
+        conn, sql = _bulk_write_connection(session)
         stored: dict[str, tuple[Any, ...]] = {}
         ids = [r[0] for r in prepared]
         for chunk in _chunks(ids):
