@@ -42,6 +42,7 @@ __all__ = [
     "CacheMetadata",
     "MarketplaceEntry",
     "Project",
+    "TEXT_LIMITS",
     "derive_outdated",
     "ensure_utc",
     "new_id",
@@ -113,9 +114,27 @@ def check_json(field: str, value: Any) -> Any:
         raise ValidationError(field, f"cannot be stored as JSON: {exc}") from None
 
 
-def check_text(field: str, value: Any, *, required: bool = False) -> Any:
+# Longest value (UTF-8 bytes) of each field that is, or is part of, an index key.
+# PostgreSQL's btree refuses an index row over ~2.7 kB, so without a limit a long name
+# would be stored on SQLite (and by the fake) but refused on PostgreSQL. Names and ids
+# get the 255 bytes a file name may have; a path gets 2,048 bytes.
+TEXT_LIMITS: dict[str, int] = {
+    "id": 255,
+    "project_id": 255,
+    "artifact_id": 255,
+    "key": 255,
+    "name": 255,
+    "tags": 255,
+    "tag": 255,
+    "path": 2048,
+}
+
+
+def check_text(field: str, value: Any, *, required: bool = False, lookup: bool = False) -> Any:
     """Validate a text value: a str without NUL bytes or unpaired surrogates; non-blank
-    when required. Returns it unchanged.
+    when required; no longer than ``TEXT_LIMITS[field]`` UTF-8 bytes for indexed fields
+    unless it is only a ``lookup`` key (too long to be stored, so simply not found).
+    Returns it unchanged.
     """
     if value is None:
         if required:
@@ -128,9 +147,12 @@ def check_text(field: str, value: Any, *, required: bool = False) -> Any:
     if "\x00" in value:
         raise ValidationError(field, "contains a NUL byte")
     try:
-        value.encode("utf-8")
+        size = len(value.encode("utf-8"))
     except UnicodeEncodeError:
         raise ValidationError(field, "is not valid Unicode (unpaired surrogate)") from None
+    limit = None if lookup else TEXT_LIMITS.get(field)
+    if limit is not None and size > limit:
+        raise ValidationError(field, f"is {size} bytes long; at most {limit} bytes (UTF-8) are allowed")
     return value
 
 
@@ -450,7 +472,6 @@ class ArtifactMetadata(Base):
     """
 
     __tablename__ = "artifact_metadata"
-    __table_args__ = (Index("idx_metadata_tags", "tags"),)
     _defaults: ClassVar[dict[str, Any]] = {"tags": list, "aliases": list}
     _required = ("artifact_id",)
 

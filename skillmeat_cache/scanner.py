@@ -44,7 +44,7 @@ import yaml
 
 from .errors import ValidationError
 from .hashing import content_hash
-from .models import ARTIFACT_TYPES, check_text
+from .models import ARTIFACT_TYPES, TEXT_LIMITS, check_text
 
 __all__ = [
     "FRONTMATTER_READ_LIMIT",
@@ -541,14 +541,20 @@ def _jsonable(value: Any, clean: _Text) -> Any:
     return convert(value)
 
 
-def _labels(raw: Any, clean: _Text) -> list[str]:
+def _labels(raw: Any, clean: _Text, limit: int | None = None) -> list[str]:
     """Tags or aliases: a list of scalars (each as written) or one scalar; blanks and
-    duplicates dropped, order kept.
+    duplicates dropped, order kept; items over ``limit`` UTF-8 bytes dropped, with a warning.
     """
     if raw is None or raw is _NON_SCALAR:
         return []
     items = raw if isinstance(raw, list) else [raw]
     out = [clean(item) for item in items if isinstance(item, str) and item.strip()]
+    if limit is not None:
+        kept = [item for item in out if len(item.encode("utf-8")) <= limit]
+        if len(kept) < len(out):
+            # The frontmatter document keeps them; only the indexed tag list cannot.
+            clean.warn(clean.path, f"{len(out) - len(kept)} tags longer than {limit} bytes left out of the tag list")
+        out = kept
     return list(dict.fromkeys(out))
 
 
@@ -578,7 +584,7 @@ def _meta_from_raw(data: dict[str, Any], raw: dict[str, Any], clean: _Text) -> _
         version=scalar("version"),
         source=scalar("source") or scalar("upstream"),
         description=scalar("description"),
-        tags=_labels(raw.get("tags"), clean),
+        tags=_labels(raw.get("tags"), clean, TEXT_LIMITS["tags"]),
         aliases=_labels(raw.get("aliases"), clean),
     )
 

@@ -642,12 +642,12 @@ class FakeProjectRepository(_FakeRepository, ProjectRepository):
         return self._s.add(project, Project)
 
     def get(self, id: str) -> Project | None:  # noqa: D102
-        check_text("id", id, required=True)
+        check_text("id", id, required=True, lookup=True)
         with self._s.op():
             return self._s.load("projects", id)
 
     def get_by_path(self, path: str) -> Project | None:  # noqa: D102
-        check_text("path", path, required=True)
+        check_text("path", path, required=True, lookup=True)
         with self._s.op():
             rows = self._s.select("projects", lambda r: r["path"] == path)
             return self._s.load("projects", rows[0]["id"]) if rows else None

@@ -50,6 +50,7 @@ from skillmeat_cache.errors import (
     DatabaseUnavailableError,
     ValueTooLargeError,
 )
+from skillmeat_cache.models import TEXT_LIMITS
 from skillmeat_cache.services import InputError, scan
 
 TABLES = ("projects", "artifacts", "artifact_metadata", "artifact_tags", "marketplace", "cache_metadata")
@@ -266,40 +267,82 @@ def test_empty_name_is_a_validation_error(db_url, write, field):
     assert_kept(before, db_url, unchanged=True)
 
 
-def test_ten_megabyte_name_in_a_plain_column_is_stored_verbatim(db_url):
+def test_ten_megabyte_text_in_a_plain_column_is_stored_verbatim(db_url):
     before = seed(db_url)
-    name = secrets.token_hex(5 * 1024 * 1024)  # 10 MiB of text that does not compress
+    text_ = secrets.token_hex(5 * 1024 * 1024)  # 10 MiB of text that does not compress
     engine, uow = factory_for(db_url)
     with uow() as u:
-        added = u.projects.add(Project(name=name, path="/big", description=name))
+        added = u.projects.add(Project(name="big", path="/big", description=text_))
     with uow(read_only=True) as u:
         again = u.projects.get(added.id)
-        assert again.name == name and again.description == name
+        assert again.description == text_
     engine.dispose()
     assert_kept(before, db_url)
 
 
-def test_ten_megabyte_name_in_an_indexed_column(db_url):
-    """SQLite stores it; PostgreSQL's btree indexes cannot hold a row of more than ~2.7 kB:
-    ValueTooLargeError (SQLSTATE 54000), and nothing of the unit of work is kept.
-    """
+def _long_artifact_name(u: Any, p: Project, value: str) -> None:
+    u.artifacts.add(Artifact(project_id=p.id, name=value, type="skill"))
+
+
+def _long_bulk_artifact_name(u: Any, p: Project, value: str) -> None:
+    u.artifacts.upsert_many([{"project_id": p.id, "type": "skill", "name": value}])
+
+
+def _long_project_name(u: Any, p: Project, value: str) -> None:
+    u.projects.add(Project(name=value, path="/long"))
+
+
+def _long_path(u: Any, p: Project, value: str) -> None:
+    u.projects.add(Project(name="long", path="/" + value[1:]))
+
+
+def _long_marketplace_name(u: Any, p: Project, value: str) -> None:
+    u.marketplace.add(MarketplaceEntry(name=value, type="skill"))
+
+
+def _long_tag(u: Any, p: Project, value: str) -> None:
+    artifact = u.artifacts.add(Artifact(project_id=p.id, name="tagged", type="skill"))
+    u.metadata.set(artifact.id, data=None, tags=["ok", value])
+
+
+def _long_key(u: Any, p: Project, value: str) -> None:
+    u.metadata.set_value(value, "v")
+
+
+LONG_TEXT_WRITES = {
+    "name": _long_artifact_name,
+    "bulk name": _long_bulk_artifact_name,
+    "project name": _long_project_name,
+    "path": _long_path,
+    "marketplace name": _long_marketplace_name,
+    "tag": _long_tag,
+    "key": _long_key,
+}
+LONG_TEXT_FIELDS = {"bulk name": "name", "project name": "name", "marketplace name": "name", "tag": "tags"}
+
+
+@pytest.mark.parametrize("what", LONG_TEXT_WRITES)
+def test_too_long_text_in_an_indexed_column_is_a_validation_error_on_every_backend(db_url, what):
+    """Every backend (and the fake, see test_fakes) refuses the same lengths: PostgreSQL's
+    btree could not hold a few kB, so the models refuse it before any database sees it."""
+    field = LONG_TEXT_FIELDS.get(what, what)
+    limit = TEXT_LIMITS[field]
     before = seed(db_url)
-    name = secrets.token_hex(5 * 1024 * 1024)
     engine, uow = factory_for(db_url)
-    with uow() as u:
+    with uow(read_only=True) as u:
         project = u.projects.get_by_path("/seed/alpha")
-    if engine.dialect.name == "postgresql":
-        with pytest.raises(ValueTooLargeError, match="54000"), uow() as u:
-            u.projects.add(Project(name="ok", path="/ok"))
-            u.artifacts.add(Artifact(project_id=project.id, name=name, type="skill"))
+    for value in ("é" * (limit // 2 + 1), secrets.token_hex(5 * 1024 * 1024)):
+        with pytest.raises(ValidationError, match=f"at most {limit} bytes") as info, uow() as u:
+            _long_artifact_name(u, project, "written-first")
+            LONG_TEXT_WRITES[what](u, project, value)
+        assert info.value.field == field
         assert_kept(before, db_url, unchanged=True)
-    else:
-        with uow() as u:
-            u.artifacts.add(Artifact(project_id=project.id, name=name, type="skill"))
-        with uow(read_only=True) as u:
-            assert [a.name for a in u.artifacts.search(name[:100])] == [name]
-        assert_kept(before, db_url)
+    # A value of exactly the limit (in UTF-8 bytes, multi-byte characters) fits everywhere.
+    at_limit = "é" * (limit // 2) + "x" * (limit % 2)
+    with uow() as u:
+        LONG_TEXT_WRITES[what](u, project, at_limit)
     engine.dispose()
+    assert_kept(before, db_url)
 
 
 def test_relative_project_path_is_a_validation_error(db_url):
@@ -815,23 +858,42 @@ def test_folder_removed_mid_scan(sqlite_url, tmp_path, monkeypatch, what):
     assert_kept(before, sqlite_url)
 
 
-def test_project_whose_data_cannot_be_stored_is_an_error_and_the_scan_goes_on(db_url, tmp_path):
-    """A tag PostgreSQL cannot index (a btree row holds ~2.7 kB); on SQLite a description
-    over a lowered SQLITE_LIMIT_LENGTH. Either: ValueTooLargeError inside, the project
-    recorded with status error, a warning, and every other project stored.
-    """
+def test_tag_too_long_to_index_is_left_out_of_the_tag_list_with_a_warning(db_url, tmp_path):
+    """A 6 kB tag (PostgreSQL's btree could not hold it): the artifact is stored, the tag
+    stays in the frontmatter document but not in the indexed tag list."""
     before = seed(db_url)
     tree = tmp_path / "tree"
-    make_skill(tree / "a-good")
     huge = secrets.token_hex(3000)
-    make_skill(tree / "b-huge", content=f"---\ndescription: {huge}\ntags: [{huge}]\n---\n")
-    make_skill(tree / "c-good")
+    make_skill(tree / "b-huge", content=f"---\ndescription: {huge}\ntags: [small, {huge}]\n---\n")
     engine, uow = factory_for(db_url)
-    if engine.dialect.name == "sqlite":
+    summary = scan(uow, [tree])
+    assert (summary.projects_added, summary.projects_error) == (1, 0)
+    (warning,) = summary.warnings
+    assert warning.message == "1 tags longer than 255 bytes left out of the tag list"
+    with uow(read_only=True) as u:
+        project = u.projects.get_by_path(str((tree / "b-huge").resolve()))
+        (artifact,) = u.artifacts.list_for_project(project.id)
+        meta = u.metadata.get(artifact.id)
+        assert meta.tags == ["small"] and meta.data["tags"] == ["small", huge] and meta.description == huge
+        assert [a.id for a in u.metadata.artifacts_with_tag("small")] == [artifact.id]
+    engine.dispose()
+    assert_kept(before, db_url)
 
-        @event.listens_for(engine, "connect")
-        def _limit(dbapi_connection: Any, _record: Any) -> None:
-            dbapi_connection.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 5000)
+
+def test_project_whose_data_cannot_be_stored_is_an_error_and_the_scan_goes_on(sqlite_url, tmp_path):
+    """A description over a lowered SQLITE_LIMIT_LENGTH: ValueTooLargeError inside, the
+    project recorded with status error, a warning, and every other project stored.
+    """
+    before = seed(sqlite_url)
+    tree = tmp_path / "tree"
+    make_skill(tree / "a-good")
+    make_skill(tree / "b-huge", content=f"---\ndescription: {secrets.token_hex(3000)}\n---\n")
+    make_skill(tree / "c-good")
+    engine, uow = factory_for(sqlite_url)
+
+    @event.listens_for(engine, "connect")
+    def _limit(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 5000)
 
     summary = scan(uow, [tree])
     assert (summary.projects_added, summary.projects_error) == (2, 1)
@@ -843,7 +905,7 @@ def test_project_whose_data_cannot_be_stored_is_an_error_and_the_scan_goes_on(db
         assert bad.status == "error" and bad.error_message == warning.message
         assert u.artifacts.count(project_id=bad.id) == 0
     engine.dispose()
-    assert_kept(before, db_url)
+    assert_kept(before, sqlite_url)
 
 
 # --------------------------------------------------------------------------- marketplace files

@@ -156,7 +156,7 @@ INDEXES = {
         "idx_artifacts_outdated",
         "idx_artifacts_composite",
     },
-    "artifact_metadata": {"idx_metadata_tags"},
+    "artifact_metadata": set(),
     "artifact_tags": {"idx_artifact_tags_tag"},
     "marketplace": {"idx_marketplace_type", "idx_marketplace_name"},
 }

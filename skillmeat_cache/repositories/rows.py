@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import ValidationError
-from ..models import ARTIFACT_TYPES, check_json, check_text, derive_outdated, ensure_utc, normalise_labels
+from ..models import ARTIFACT_TYPES, TEXT_LIMITS, check_json, check_text, derive_outdated, ensure_utc, normalise_labels
 from .base import ARTIFACT_BULK_COLUMNS
 
 __all__ = [
@@ -40,9 +40,10 @@ _BOOL = frozenset({bool})
 # which raise exactly the error (field, message, first bad row) they always raised.
 
 
-def _all_text(values: list[Any], required: bool) -> bool:
+def _all_text(values: list[Any], required: bool, limit: int | None = None) -> bool:
     """True when every value is a str without NUL or unpaired surrogate (and, when
-    required, not blank): what :func:`check_text` accepts.
+    required, not blank; when ``limit`` is given, at most that many UTF-8 bytes): what
+    :func:`check_text` accepts.
     """
     try:
         joined = "".join(values)  # TypeError on anything that is not a str (None too)
@@ -50,25 +51,34 @@ def _all_text(values: list[Any], required: bool) -> bool:
         return False
     if "\x00" in joined:
         return False
-    if not joined.isascii():
+    ascii_only = joined.isascii()
+    if not ascii_only:
         try:
             joined.encode("utf-8")
         except UnicodeEncodeError:
             return False
+    # A character is at most 4 UTF-8 bytes: only long non-ASCII values need encoding.
+    if (
+        limit is not None
+        and values
+        and max(map(len, values)) * (1 if ascii_only else 4) > limit
+        and any(len(v.encode("utf-8")) > limit for v in values)
+    ):
+        return False
     return not required or all(map(str.strip, values))
 
 
-def _optional_text(values: list[Any]) -> bool:
-    return _all_text([v for v in values if v is not None], False)
+def _optional_text(values: list[Any], limit: int | None = None) -> bool:
+    return _all_text([v for v in values if v is not None], False, limit)
 
 
 def _artifact_values_ok(rows: list[dict[str, Any]], columns: set[str]) -> bool:
     """The batch form of :func:`_check_artifact_values` (timestamps excepted)."""
     for key in _REQUIRED_TEXT:
-        if key in columns and not _all_text([r[key] for r in rows if key in r], True):
+        if key in columns and not _all_text([r[key] for r in rows if key in r], True, TEXT_LIMITS.get(key)):
             return False
     for key in _OPTIONAL_TEXT:
-        if key in columns and not _optional_text([r[key] for r in rows if key in r]):
+        if key in columns and not _optional_text([r[key] for r in rows if key in r], TEXT_LIMITS.get(key)):
             return False
     if "type" in columns:
         try:
@@ -189,7 +199,7 @@ def _merge_changes_fast(changes: list[Mapping[str, Any]]) -> list[dict[str, Any]
     for key in ("project_id", "type", "name"):
         if key in columns and any(c[key] is None for c in out if key in c):
             return None
-    if not _all_text(ids, True) or not _artifact_values_ok(out, columns):
+    if not _all_text(ids, True, TEXT_LIMITS["id"]) or not _artifact_values_ok(out, columns):
         return None
     _convert_timestamps(out, columns)
     return out
@@ -240,12 +250,12 @@ _strict_json = json.JSONEncoder(allow_nan=False).encode  # json.dumps(value, all
 _dumps = json.dumps
 
 
-def _labels_fast(value: Any) -> list[str] | None:
+def _labels_fast(value: Any, limit: int | None) -> list[str] | None:
     if value is None:
         return []
     if type(value) is not list and type(value) is not tuple:
         return None
-    if not _all_text(list(value), True):
+    if not _all_text(list(value), True, limit):
         return None
     return list(dict.fromkeys(value))
 
@@ -254,7 +264,7 @@ def _metadata_params_fast(rows: list[Mapping[str, Any]]) -> list[MetadataParams]
     if not all(map(METADATA_COLUMNS.issuperset, rows)):
         return None
     ids = [r.get("artifact_id") for r in rows]
-    if not _all_text(ids, True) or len(set(ids)) != len(ids):
+    if not _all_text(ids, True, TEXT_LIMITS["artifact_id"]) or len(set(ids)) != len(ids):
         return None
     descriptions = [r.get("description") for r in rows]
     if not _optional_text(descriptions):
@@ -271,8 +281,8 @@ def _metadata_params_fast(rows: list[Mapping[str, Any]]) -> list[MetadataParams]
                 return None
         else:
             return None
-        tags = _labels_fast(row.get("tags"))
-        aliases = _labels_fast(row.get("aliases"))
+        tags = _labels_fast(row.get("tags"), TEXT_LIMITS["tags"])
+        aliases = _labels_fast(row.get("aliases"), None)
         if tags is None or aliases is None:
             return None
         out.append((artifact_id, text, description, tags, _dumps(tags), aliases, _dumps(aliases)))

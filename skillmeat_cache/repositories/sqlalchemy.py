@@ -373,10 +373,10 @@ class SqlAlchemyProjectRepository(base.ProjectRepository):
         return project
 
     def get(self, id: str) -> Project | None:  # noqa: D102
-        return self._session.get(Project, check_text("id", id, required=True))
+        return self._session.get(Project, check_text("id", id, required=True, lookup=True))
 
     def get_by_path(self, path: str) -> Project | None:  # noqa: D102
-        check_text("path", path, required=True)
+        check_text("path", path, required=True, lookup=True)
         return self._session.scalars(_PROJECT_BY_PATH, {"path": path}).one_or_none()
 
     def _where_status(self, stmt: Select[Any], status: str | None) -> Select[Any]:
