@@ -13,43 +13,42 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import (
-    CacheError,
-    ConcurrentUseError,
-    ConstraintViolationError,
-    DatabaseBusyError,
-    DatabaseCorruptError,
-    DatabaseError,
-    DatabaseFullError,
-    DatabaseReadOnlyError,
-    DatabaseUnavailableError,
-    DuplicateError,
-    ForeignKeyViolationError,
-    NotFoundError,
-    ReadOnlyError,
-    SchemaVersionError,
-    UnitOfWorkActiveError,
-    ValidationError,
-    ValueTooLargeError,
-)
-from .models import (
-    ARTIFACT_TYPES,
-    PROJECT_STATUSES,
-    Artifact,
-    ArtifactMetadata,
-    Base,
-    CacheMetadata,
-    MarketplaceEntry,
-    Project,
-    derive_outdated,
-)
-from .repositories.base import ArtifactRepository, MarketplaceRepository, MetadataRepository, ProjectRepository
-from .revision import HEAD_REVISION
-from .uow import AbstractUnitOfWork, UnitOfWork
-
 if TYPE_CHECKING:
+    from .errors import (
+        CacheError,
+        ConcurrentUseError,
+        ConstraintViolationError,
+        DatabaseBusyError,
+        DatabaseCorruptError,
+        DatabaseError,
+        DatabaseFullError,
+        DatabaseReadOnlyError,
+        DatabaseUnavailableError,
+        DuplicateError,
+        ForeignKeyViolationError,
+        NotFoundError,
+        ReadOnlyError,
+        SchemaVersionError,
+        UnitOfWorkActiveError,
+        ValidationError,
+        ValueTooLargeError,
+    )
     from .migration import current_revision, downgrade, migrate
+    from .models import (
+        ARTIFACT_TYPES,
+        PROJECT_STATUSES,
+        Artifact,
+        ArtifactMetadata,
+        Base,
+        CacheMetadata,
+        MarketplaceEntry,
+        Project,
+        derive_outdated,
+    )
+    from .repositories.base import ArtifactRepository, MarketplaceRepository, MetadataRepository, ProjectRepository
     from .retry import run_with_retry
+    from .revision import HEAD_REVISION
+    from .uow import AbstractUnitOfWork, UnitOfWork
 
 __all__ = [
     "ARTIFACT_TYPES",
@@ -91,8 +90,38 @@ __all__ = [
     "run_with_retry",
 ]
 
-# Loaded on first use: migrating imports Alembic, retrying imports tenacity.
+_ERRORS = (
+    "CacheError",
+    "ConcurrentUseError",
+    "ConstraintViolationError",
+    "DatabaseBusyError",
+    "DatabaseCorruptError",
+    "DatabaseError",
+    "DatabaseFullError",
+    "DatabaseReadOnlyError",
+    "DatabaseUnavailableError",
+    "DuplicateError",
+    "ForeignKeyViolationError",
+    "NotFoundError",
+    "ReadOnlyError",
+    "SchemaVersionError",
+    "UnitOfWorkActiveError",
+    "ValidationError",
+    "ValueTooLargeError",
+)
+_MODELS = ("ARTIFACT_TYPES", "PROJECT_STATUSES", "Artifact", "ArtifactMetadata", "Base", "CacheMetadata")
+_MODELS += ("MarketplaceEntry", "Project", "derive_outdated")
+_REPOSITORIES = ("ArtifactRepository", "MarketplaceRepository", "MetadataRepository", "ProjectRepository")
+
+# Every export is loaded on first use, so that a command that only reads (the CLI's
+# ``projects``) imports neither the ORM models nor Alembic nor tenacity.
 _LAZY = {
+    **dict.fromkeys(_ERRORS, "errors"),
+    **dict.fromkeys(_MODELS, "models"),
+    **dict.fromkeys(_REPOSITORIES, "repositories.base"),
+    "HEAD_REVISION": "revision",
+    "AbstractUnitOfWork": "uow",
+    "UnitOfWork": "uow",
     "migrate": "migration",
     "downgrade": "migration",
     "current_revision": "migration",
@@ -106,4 +135,10 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'skillmeat_cache' has no attribute {name!r}")
     from importlib import import_module
 
-    return getattr(import_module(f".{module}", __name__), name)
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

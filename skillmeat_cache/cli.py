@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import click
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
 from .engine import ENVIRONMENTS, READ_ONLY_OPTION, create_engine_for_url, redact_url, resolve_database_url
 from .errors import CacheError, SchemaVersionError, ValidationError, map_db_error
-from .models import Artifact, ArtifactMetadata, CacheMetadata, MarketplaceEntry, Project
 from .revision import HEAD_REVISION, KNOWN_REVISIONS, check_schema, read_revision
 
 __all__ = ["main"]
@@ -221,13 +220,7 @@ def downgrade(state: _State, revision: str) -> None:
     click.echo(f"{redact_url(state.url)} downgraded to {revision}")
 
 
-_COUNTED = {
-    "projects": Project,
-    "artifacts": Artifact,
-    "artifact_metadata": ArtifactMetadata,
-    "marketplace": MarketplaceEntry,
-    "cache_metadata": CacheMetadata,
-}
+_COUNTED = ("projects", "artifacts", "artifact_metadata", "marketplace", "cache_metadata")
 
 
 @main.command()
@@ -243,8 +236,8 @@ def status(state: _State, as_json: bool) -> None:
             current = read_revision(conn)
             counts = {}
             if current == HEAD_REVISION:
-                for name, model in _COUNTED.items():
-                    counts[name] = conn.execute(select(func.count()).select_from(model)).scalar_one()
+                for name in _COUNTED:
+                    counts[name] = conn.execute(text(f"SELECT count(*) FROM {name}")).scalar_one()
         size = None
         if state.is_sqlite and engine.url.database:
             path = Path(engine.url.database)
@@ -269,6 +262,20 @@ def status(state: _State, as_json: bool) -> None:
         click.echo(f"{name + ':':<19}{n:,}")
     if current != HEAD_REVISION:
         raise SchemaVersionError(f"database is at revision {current or 'none'}; run `skillmeat-cache migrate`")
+
+
+@contextmanager
+def _read_connection(state: _State) -> Iterator[Connection]:
+    """A read-only connection (one transaction) on the chosen database, made ready as
+    :func:`_cache` makes it, for the read models in :mod:`.views`.
+    """
+    engine = state.engine()
+    try:
+        ensure_ready(state, engine)
+        with engine.connect().execution_options(**{READ_ONLY_OPTION: True}) as conn, conn.begin():
+            yield conn
+    finally:
+        engine.dispose()
 
 
 @contextmanager
@@ -363,26 +370,22 @@ def scan(state: _State, roots: tuple[str, ...], max_depth: int, full: bool, as_j
 def projects(state: _State, older_than: str | None, status: str | None, as_json: bool) -> None:
     """List cached projects with their artifact and outdated counts."""
     from .durations import parse_duration
+    from .views import project_summaries
 
     ttl = parse_duration(older_than) if older_than else None
-    with _cache(state) as uow, uow(read_only=True) as u:
-        summaries = u.projects.summaries(status=status, older_than=ttl)
+    with _read_connection(state) as conn:
+        summaries = project_summaries(conn, status=status, older_than=ttl)
     if as_json:
-        _echo_json(
-            [
-                {**s.project.to_dict(), "artifact_count": s.artifact_count, "outdated_count": s.outdated_count}
-                for s in summaries
-            ]
-        )
+        _echo_json(summaries)
         return
     rows = [
         [
-            s.project.name,
-            s.project.path,
-            s.project.status,
-            s.artifact_count,
-            s.outdated_count,
-            s.project.last_fetched.strftime("%Y-%m-%d %H:%M UTC") if s.project.last_fetched else "never",
+            s["name"],
+            s["path"],
+            s["status"],
+            s["artifact_count"],
+            s["outdated_count"],
+            s["last_fetched"][:16].replace("T", " ") + " UTC" if s["last_fetched"] else "never",
         ]
         for s in summaries
     ]

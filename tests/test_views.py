@@ -1,0 +1,104 @@
+"""Read models (skillmeat_cache.views) return what the repository methods they mirror
+return, on both databases; and the CLI's read path imports nothing heavy."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import text
+
+from skillmeat_cache import Artifact, Project, ValidationError
+from skillmeat_cache.views import project_summaries
+
+
+def _seed(uow_factory) -> None:
+    with uow_factory() as uow:
+        a = uow.projects.add(Project(name="a", path="/w/a", description="first", fingerprint="f1"))
+        b = uow.projects.add(
+            Project(name="b", path="/w/b", last_fetched=datetime(2026, 1, 1, 3, 4, 5, 678901, tzinfo=UTC))
+        )
+        uow.projects.add(Project(name="c", path="/w/c", status="error", error_message="boom"))
+        uow.projects.add(Project(name="a", path="/w/a2"))  # same name: ordered by path
+        uow.artifacts.upsert_many(
+            [
+                {"project_id": a.id, "type": "skill", "name": "s1", "deployed_version": "1", "upstream_version": "2"},
+                {"project_id": a.id, "type": "skill", "name": "s2"},
+                {"project_id": b.id, "type": "hook", "name": "h1", "deployed_version": "1", "upstream_version": "3"},
+            ]
+        )
+        uow.artifacts.add(Artifact(project_id=b.id, type="agent", name="g1"))
+
+
+def _from_repository(uow_factory, **kwargs) -> list[dict]:
+    with uow_factory(read_only=True) as uow:
+        return [
+            {**s.project.to_dict(), "artifact_count": s.artifact_count, "outdated_count": s.outdated_count}
+            for s in uow.projects.summaries(**kwargs)
+        ]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"status": "error"},
+        {"older_than": timedelta(hours=6), "now": datetime(2026, 1, 1, 12, tzinfo=UTC)},
+        {"older_than": timedelta(days=1), "now": datetime(2026, 1, 1, 14, tzinfo=timezone(timedelta(hours=2)))},
+        {"status": "active", "older_than": timedelta(0), "now": datetime(2026, 1, 1, 3, 4, 6, tzinfo=UTC)},
+    ],
+    ids=["all", "status", "older-than", "older-than-offset-now", "both"],
+)
+def test_project_summaries_equal_the_repository(engine, uow_factory, kwargs):
+    _seed(uow_factory)
+    expected = _from_repository(uow_factory, **kwargs)
+    assert expected, "the case must return something to compare"
+    with engine.connect() as conn:
+        assert project_summaries(conn, **kwargs) == expected
+
+
+def test_project_summaries_read_timestamps_written_with_an_offset_by_someone_else(engine, uow_factory):
+    _seed(uow_factory)
+    if engine.dialect.name == "sqlite":  # text with an offset, as another tool might write it
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE projects SET last_fetched = '2026-01-01T05:04:05+02:00' WHERE name = 'b'"))
+    with engine.connect() as conn:
+        rows = project_summaries(conn)
+    assert next(r["last_fetched"] for r in rows if r["name"] == "b").startswith("2026-01-01T03:04:05")
+    assert rows == _from_repository(uow_factory)
+
+
+def test_project_summaries_refuse_bad_arguments(engine):
+    with engine.connect() as conn:
+        with pytest.raises(ValidationError) as info:
+            project_summaries(conn, status="gone")
+        assert info.value.field == "status"
+        with pytest.raises(ValidationError) as info:
+            project_summaries(conn, older_than=timedelta(1), now=datetime(2026, 1, 1))
+        assert info.value.field == "now"
+
+
+def test_projects_command_imports_no_models_repositories_or_alembic(tmp_path):
+    db = tmp_path / "cache.db"
+    code = (
+        "import sys, runpy\n"
+        f"sys.argv = ['skillmeat-cache', '--db', {str(db)!r}, 'projects', '--json']\n"
+        "try:\n"
+        "    runpy.run_module('skillmeat_cache', run_name='__main__')\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'rich', 'tenacity', 'packaging')\n"
+        "               or m in ('skillmeat_cache.models', 'skillmeat_cache.uow', 'skillmeat_cache.repositories'))\n"
+        "print(heavy, file=sys.stderr)\n"
+        "assert heavy == [], heavy\n"
+    )
+    # The first run migrates the new file (that may import Alembic); the second is the read path.
+    env = {**os.environ, "HOME": str(tmp_path)}
+    subprocess.run([sys.executable, "-m", "skillmeat_cache", "--db", str(db), "status"], env=env, check=True)
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
