@@ -194,7 +194,8 @@ def create_engine_for_url(
     SQLite: WAL, ``synchronous`` (NORMAL by default; FULL survives power loss),
     ``foreign_keys=ON``, ``temp_store=MEMORY``, ``busy_timeout`` seconds, and transactions
     that start with ``BEGIN IMMEDIATE`` (deferred ``BEGIN`` for read-only units of work).
-    An in-memory URL gets one shared connection. PostgreSQL: psycopg 3, pre-ping.
+    An in-memory URL gets one shared connection. PostgreSQL: psycopg 3, pre-ping, sessions
+    in UTC, and ``lock_timeout`` = ``busy_timeout`` (unless ``options`` sets one).
     """
     parsed = make_url(to_url(url))
     backend = parsed.get_backend_name()
@@ -221,7 +222,12 @@ def create_engine_for_url(
         connect_args = kwargs.setdefault("connect_args", {})
         options = connect_args.get("options", "")
         if "timezone" not in options.lower():
-            connect_args["options"] = f"{options} -c timezone=UTC".strip()
+            options = f"{options} -c timezone=UTC".strip()
+        if "lock_timeout" not in options.lower():
+            # The busy timeout: a statement waiting longer for a lock fails with 55P03
+            # (DatabaseBusyError) instead of waiting forever (the server's default; 0 = off).
+            options = f"{options} -c lock_timeout={max(1, int(busy_timeout * 1000))}"
+        connect_args["options"] = options
         return create_engine(parsed, **kwargs)
     raise CacheError(f"unsupported database {redact_url(parsed)}: use SQLite or PostgreSQL")
 

@@ -168,3 +168,27 @@ def test_postgres_lock_timeout_is_a_busy_error(pg_server_url):
         assert uow.projects.get(p.id).name == "locked"
         uow.session.execute(text("TRUNCATE projects CASCADE"))
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_busy_timeout_is_the_lock_timeout(pg_server_url):
+    """Without it a PostgreSQL lock wait never ends (the server's default lock_timeout is 0);
+    the wait itself: tests/test_reliability.py::test_postgres_lock_conflicts_are_busy_errors_and_retry_succeeds.
+    """
+    engines = [
+        create_engine_for_url(pg_server_url),
+        create_engine_for_url(pg_server_url, busy_timeout=2.5),
+        create_engine_for_url(pg_server_url, busy_timeout=0),  # 0 would switch the timeout off
+        create_engine_for_url(pg_server_url, connect_args={"options": "-c lock_timeout=0"}),
+    ]
+    try:
+        seen = []
+        for engine in engines:
+            with engine.connect() as conn:
+                seen.append(
+                    (conn.exec_driver_sql("SHOW lock_timeout").scalar(), conn.exec_driver_sql("SHOW timezone").scalar())
+                )
+    finally:
+        for engine in engines:
+            engine.dispose()
+    assert seen == [("10s", "UTC"), ("2500ms", "UTC"), ("1ms", "UTC"), ("0", "UTC")]
