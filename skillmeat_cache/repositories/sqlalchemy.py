@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import builtins
 import functools
+import gc
 import itertools
 import json
 import operator
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -88,6 +90,47 @@ def _translated(fn: F) -> F:
             if mapped is exc:
                 raise
             raise mapped from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+_gc_lock = threading.Lock()
+_gc_pausers = 0
+_gc_was_enabled = False
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while a read builds its entities.
+
+    Loading 10,000 entities allocates some 50,000 objects that all survive, so the
+    collector runs again and again, each full pass walking every object the process
+    holds: measured, it took 60 % of ``outdated()`` (146 ms against 59 ms with it paused,
+    on PostgreSQL). The entities form no garbage to collect. Threads share the pause; the
+    last to leave restores the collector's earlier state.
+    """
+    global _gc_pausers, _gc_was_enabled
+    with _gc_lock:
+        if _gc_pausers == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pausers += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pausers -= 1
+            if _gc_pausers == 0 and _gc_was_enabled:
+                gc.enable()
+
+
+def _loads_entities(fn: F) -> F:
+    """Run a read that returns many entities with the garbage collector paused."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with _gc_paused():
+            return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
 
@@ -386,12 +429,14 @@ class SqlAlchemyProjectRepository(base.ProjectRepository):
             raise ValidationError("status", f"must be one of {', '.join(PROJECT_STATUSES)}, got {status!r}")
         return stmt.where(Project.status == status)
 
+    @_loads_entities
     def list(  # noqa: D102
         self, status: str | None = None, limit: int | None = None, offset: int = 0
     ) -> builtins.list[Project]:
         stmt = self._where_status(select(Project), status).order_by(Project.name, Project.path)
         return builtins.list(self._session.scalars(_page(stmt, limit, offset)))
 
+    @_loads_entities
     def stale(self, ttl: timedelta, now: datetime | None = None) -> builtins.list[Project]:  # noqa: D102
         cutoff = (ensure_utc(now, "now") if now is not None else utcnow()) - ttl
         stmt = (
@@ -425,6 +470,7 @@ class SqlAlchemyProjectRepository(base.ProjectRepository):
         if children:
             _forget_artifacts(session, children)
 
+    @_loads_entities
     def summaries(  # noqa: D102
         self, status: str | None = None, older_than: timedelta | None = None, now: datetime | None = None
     ) -> builtins.list[base.ProjectSummary]:
@@ -481,20 +527,24 @@ class SqlAlchemyArtifactRepository(base.ArtifactRepository):
         params = {"project_id": project_id, "type": type, "name": name}
         return self._session.scalars(_ARTIFACT_BY_KEY, params).one_or_none()
 
+    @_loads_entities
     def list_for_project(self, project_id: str, type: str | None = None) -> builtins.list[Artifact]:  # noqa: D102
         if type is None:
             return self._session.scalars(_ARTIFACTS_OF_PROJECT, {"project_id": project_id}).all()  # type: ignore[return-value]
         params = {"project_id": project_id, "type": type}
         return self._session.scalars(_ARTIFACTS_OF_PROJECT_TYPE, params).all()  # type: ignore[return-value]
 
+    @_loads_entities
     def list_by_type(self, type: str) -> builtins.list[Artifact]:  # noqa: D102
         return self._session.scalars(_ARTIFACTS_OF_TYPE, {"type": type}).all()  # type: ignore[return-value]
 
+    @_loads_entities
     def outdated(self, project_id: str | None = None) -> builtins.list[Artifact]:  # noqa: D102
         if project_id is None:
             return self._session.scalars(_OUTDATED).all()  # type: ignore[return-value]
         return self._session.scalars(_OUTDATED_OF_PROJECT, {"project_id": project_id}).all()  # type: ignore[return-value]
 
+    @_loads_entities
     def search(  # noqa: D102
         self,
         text: str,
@@ -683,12 +733,14 @@ class SqlAlchemyMarketplaceRepository(base.MarketplaceRepository):
         stmt = stmt.order_by(MarketplaceEntry.type, MarketplaceEntry.name, MarketplaceEntry.id)
         return builtins.list(self._session.scalars(stmt))
 
+    @_loads_entities
     def list(self, type: str | None = None) -> builtins.list[MarketplaceEntry]:  # noqa: D102
         stmt = select(MarketplaceEntry)
         if type is not None:
             stmt = stmt.where(MarketplaceEntry.type == type)
         return self._ordered(stmt)
 
+    @_loads_entities
     def search(self, text: str) -> builtins.list[MarketplaceEntry]:  # noqa: D102
         check_text("text", text)
         stmt = select(MarketplaceEntry)
@@ -762,6 +814,7 @@ class SqlAlchemyMetadataRepository(base.MetadataRepository):
                     setattr(meta, key, value)
         return meta
 
+    @_loads_entities
     def get_many(self, artifact_ids: Iterable[str]) -> dict[str, ArtifactMetadata]:  # noqa: D102
         wanted = builtins.list(dict.fromkeys(artifact_ids))
         found: dict[str, ArtifactMetadata] = {}
@@ -824,6 +877,7 @@ class SqlAlchemyMetadataRepository(base.MetadataRepository):
         _expire_collections(session)
         return len(write)
 
+    @_loads_entities
     def artifacts_with_tag(self, tag: str) -> builtins.list[Artifact]:  # noqa: D102
         check_text("tag", tag, required=True)
         stmt = (
