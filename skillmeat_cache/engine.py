@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import select
 import sqlite3
 import time
 from collections.abc import Mapping
@@ -181,6 +182,45 @@ def _install_sqlite_events(engine: Engine, *, busy_timeout: float, synchronous: 
             raise sa_exc.DBAPIError.instance(statement, (), exc, sqlite3.Error) from exc
 
 
+# A pooled PostgreSQL connection idle longer than this is pinged (one round trip) before
+# use; a busier one is only checked locally (see _install_liveness_check).
+PING_AFTER_IDLE_SECONDS = 30.0
+
+
+def _install_liveness_check(engine: Engine) -> None:
+    """Replace SQLAlchemy's ``pool_pre_ping`` (a round trip before every unit of work)
+    with a check that costs a round trip only after a long idle spell.
+
+    A server that restarts or terminates a backend sends an error and closes the socket,
+    so a pooled connection whose socket is readable while idle is dead: that check is a
+    local ``select()``. A connection idle for ``PING_AFTER_IDLE_SECONDS`` (a firewall may
+    have dropped it without a word) is pinged as ``pool_pre_ping`` would. Either way a
+    dead connection raises DisconnectionError, on which the pool discards it and checks
+    out another: the unit of work never sees it.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["skillmeat_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("skillmeat_idle_since")
+        if idle_since is None:  # a new connection
+            return
+        try:
+            readable, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)
+        except (OSError, ValueError, AttributeError):  # closed, or a driver without fileno()
+            raise sa_exc.DisconnectionError("connection closed while idle in the pool") from None
+        if readable:
+            raise sa_exc.DisconnectionError("the server closed the connection while it was idle in the pool")
+        if time.monotonic() - idle_since > PING_AFTER_IDLE_SECONDS:
+            try:
+                engine.dialect.do_ping(dbapi_connection)
+            except Exception as exc:
+                raise sa_exc.DisconnectionError("connection did not answer a ping after idling") from exc
+
+
 def create_engine_for_url(
     url: str,
     *,
@@ -215,7 +255,7 @@ def create_engine_for_url(
         _install_sqlite_events(engine, busy_timeout=busy_timeout, synchronous=synchronous, memory=memory)
         return engine
     if backend == "postgresql":
-        kwargs.setdefault("pool_pre_ping", True)
+        engine_needs_liveness_check = "pool_pre_ping" not in kwargs
         # Sessions in UTC: timestamptz values then arrive as UTC datetimes, which the
         # models hand out as they are instead of converting each one (stored values are
         # instants either way; nothing here depends on the session time zone).
@@ -228,7 +268,10 @@ def create_engine_for_url(
             # (DatabaseBusyError) instead of waiting forever (the server's default; 0 = off).
             options = f"{options} -c lock_timeout={max(1, int(busy_timeout * 1000))}"
         connect_args["options"] = options
-        return create_engine(parsed, **kwargs)
+        engine = create_engine(parsed, **kwargs)
+        if engine_needs_liveness_check:
+            _install_liveness_check(engine)
+        return engine
     raise CacheError(f"unsupported database {redact_url(parsed)}: use SQLite or PostgreSQL")
 
 

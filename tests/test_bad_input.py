@@ -1192,11 +1192,28 @@ def _terminate(application_name: str) -> int:
     return int(row[0]) if row else 0
 
 
+def _wait_until_gone(application_name: str) -> None:
+    """Until the terminated backend has closed its connection (it exits asynchronously)."""
+    import psycopg
+    from conftest import PG_ADMIN_URL
+
+    conninfo = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
+    deadline = time.monotonic() + 10
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            sql = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+            if conn.execute(sql, (application_name,)).fetchone()[0] == 0:
+                return
+            time.sleep(0.01)
+    raise AssertionError("the terminated backend did not go away")
+
+
 @pytest.mark.postgres
 def test_postgres_restarted_between_and_during_units_of_work(db_url_pg):
-    """Between two units of work the pool's pre-ping replaces the dead connection and the
-    next one works; a connection killed inside a unit of work gives
-    DatabaseUnavailableError, its writes are rolled back, and the next one works again.
+    """Between two units of work the pool sees the dead connection (its socket turned
+    readable: the server's goodbye) and replaces it, so the next one works; a connection
+    killed inside a unit of work gives DatabaseUnavailableError, its writes are rolled
+    back, and the next one works again.
     """
     before = seed(db_url_pg)
     name = f"victim_{secrets.token_hex(4)}"
@@ -1204,7 +1221,8 @@ def test_postgres_restarted_between_and_during_units_of_work(db_url_pg):
     with uow() as u:
         assert u.projects.count() == 2
     assert _terminate(name) == 1
-    with uow() as u:  # pre-ping: no error at all
+    _wait_until_gone(name)
+    with uow() as u:  # the liveness check at checkout: no error at all
         u.projects.add(Project(name="after-restart", path="/after"))
     with pytest.raises(DatabaseUnavailableError, match="57P01"), uow() as u:
         u.projects.add(Project(name="lost", path="/lost"))
@@ -1268,3 +1286,44 @@ def test_unknown_target_revision_is_one_error_line(run, sqlite_url, args):
         run("--db", sqlite_url, *args), "error: migration refused: Can't locate revision identified by 'nonsense'"
     )
     assert_kept(before, sqlite_url, unchanged=True)
+
+
+@pytest.mark.postgres
+def test_postgres_pool_pings_only_connections_idle_for_long(db_url_pg, monkeypatch, mocker):
+    """Back-to-back units of work cost no ping round trip; a connection idle longer than
+    PING_AFTER_IDLE_SECONDS is pinged, and one that fails the ping is replaced unseen."""
+    from skillmeat_cache import engine as engine_module
+
+    engine, uow = factory_for(db_url_pg)
+    ping = mocker.spy(engine.dialect, "do_ping")
+    for _ in range(5):
+        with uow(read_only=True) as u:
+            u.projects.count()
+    assert ping.call_count == 0
+    monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_SECONDS", 0.0)
+    with uow(read_only=True) as u:
+        u.projects.count()
+    assert ping.call_count == 1
+    ping.side_effect = [OSError("no answer")]  # the next ping fails: that connection is dropped
+    with uow(read_only=True) as u:
+        assert u.projects.count() == 0
+    assert ping.call_count == 2
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_without_the_liveness_check_a_dead_pooled_connection_surfaces(db_url_pg):
+    """The control for the test above: with pool_pre_ping=False given explicitly (no
+    check at all) the first unit of work after a terminated backend fails."""
+    name = f"victim_{secrets.token_hex(4)}"
+    engine = create_engine_for_url(f"{db_url_pg}?application_name={name}", pool_pre_ping=False)
+    uow = lambda read_only=False: UnitOfWork(sessionmaker(bind=engine), read_only=read_only)  # noqa: E731
+    with uow() as u:
+        u.projects.count()
+    assert _terminate(name) == 1
+    _wait_until_gone(name)
+    with pytest.raises(DatabaseUnavailableError), uow() as u:
+        u.projects.count()
+    with uow() as u:  # the pool was invalidated on the disconnect: the next one works
+        assert u.projects.count() == 0
+    engine.dispose()
