@@ -158,11 +158,14 @@ def _child_writer(url: str, index: int, rows: int, batch: int) -> dict[str, Any]
     engine, uows = _uow_factory(url)
     with uows() as uow:
         project_id = uow.projects.add(Project(name=f"writer-{index}", path=f"/reliability/w{index}")).id
+    longest = 0.0
     for number in range(rows // batch):
+        started = time.monotonic()
         with uows() as uow:
             _write_batch(uow, project_id, f"w{index}-b{number}", batch, bulk=number % 2 == 0)
+        longest = max(longest, time.monotonic() - started)
     engine.dispose()
-    return {"batches": rows // batch}
+    return {"batches": rows // batch, "longest": longest}
 
 
 def _child_reader(url: str, stop_path: str, batch: int) -> dict[str, Any]:
@@ -316,9 +319,9 @@ def schema_problems(url: str) -> tuple[str | None, list[str]]:
 # --------------------------------------------------------------------------- item 1
 
 
-def concurrent_writers_trial(workdir: Path, counts: Counts) -> tuple[list[str], int, int]:
+def concurrent_writers_trial(workdir: Path, counts: Counts) -> tuple[list[str], int, int, float]:
     """One trial of item 1 on a new file under ``workdir``: (problems, rows lost, reads
-    the readers made).
+    the readers made, the longest write unit of work in seconds, lock wait included).
     """
     db = workdir / f"race-{uuid.uuid4().hex[:8]}.db"
     stop = workdir / f"{db.name}.stop"
@@ -326,7 +329,7 @@ def concurrent_writers_trial(workdir: Path, counts: Counts) -> tuple[list[str], 
     writers = [spawn("writer", url, i, counts.rows_per_writer, counts.batch) for i in range(counts.writers)]
     readers = [spawn("reader", url, str(stop), counts.batch) for _ in range(counts.readers)]
     problems: list[str] = []
-    reads = 0
+    reads, longest = 0, 0.0
     try:
         for proc in writers + readers:  # the barrier: every process has imported everything
             _expect(proc, "ready")
@@ -339,6 +342,7 @@ def concurrent_writers_trial(workdir: Path, counts: Counts) -> tuple[list[str], 
             result = json.loads(out.strip().splitlines()[-1]) if out.strip() else {"error": err.strip()[-300:]}
             if proc.returncode != 0 or "error" in result:
                 problems.append(f"writer {i}: {result.get('error')}")
+            longest = max(longest, result.get("longest", 0.0))
         stop.touch()
         for i, proc in enumerate(readers):
             out, err = proc.communicate(timeout=120)
@@ -367,15 +371,16 @@ def concurrent_writers_trial(workdir: Path, counts: Counts) -> tuple[list[str], 
         problems.append(f"integrity_check: {check}")
     for path in workdir.glob(db.name + "*"):
         path.unlink()
-    return problems, max(0, expected - present), reads
+    return problems, max(0, expected - present), reads, longest
 
 
 def run_concurrent_writers(counts: Counts, workdir: Path, **_: Any) -> ItemResult:
     """Item 1: ``counts.writer_trials`` trials of :func:`concurrent_writers_trial`."""
-    failures, lost, first, reads, seconds = 0, 0, "", 0, []
+    failures, lost, first, reads, seconds, longest = 0, 0, "", 0, [], 0.0
     for _trial in range(counts.writer_trials):
         started = time.monotonic()
-        problems, rows_lost, trial_reads = concurrent_writers_trial(workdir, counts)
+        problems, rows_lost, trial_reads, trial_longest = concurrent_writers_trial(workdir, counts)
+        longest = max(longest, trial_longest)
         seconds.append(time.monotonic() - started)
         lost += rows_lost
         reads += trial_reads
@@ -385,7 +390,8 @@ def run_concurrent_writers(counts: Counts, workdir: Path, **_: Any) -> ItemResul
     name = f"1 concurrent writers ({counts.writers}x{counts.rows_per_writer} rows, {counts.readers} readers, new file)"
     detail = first or (
         f"{counts.writer_trials * counts.writers * counts.rows_per_writer // counts.batch} write units of work,"
-        f" {reads} read units of work checked; {min(seconds):.1f}-{max(seconds):.1f} s per trial"
+        f" {reads} read units of work checked; longest write unit of work {longest:.2f} s (lock wait included);"
+        f" {min(seconds):.1f}-{max(seconds):.1f} s per trial"
     )
     return ItemResult(name, counts.writer_trials, failures, lost, detail)
 
@@ -634,8 +640,10 @@ def _driver_code(exc: BaseException) -> str | None:
     return None
 
 
-def _expect_busy(action: Callable[[], Any], code: str, limit: float) -> list[str]:
-    """Run ``action``; it must raise DatabaseBusyError caused by ``code`` within ``limit`` s."""
+def _expect_busy(action: Callable[[], Any], code: str, limit: float, timings: list[float] | None = None) -> list[str]:
+    """Run ``action``; it must raise DatabaseBusyError caused by ``code`` within ``limit`` s
+    (the time it took is appended to ``timings``).
+    """
     from skillmeat_cache import DatabaseBusyError
 
     started = time.monotonic()
@@ -643,6 +651,8 @@ def _expect_busy(action: Callable[[], Any], code: str, limit: float) -> list[str
         action()
     except DatabaseBusyError as exc:
         elapsed = time.monotonic() - started
+        if timings is not None:
+            timings.append(elapsed)
         problems = []
         if _driver_code(exc) != code:
             problems.append(f"busy error caused by {_driver_code(exc)}, expected {code}")
@@ -672,7 +682,7 @@ def _retry(uows: Callable[..., Any], work: Callable[[Any], Any]) -> tuple[list[s
 
 
 def sqlite_busy_scenario(
-    workdir: Path, template: Path, repeat: int, busy_timeout: float = 1.0
+    workdir: Path, template: Path, repeat: int, busy_timeout: float = 1.0, timings: list[float] | None = None
 ) -> tuple[list[str], int]:
     """Another process holds ``BEGIN IMMEDIATE`` for ``busy_timeout + 1.5`` s: a write gets
     DatabaseBusyError within the timeout plus a margin, a read works meanwhile, and
@@ -697,7 +707,7 @@ def sqlite_busy_scenario(
             with uows() as uow:
                 uow.projects.add(Project(name="blocked", path="/busy/blocked"))
 
-        problems += _expect_busy(write, "sqlite 5", busy_timeout + 2.0)
+        problems += _expect_busy(write, "sqlite 5", busy_timeout + 2.0, timings)
         try:
             with uows(read_only=True) as uow:
                 uow.projects.count()
@@ -732,7 +742,7 @@ def _pg_fixture(url: str, busy_timeout: float = 1.0) -> tuple[Any, Callable[...,
     return engine, uows, ids
 
 
-def pg_lock_timeout_scenario(url: str) -> tuple[list[str], int]:
+def pg_lock_timeout_scenario(url: str, timings: list[float] | None = None) -> tuple[list[str], int]:
     """A row lock held past the engine's busy timeout (lock_timeout): 55P03 as
     DatabaseBusyError within the timeout plus a margin; the retry succeeds after release.
     """
@@ -747,7 +757,7 @@ def pg_lock_timeout_scenario(url: str) -> tuple[list[str], int]:
             with uows() as uow:
                 uow.artifacts.update_many([{"id": x, "deployed_version": "2.0"}])
 
-        problems = _expect_busy(write, "55P03", 1.0 + 2.0)
+        problems = _expect_busy(write, "55P03", 1.0 + 2.0, timings)
         release = threading.Timer(1.5, holder.rollback)
         release.start()
         more, attempts = _retry(uows, lambda uow: uow.artifacts.update_many([{"id": x, "deployed_version": "2.0"}]))
@@ -761,7 +771,7 @@ def pg_lock_timeout_scenario(url: str) -> tuple[list[str], int]:
     return problems + ([f"deployed_version is {stored!r}"] if stored != "2.0" else []), int(stored != "2.0")
 
 
-def pg_serialization_scenario(url: str) -> tuple[list[str], int]:
+def pg_serialization_scenario(url: str, timings: list[float] | None = None) -> tuple[list[str], int]:
     """Two SERIALIZABLE units of work with a write skew: the second to commit gets 40001
     as DatabaseBusyError; re-run with ``run_with_retry`` it succeeds.
     """
@@ -784,7 +794,7 @@ def pg_serialization_scenario(url: str) -> tuple[list[str], int]:
             add_after_count(first, "first")
         # second exits first and commits; first read what second changed: it must not commit.
 
-    problems = _expect_busy(interleaved, "40001", 5.0)
+    problems = _expect_busy(interleaved, "40001", 5.0, timings)
     more, _attempts = _retry(uows, lambda uow: add_after_count(uow, "first"))
     problems += more
     with uows(read_only=True) as uow:
@@ -795,7 +805,7 @@ def pg_serialization_scenario(url: str) -> tuple[list[str], int]:
     return problems, 2 - len(names) if len(names) < 2 else 0
 
 
-def pg_deadlock_scenario(url: str) -> tuple[list[str], int]:
+def pg_deadlock_scenario(url: str, timings: list[float] | None = None) -> tuple[list[str], int]:
     """Two units of work update rows x and y in opposite orders: one gets 40P01 as
     DatabaseBusyError, the other commits; the loser succeeds with ``run_with_retry``.
     """
@@ -840,6 +850,8 @@ def pg_deadlock_scenario(url: str) -> tuple[list[str], int]:
             problems.append(f"busy error caused by {_driver_code(exc)}, expected 40P01")
         if elapsed > 10:
             problems.append(f"deadlock resolved after {elapsed:.1f} s")
+        if timings is not None:
+            timings.append(elapsed)
         winner = "b" if losers[0] == "a" else "a"
         first, second = (x, y) if losers[0] == "a" else (y, x)
         more, _ = _retry(uows, lambda uow: work(uow, first, second, losers[0], False))
@@ -855,14 +867,19 @@ def pg_deadlock_scenario(url: str) -> tuple[list[str], int]:
 def run_busy_sqlite(counts: Counts, workdir: Path, **_: Any) -> ItemResult:
     """Item 3a: :func:`sqlite_busy_scenario`, ``busy_repeats`` times."""
     template = _migrated_template(workdir)
-    failures, lost, first = 0, 0, ""
+    failures, lost, first, timings = 0, 0, "", []
     for repeat in range(counts.busy_repeats):
-        problems, rows_lost = sqlite_busy_scenario(workdir, template, repeat)
+        problems, rows_lost = sqlite_busy_scenario(workdir, template, repeat, timings=timings)
         lost += rows_lost
         if problems:
             failures += 1
             first = first or "; ".join(problems)
-    return ItemResult("3 busy: write lock held past busy_timeout (SQLite)", counts.busy_repeats, failures, lost, first)
+    detail = first or f"DatabaseBusyError after {_span(timings)} s (busy_timeout 1 s); then run_with_retry succeeded"
+    return ItemResult("3 busy: write lock held past busy_timeout (SQLite)", counts.busy_repeats, failures, lost, detail)
+
+
+def _span(values: list[float]) -> str:
+    return f"{min(values):.2f}-{max(values):.2f}" if values else "-"
 
 
 def run_busy_postgres(counts: Counts, workdir: Path, pg_url: str | None = None, **_: Any) -> ItemResult:
@@ -872,19 +889,23 @@ def run_busy_postgres(counts: Counts, workdir: Path, pg_url: str | None = None, 
     name = "3 busy: lock timeout, serialization, deadlock (PostgreSQL)"
     scenarios = (pg_lock_timeout_scenario, pg_serialization_scenario, pg_deadlock_scenario)
     failures, lost, first = 0, 0, ""
+    timings: dict[str, list[float]] = {"55P03": [], "40001": [], "40P01": []}
     try:
         with throwaway_pg_database(pg_url or DEFAULT_PG_URL, "reliability_busy") as url:
             migrate(url)
             for _repeat in range(counts.busy_repeats):
-                for scenario in scenarios:
-                    problems, rows_lost = scenario(url)
+                for scenario, times in zip(scenarios, timings.values(), strict=True):
+                    problems, rows_lost = scenario(url, times)
                     lost += rows_lost
                     if problems:
                         failures += 1
                         first = first or f"{scenario.__name__}: " + "; ".join(problems)
     except Unreachable as exc:
         return ItemResult(name, 0, 0, 0, f"skipped: not reachable ({exc})", skipped=True)
-    return ItemResult(name, counts.busy_repeats * len(scenarios), failures, lost, first)
+    detail = first or "DatabaseBusyError after " + ", ".join(f"{k} {_span(v)} s" for k, v in timings.items())
+    if not first:
+        detail += "; each retry succeeded"
+    return ItemResult(name, counts.busy_repeats * len(scenarios), failures, lost, detail)
 
 
 # --------------------------------------------------------------------------- PostgreSQL

@@ -45,10 +45,11 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_concurrent_writers_on_a_new_file_lose_nothing_and_readers_never_see_half_a_unit_of_work(tmp_path):
     counts = Counts(writers=8, readers=2, rows_per_writer=10 * BATCH, batch=BATCH)
     for _trial in range(2):
-        problems, lost, reads = concurrent_writers_trial(tmp_path, counts)
+        problems, lost, reads, longest = concurrent_writers_trial(tmp_path, counts)
         assert problems == []
         assert lost == 0
         assert reads > 0
+        assert 0 < longest < 10  # no unit of work came near the busy timeout
 
 
 # --------------------------------------------------------------------------- 2. crashes
