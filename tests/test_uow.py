@@ -214,3 +214,32 @@ def test_artifact_added_through_uow_in_service_style(uow_factory):
         uow.artifacts.add(Artifact(project_id=p.id, name="pdf-tools", type="skill", deployed_version="1.0"))
     with uow_factory() as uow:
         assert uow.artifacts.get_by_key(p.id, "skill", "pdf-tools").deployed_version == "1.0"
+
+
+def _in_transaction(uow) -> bool:
+    dbapi = uow.session.connection().connection.dbapi_connection
+    if hasattr(dbapi, "in_transaction"):  # sqlite3
+        return dbapi.in_transaction
+    from psycopg.pq import TransactionStatus
+
+    return dbapi.info.transaction_status != TransactionStatus.IDLE
+
+
+def test_read_only_unit_of_work_on_postgres_runs_without_a_transaction(uow_factory, engine):
+    """PostgreSQL: a read-only unit of work saves BEGIN and ROLLBACK (autocommit); SQLite
+    keeps one read transaction (one snapshot) for all its reads. The pooled connection
+    goes back to transactions for the next writing unit of work."""
+    with uow_factory() as uow:
+        _add_project(uow, "a")
+    with uow_factory(read_only=True) as uow:
+        assert [p.name for p in uow.projects.list()] == ["a"]
+        assert _in_transaction(uow) is (engine.dialect.name == "sqlite")
+        with pytest.raises(ReadOnlyError):
+            _add_project(uow, "refused")
+    with pytest.raises(RuntimeError), uow_factory() as uow:  # same pooled connection
+        _add_project(uow, "rolled-back")
+        uow.session.flush()
+        assert _in_transaction(uow)
+        raise RuntimeError("boom")
+    with uow_factory(read_only=True) as uow:
+        assert [p.name for p in uow.projects.list()] == ["a"]
