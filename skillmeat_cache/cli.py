@@ -17,10 +17,9 @@ from typing import Any
 
 import click
 from sqlalchemy import Connection, Engine, text
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
-from .engine import ENVIRONMENTS, READ_ONLY_OPTION, create_engine_for_url, redact_url, resolve_database_url
+from .engine import ENVIRONMENTS, READ_ONLY_OPTION, create_engine_for_url, parse_url, redact_url, resolve_database_url
 from .errors import CacheError, SchemaVersionError, ValidationError, map_db_error
 from .revision import HEAD_REVISION, KNOWN_REVISIONS, check_schema, read_revision
 
@@ -51,18 +50,9 @@ def _checked(name: str, value: str | None, *, path: bool = False) -> str | None:
 def _parse_url(url: str) -> Any:
     """The parsed URL; a CacheError that never repeats the URL (it may hold a password)."""
     try:
-        parsed = make_url(url)
-    except (ValueError, sa_exc.ArgumentError):
-        raise CacheError(
-            "--db is not a valid database URL (not shown: it may hold a password); "
-            "expected a path or e.g. postgresql://user:password@host:5432/dbname"
-        ) from None
-    if parsed.host and "@" in parsed.host:
-        raise CacheError(
-            "--db holds more than one '@' (not shown: it may hold a password); "
-            "write an '@' inside the user name or password as %40"
-        )
-    return parsed
+        return parse_url(url)
+    except CacheError as exc:
+        raise CacheError(f"--db: {exc}") from None
 
 
 @dataclass

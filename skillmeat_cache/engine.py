@@ -29,6 +29,7 @@ __all__ = [
     "build_engine",
     "create_engine_for_url",
     "default_database_path",
+    "parse_url",
     "redact_url",
     "resolve_database_url",
     "to_url",
@@ -89,6 +90,26 @@ def resolve_database_url(
     if env == "test":
         return MEMORY_URL
     return to_url(default_database_path(env))
+
+
+def parse_url(url: str) -> URL:
+    """The parsed database URL; a CacheError that never repeats the URL (it may hold a
+    password), also for an unescaped ``@`` that would put part of the password in the
+    host name.
+    """
+    try:
+        parsed = make_url(url)
+    except (ValueError, sa_exc.ArgumentError):
+        raise CacheError(
+            "not a valid database URL (not shown: it may hold a password); "
+            "expected a path or e.g. postgresql://user:password@host:5432/dbname"
+        ) from None
+    if parsed.host and "@" in parsed.host:
+        raise CacheError(
+            "the database URL holds more than one '@' (not shown: it may hold a password); "
+            "write an '@' inside the user name or password as %40"
+        )
+    return parsed
 
 
 def redact_url(url: str | URL) -> str:
@@ -237,7 +258,7 @@ def create_engine_for_url(
     An in-memory URL gets one shared connection. PostgreSQL: psycopg 3, pre-ping, sessions
     in UTC, and ``lock_timeout`` = ``busy_timeout`` (unless ``options`` sets one).
     """
-    parsed = make_url(to_url(url))
+    parsed = parse_url(to_url(url))
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         synchronous = synchronous.upper()

@@ -30,6 +30,7 @@ import skillmeat_cache.cli as cli_module
 import skillmeat_cache.services as services
 from skillmeat_cache import (
     Artifact,
+    CacheError,
     DuplicateError,
     ForeignKeyViolationError,
     MarketplaceEntry,
@@ -41,7 +42,7 @@ from skillmeat_cache import (
     scanner,
 )
 from skillmeat_cache.cli import main
-from skillmeat_cache.engine import create_engine_for_url, to_url
+from skillmeat_cache.engine import build_engine, create_engine_for_url, to_url
 from skillmeat_cache.errors import (
     DatabaseCorruptError,
     DatabaseError,
@@ -1163,6 +1164,21 @@ def test_full_disk_through_the_cli_scan(run, sqlite_url, tmp_path, monkeypatch):
 def test_malformed_database_url_is_one_error_line_without_the_password(run, url, fragment):
     line = one_error_line(run("--db", url, "status"), fragment)
     assert "secret" not in line
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("postgresql://u:pw-secret@host:notaport/db", "not a valid database URL"),
+        ("postgresql://u:pw@secret@host/db", "more than one '@'"),
+    ],
+    ids=["bad-port", "unescaped-at"],
+)
+def test_malformed_database_url_through_the_api_is_a_cache_error_without_the_password(url, fragment):
+    for make in (create_engine_for_url, lambda u: build_engine(database_url=u)):
+        with pytest.raises(CacheError, match=fragment) as info:
+            make(url)
+        assert "secret" not in str(info.value)
 
 
 @pytest.mark.postgres
