@@ -269,6 +269,10 @@ def create_engine_for_url(
         if memory:
             connect_args["check_same_thread"] = False
             kwargs.setdefault("poolclass", StaticPool)
+        elif parsed.query.get("uri", "").lower() in ("true", "1"):
+            # A SQLite URI (``file:...?mode=ro``): SQLite opens it, and may not create it.
+            if not (parsed.database or "").startswith("file:"):
+                raise CacheError("a SQLite URL with uri=true needs a database like file:/path/cache.db")
         else:
             _prepare_sqlite_file(Path(parsed.database or ""), create_parents=create_parents)
         kwargs.setdefault("connect_args", {}).update(connect_args)

@@ -985,15 +985,15 @@ def test_database_in_a_read_only_folder(run, tmp_path, sqlite_url):
     assert_kept(before, url, unchanged=True)
 
 
-def _read_only_engine_kwargs(url: str) -> dict[str, Any]:
-    path = sqlite_file(url)
-    return {"creator": lambda: sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)}
+def _read_only_url(url: str) -> str:
+    """The same file as a SQLite URI opened with ``mode=ro`` (what a read-only file or
+    mount gives, whoever runs)."""
+    return f"sqlite:///file:{sqlite_file(url)}?mode=ro&uri=true"
 
 
 def test_read_only_database_file_through_the_api(sqlite_url):
-    """Opened with SQLite's ``mode=ro`` (what a read-only file or mount gives, whoever runs)."""
     before = seed(sqlite_url)
-    engine, uow = factory_for(sqlite_url, **_read_only_engine_kwargs(sqlite_url))
+    engine, uow = factory_for(_read_only_url(sqlite_url))
     with uow(read_only=True) as u:
         assert u.projects.count() == 2
     with pytest.raises(DatabaseReadOnlyError, match="SQLITE_READONLY") as info, uow() as u:
@@ -1003,20 +1003,26 @@ def test_read_only_database_file_through_the_api(sqlite_url):
     assert_kept(before, sqlite_url, unchanged=True)
 
 
-def test_read_only_database_file_through_the_cli(run, sqlite_url, tmp_path, monkeypatch):
+def test_read_only_database_file_through_the_cli(run, sqlite_url, tmp_path):
     before = seed(sqlite_url)
     make_skill(tmp_path / "tree" / "p")
-    real = cli_module.create_engine_for_url
-
-    def read_only(url: str, **kwargs: Any) -> Any:
-        return real(url, **{**kwargs, **_read_only_engine_kwargs(url)})
-
-    monkeypatch.setattr(cli_module, "create_engine_for_url", read_only)
-    assert "seeded" in succeeded(run("--db", sqlite_url, "projects")).stdout  # reading works
-    one_error_line(
-        run("--db", sqlite_url, "scan", str(tmp_path / "tree")), "error: database is read-only (SQLITE_READONLY"
-    )
+    url = _read_only_url(sqlite_url)
+    assert "seeded" in succeeded(run("--db", url, "projects")).stdout  # reading works
+    one_error_line(run("--db", url, "scan", str(tmp_path / "tree")), "error: database is read-only (SQLITE_READONLY")
     assert_kept(before, sqlite_url, unchanged=True)
+
+
+def test_read_only_uri_of_a_missing_file_is_an_error_and_creates_nothing(run, tmp_path):
+    missing = tmp_path / "missing.db"
+    url = f"sqlite:///file:{missing}?mode=ro&uri=true"
+    engine, uow = factory_for(url)
+    with pytest.raises(DatabaseUnavailableError, match="SQLITE_CANTOPEN"), uow(read_only=True) as u:
+        u.projects.count()
+    engine.dispose()
+    one_error_line(run("--db", url, "projects"), "error: cannot open the database file (SQLITE_CANTOPEN")
+    assert not missing.exists()
+    with pytest.raises(CacheError, match="needs a database like file:"):
+        create_engine_for_url(f"sqlite:///{missing}?uri=true")
 
 
 def test_file_that_is_not_a_database_through_the_api(tmp_path):
