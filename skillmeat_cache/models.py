@@ -28,7 +28,11 @@ from sqlalchemy import (
     false,
     text,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
+from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from .errors import ValidationError
 
@@ -43,6 +47,7 @@ __all__ = [
     "MarketplaceEntry",
     "Project",
     "TEXT_LIMITS",
+    "by_code_point",
     "derive_outdated",
     "ensure_utc",
     "new_id",
@@ -154,6 +159,35 @@ def check_text(field: str, value: Any, *, required: bool = False, lookup: bool =
     if limit is not None and size > limit:
         raise ValidationError(field, f"is {size} bytes long; at most {limit} bytes (UTF-8) are allowed")
     return value
+
+
+class CodePointOrder(ColumnElement[Any]):
+    """A text expression compared by Unicode code point (see :func:`by_code_point`)."""
+
+    inherit_cache = True
+    _traverse_internals = [("element", InternalTraversal.dp_clauseelement)]  # noqa: RUF012
+
+    def __init__(self, element: Any) -> None:
+        self.element = element
+        self.type = element.type
+
+
+@compiles(CodePointOrder)
+def _compile_code_point(element: CodePointOrder, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.element, **kw)  # SQLite's BINARY collation: UTF-8 bytes
+
+
+@compiles(CodePointOrder, "postgresql")
+def _compile_code_point_pg(element: CodePointOrder, compiler: SQLCompiler, **kw: Any) -> str:
+    return f'{compiler.process(element.element, **kw)} COLLATE "C"'
+
+
+def by_code_point(column: Any) -> CodePointOrder:
+    """``column`` for ORDER BY in code point order, the order Python sorts ``str`` in:
+    SQLite's default (BINARY) order, and PostgreSQL's with ``COLLATE "C"``, whatever the
+    database's collation (an ``en_US`` one would sort ``"a" < "B"`` and ignore accents).
+    """
+    return CodePointOrder(column)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -346,7 +380,7 @@ class Project(Base):
         back_populates="project",
         cascade="all, delete-orphan",
         passive_deletes=True,
-        order_by="(Artifact.type, Artifact.name)",
+        order_by=lambda: (Artifact.type, by_code_point(Artifact.name)),
     )
 
     @validates("id", "name", "description", "error_message", "fingerprint")

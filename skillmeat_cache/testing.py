@@ -29,6 +29,7 @@ artifacts or metadata removed from their parent are deleted) like the real casca
 from __future__ import annotations
 
 import builtins
+import functools
 import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -67,7 +68,20 @@ from .repositories.base import (
     ProjectRepository,
     ProjectSummary,
 )
-from .repositories.rows import ARTIFACT_KEY, artifact_rows, marketplace_rows, merge_changes, metadata_rows, outdated_for
+from .repositories.rows import (
+    ARTIFACT_KEY,
+    artifact_rows,
+    artifact_type_filter,
+    ascii_lower,
+    lookup_key,
+    lookup_keys,
+    marketplace_rows,
+    merge_changes,
+    metadata_rows,
+    metadata_values,
+    outdated_for,
+    page_bounds,
+)
 from .uow import AbstractUnitOfWork
 
 __all__ = [
@@ -159,10 +173,7 @@ def _loaded(table: str, column: str, value: Any) -> Any:
 
 
 def _page(items: builtins.list[Any], limit: int | None, offset: int) -> builtins.list[Any]:
-    if limit is not None and limit < 0:
-        raise ValidationError("limit", "must not be negative")
-    if offset and offset < 0:
-        raise ValidationError("offset", "must not be negative")
+    limit, offset = page_bounds(limit, offset)
     return items[offset : None if limit is None else offset + limit]
 
 
@@ -172,7 +183,7 @@ def _check_status(status: str | None) -> None:
 
 
 def _contains(haystack: str | None, needle: str) -> bool:
-    return haystack is not None and needle in haystack.lower()
+    return haystack is not None and needle in ascii_lower(haystack)
 
 
 def _artifact_sort_key(row: Row) -> tuple[str, str, str]:
@@ -338,8 +349,18 @@ class _Session:
 
     # -- transactions -----------------------------------------------------------
 
+    def autoflush(self) -> None:
+        """Write pending entity changes before a repository call or a commit; when they
+        cannot be written, roll back to the last commit (as the database session must) and raise.
+        """
+        try:
+            self.flush()
+        except Exception:
+            self.rollback()
+            raise
+
     def commit(self) -> None:
-        self.flush()
+        self.autoflush()
         if any(self.written.values()):
             try:
                 self.store._commit(self.tables, self.written, self.base_version)
@@ -634,6 +655,23 @@ class _FakeRepository:
     def __init__(self, session: _Session) -> None:
         self._s = session
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, value in builtins.list(vars(cls).items()):
+            if callable(value) and not name.startswith("_"):
+                setattr(cls, name, _autoflushed(value))
+
+
+def _autoflushed(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Every repository call writes pending entity changes first, as the SQL ones do."""
+
+    @functools.wraps(fn)
+    def call(self: _FakeRepository, *args: Any, **kwargs: Any) -> Any:
+        self._s.autoflush()
+        return fn(self, *args, **kwargs)
+
+    return call
+
 
 class FakeProjectRepository(_FakeRepository, ProjectRepository):
     """Projects in memory (see :class:`FakeUnitOfWork`)."""
@@ -642,12 +680,12 @@ class FakeProjectRepository(_FakeRepository, ProjectRepository):
         return self._s.add(project, Project)
 
     def get(self, id: str) -> Project | None:  # noqa: D102
-        check_text("id", id, required=True, lookup=True)
+        lookup_key("id", id)
         with self._s.op():
             return self._s.load("projects", id)
 
     def get_by_path(self, path: str) -> Project | None:  # noqa: D102
-        check_text("path", path, required=True, lookup=True)
+        lookup_key("path", path)
         with self._s.op():
             rows = self._s.select("projects", lambda r: r["path"] == path)
             return self._s.load("projects", rows[0]["id"]) if rows else None
@@ -676,6 +714,7 @@ class FakeProjectRepository(_FakeRepository, ProjectRepository):
             return len(self._s.select("projects", None if status is None else lambda r: r["status"] == status))
 
     def delete(self, id: str) -> None:  # noqa: D102
+        lookup_key("id", id)
         self._s.guard()
         with self._s.op():
             if id not in self._s.tables["projects"]:
@@ -707,8 +746,8 @@ class FakeProjectRepository(_FakeRepository, ProjectRepository):
             return result
 
     def _update_ids(self, ids: Iterable[str], values: Row, skip: Callable[[Row], bool] | None = None) -> int:
+        wanted = lookup_keys("id", ids)
         self._s.guard()
-        wanted = builtins.list(dict.fromkeys(ids))
         with self._s.op():
             changed = 0
             with self._s.savepoint():
@@ -739,24 +778,34 @@ class FakeArtifactRepository(_FakeRepository, ArtifactRepository):
         return self._s.add(artifact, Artifact)
 
     def get(self, id: str) -> Artifact | None:  # noqa: D102
+        lookup_key("id", id)
         with self._s.op():
             return self._s.load("artifacts", id)
 
     def get_by_key(self, project_id: str, type: str, name: str) -> Artifact | None:  # noqa: D102
+        lookup_key("project_id", project_id)
+        artifact_type_filter(type)
+        lookup_key("name", name)
         with self._s.op():
             rows = self._s.select("artifacts", lambda r: _artifact_sort_key(r) == (project_id, type, name))
             return self._s.load("artifacts", rows[0]["id"]) if rows else None
 
     def list_for_project(self, project_id: str, type: str | None = None) -> builtins.list[Artifact]:  # noqa: D102
+        lookup_key("project_id", project_id)
+        if type is not None:
+            artifact_type_filter(type)
         with self._s.op():
             rows = self._ordered(lambda r: r["project_id"] == project_id and (type is None or r["type"] == type))
             return self._s.entities("artifacts", rows)
 
     def list_by_type(self, type: str) -> builtins.list[Artifact]:  # noqa: D102
+        artifact_type_filter(type)
         with self._s.op():
             return self._s.entities("artifacts", self._ordered(lambda r: r["type"] == type))
 
     def outdated(self, project_id: str | None = None) -> builtins.list[Artifact]:  # noqa: D102
+        if project_id is not None:
+            lookup_key("project_id", project_id)
         with self._s.op():
             rows = self._ordered(lambda r: r["is_outdated"] is True and project_id in (None, r["project_id"]))
             return self._s.entities("artifacts", rows)
@@ -770,7 +819,11 @@ class FakeArtifactRepository(_FakeRepository, ArtifactRepository):
         offset: int = 0,
     ) -> builtins.list[Artifact]:
         check_text("text", text)
-        needle = text.lower() if text else ""
+        if project_id is not None:
+            lookup_key("project_id", project_id)
+        if type is not None:
+            artifact_type_filter(type)
+        needle = ascii_lower(text) if text else ""
         with self._s.op():
             metadata = self._s.tables["artifact_metadata"]
 
@@ -787,10 +840,13 @@ class FakeArtifactRepository(_FakeRepository, ArtifactRepository):
             return self._s.entities("artifacts", _page(self._ordered(matches), limit, offset))
 
     def count(self, project_id: str | None = None) -> int:  # noqa: D102
+        if project_id is not None:
+            lookup_key("project_id", project_id)
         with self._s.op():
             return len(self._s.select("artifacts", lambda r: project_id in (None, r["project_id"])))
 
     def delete(self, id: str) -> None:  # noqa: D102
+        lookup_key("id", id)
         self._s.guard()
         with self._s.op():
             if id not in self._s.tables["artifacts"]:
@@ -799,13 +855,14 @@ class FakeArtifactRepository(_FakeRepository, ArtifactRepository):
                 self._s.delete("artifacts", id)
 
     def keys_for_project(self, project_id: str) -> dict[tuple[str, str], str]:  # noqa: D102
+        lookup_key("project_id", project_id)
         with self._s.op():
             artifacts = self._s.tables["artifacts"]
             return {(artifacts[i]["type"], artifacts[i]["name"]): i for i in self._s.by_project.get(project_id, ())}
 
     def delete_many(self, ids: Iterable[str]) -> int:  # noqa: D102
+        wanted = lookup_keys("id", ids)
         self._s.guard()
-        wanted = builtins.list(dict.fromkeys(ids))
         with self._s.op():
             deleted = 0
             with self._s.savepoint():
@@ -817,8 +874,8 @@ class FakeArtifactRepository(_FakeRepository, ArtifactRepository):
 
     def upsert_many(self, rows: Iterable[Mapping[str, Any]]) -> int:  # noqa: D102
         s = self._s
-        s.guard()
         prepared = artifact_rows(rows)
+        s.guard()
         if not prepared:
             return 0
         with s.op():
@@ -854,8 +911,8 @@ class FakeArtifactRepository(_FakeRepository, ArtifactRepository):
 
     def update_many(self, changes: Iterable[Mapping[str, Any]]) -> int:  # noqa: D102
         s = self._s
-        s.guard()
         prepared = merge_changes(changes)
+        s.guard()
         if not prepared:
             return 0
         with s.op():
@@ -891,16 +948,19 @@ class FakeMarketplaceRepository(_FakeRepository, MarketplaceRepository):
         return self._s.add(entry, MarketplaceEntry)
 
     def get(self, id: str) -> MarketplaceEntry | None:  # noqa: D102
+        lookup_key("id", id)
         with self._s.op():
             return self._s.load("marketplace", id)
 
     def list(self, type: str | None = None) -> builtins.list[MarketplaceEntry]:  # noqa: D102
+        if type is not None:
+            artifact_type_filter(type)
         with self._s.op():
             return self._ordered(None if type is None else lambda r: r["type"] == type)
 
     def search(self, text: str) -> builtins.list[MarketplaceEntry]:  # noqa: D102
         check_text("text", text)
-        needle = text.lower() if text else ""
+        needle = ascii_lower(text) if text else ""
         with self._s.op():
             return self._ordered(
                 lambda r: not needle or _contains(r["name"], needle) or _contains(r["description"], needle)
@@ -908,8 +968,8 @@ class FakeMarketplaceRepository(_FakeRepository, MarketplaceRepository):
 
     def upsert_many(self, rows: Iterable[Mapping[str, Any]]) -> int:  # noqa: D102
         s = self._s
-        s.guard()
         prepared = marketplace_rows(rows, utcnow())
+        s.guard()
         if not prepared:
             return 0
         with s.op():
@@ -923,8 +983,8 @@ class FakeMarketplaceRepository(_FakeRepository, MarketplaceRepository):
         return len(prepared)
 
     def purge_older_than(self, age: timedelta, now: datetime | None = None) -> int:  # noqa: D102
-        self._s.guard()
         cutoff = (ensure_utc(now, "now") if now is not None else utcnow()) - age
+        self._s.guard()
         with self._s.op():
             old = [r["id"] for r in self._s.select("marketplace", lambda r: r["cached_at"] < cutoff)]
             with self._s.savepoint():
@@ -937,6 +997,7 @@ class FakeMetadataRepository(_FakeRepository, MetadataRepository):
     """Artifact metadata and the cache key/value store in memory (see :class:`FakeUnitOfWork`)."""
 
     def get(self, artifact_id: str) -> ArtifactMetadata | None:  # noqa: D102
+        lookup_key("artifact_id", artifact_id)
         with self._s.op():
             return self._s.load("artifact_metadata", artifact_id)
 
@@ -950,15 +1011,10 @@ class FakeMetadataRepository(_FakeRepository, MetadataRepository):
         aliases: Sequence[str] = (),
     ) -> ArtifactMetadata:
         s = self._s
-        s.guard()
-        values = {
-            "data": dict(data) if data is not None else None,
-            "description": description,
-            "tags": builtins.list(tags),
-            "aliases": builtins.list(aliases),
-        }
+        values = metadata_values(data, description, tags, aliases)
         new = ArtifactMetadata(artifact_id=artifact_id, **values)  # validates everything first
         _json_value("data", new.data)
+        s.guard()
         with s.op():
             meta = s.load("artifact_metadata", artifact_id)
             if meta is None:
@@ -972,9 +1028,10 @@ class FakeMetadataRepository(_FakeRepository, MetadataRepository):
             return meta
 
     def get_many(self, artifact_ids: Iterable[str]) -> dict[str, ArtifactMetadata]:  # noqa: D102
+        wanted = lookup_keys("artifact_id", artifact_ids)
         with self._s.op():
             found = {}
-            for key in dict.fromkeys(artifact_ids):
+            for key in wanted:
                 meta = self._s.load("artifact_metadata", key)
                 if meta is not None:
                     found[key] = meta
@@ -982,8 +1039,8 @@ class FakeMetadataRepository(_FakeRepository, MetadataRepository):
 
     def set_many(self, rows: Iterable[Mapping[str, Any]]) -> int:  # noqa: D102
         s = self._s
-        s.guard()
         prepared = metadata_rows(rows)
+        s.guard()
         if not prepared:
             return 0
         with s.op():
@@ -1012,13 +1069,14 @@ class FakeMetadataRepository(_FakeRepository, MetadataRepository):
             return self._s.entities("artifacts", rows)
 
     def get_value(self, key: str) -> str | None:  # noqa: D102
+        lookup_key("key", key)
         with self._s.op():
             row = self._s.tables["cache_metadata"].get(key)
             return None if row is None else row["value"]
 
     def set_value(self, key: str, value: str) -> None:  # noqa: D102
-        self._s.guard()
         probe = CacheMetadata(key=key, value=value)  # validates key and value
+        self._s.guard()
         with self._s.op():
             stored = self._s.tables["cache_metadata"].get(key)
             if stored is None:
@@ -1027,6 +1085,7 @@ class FakeMetadataRepository(_FakeRepository, MetadataRepository):
                 self._s.put("cache_metadata", key, {**stored, "value": value, "updated_at": utcnow()})
 
     def delete_value(self, key: str) -> bool:  # noqa: D102
+        lookup_key("key", key)
         self._s.guard()
         with self._s.op():
             if key not in self._s.tables["cache_metadata"]:

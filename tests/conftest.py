@@ -30,9 +30,9 @@ def _pg_unavailable(reason: str) -> None:
 
 
 @contextmanager
-def throwaway_pg_database(prefix: str) -> Iterator[str]:
-    """Create an empty PostgreSQL database, yield its URL, drop it afterwards. Skips
-    without a reachable server, fails under CI=true."""
+def throwaway_pg_database(prefix: str, options: str = "") -> Iterator[str]:
+    """Create an empty PostgreSQL database (``options``: extra CREATE DATABASE clauses),
+    yield its URL, drop it afterwards. Skips without a reachable server, fails under CI=true."""
     try:
         import psycopg
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -44,7 +44,7 @@ def throwaway_pg_database(prefix: str) -> Iterator[str]:
     name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     try:
         with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}" {options}')
     except psycopg.OperationalError as exc:
         _pg_unavailable(str(exc).splitlines()[0])
     try:
@@ -58,6 +58,24 @@ def throwaway_pg_database(prefix: str) -> Iterator[str]:
 def pg_server_url() -> Iterator[str]:
     """A throwaway PostgreSQL database for this run, migrated to head; dropped at the end."""
     with throwaway_pg_database("skillmeat_test") as url:
+        migrate(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def collated_pg_url() -> Iterator[str]:
+    """A migrated PostgreSQL database whose collation is not byte order (ICU ``en-US``:
+    ``"a" < "B"``, ``lower("É") = "é"``), where the server offers ICU; else its default."""
+    icu = "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'"
+    try:
+        with throwaway_pg_database("skillmeat_icu", icu) as url:
+            migrate(url)
+            yield url
+            return
+    except Exception as exc:  # a server without ICU (or older than 15)
+        if "icu" not in str(exc).lower() and "locale" not in str(exc).lower():
+            raise
+    with throwaway_pg_database("skillmeat_icu") as url:
         migrate(url)
         yield url
 

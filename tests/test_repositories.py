@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from conftest import TABLES
 from sqlalchemy import text
 
 from skillmeat_cache import (
@@ -15,6 +17,7 @@ from skillmeat_cache import (
     MarketplaceEntry,
     NotFoundError,
     Project,
+    ReadOnlyError,
     ValidationError,
 )
 
@@ -359,3 +362,201 @@ def test_key_value_store(uow_factory):
         assert uow.metadata.delete_value("last_scan") is False
     with uow_factory() as uow:
         assert uow.metadata.get_value("last_scan") is None
+
+
+# -- contract points found by tests/test_fake_equals_real.py (fake, SQLite, PostgreSQL) ---
+
+
+@pytest.mark.parametrize(("bad", "field"), [(7, "id"), ("", "id"), ("a\x00b", "id"), ("a\ud800", "id"), (None, "id")])
+def test_lookup_keys_that_could_never_be_stored_are_validation_errors(any_uow, bad, field):
+    # Was: PostgreSQL DatabaseError for a NUL, SQLite a raw UnicodeEncodeError for a surrogate.
+    with any_uow() as uow:
+        for call in (
+            lambda: uow.artifacts.get(bad),
+            lambda: uow.artifacts.delete(bad),
+            lambda: uow.artifacts.delete_many(["ok", bad]),
+            lambda: uow.projects.delete(bad),
+            lambda: uow.projects.touch_many([bad], datetime(2026, 1, 1, tzinfo=UTC)),
+            lambda: uow.marketplace.get(bad),
+        ):
+            with pytest.raises(ValidationError) as caught:
+                call()
+            assert caught.value.field == field
+        for call in (lambda: uow.metadata.get_value(bad), lambda: uow.metadata.delete_value(bad)):
+            with pytest.raises(ValidationError) as caught:
+                call()
+            assert caught.value.field == "key"
+        too_long = "é" * 128  # over the 255-byte limit: could not be stored, so simply not found
+        assert (uow.artifacts.get(too_long), uow.metadata.get_value(too_long), uow.metadata.get_many([too_long])) == (
+            None,
+            None,
+            {},
+        )
+        with pytest.raises(NotFoundError):
+            uow.projects.delete(too_long)
+
+
+@pytest.mark.parametrize("bad", ["widget", 1, ""])
+def test_type_filters_and_paging_arguments_are_checked(any_uow, bad):
+    # Was: [] for an unknown type, a PostgreSQL error for a number; TypeError for limit="2".
+    with any_uow(read_only=True) as uow:
+        for call in (
+            lambda: uow.artifacts.list_by_type(bad),
+            lambda: uow.artifacts.list_for_project("p", bad),
+            lambda: uow.artifacts.search("", type=bad),
+            lambda: uow.marketplace.list(bad),
+        ):
+            with pytest.raises(ValidationError) as caught:
+                call()
+            assert caught.value.field == "type"
+        for kwargs, field in (({"limit": "2"}, "limit"), ({"offset": 1.5}, "offset"), ({"limit": True}, "limit")):
+            with pytest.raises(ValidationError) as caught:
+                uow.projects.list(**kwargs)
+            assert caught.value.field == field
+
+
+def test_metadata_set_takes_lists_of_tags_and_refuses_a_single_text(any_uow):
+    # Was: tags="py" stored as ["p", "y"]; data="text" a raw ValueError.
+    with any_uow() as uow:
+        project = _project(uow)
+        artifact = uow.artifacts.add(Artifact(project_id=project.id, name="a", type="skill"))
+        for kwargs, field in (({"tags": "py"}, "tags"), ({"aliases": "x"}, "aliases"), ({"data": "text"}, "data")):
+            with pytest.raises(ValidationError) as caught:
+                uow.metadata.set(artifact.id, **{"data": None, **kwargs})
+            assert caught.value.field == field
+        meta = uow.metadata.set(artifact.id, data=None, tags=None, aliases=("b", "a"))
+        assert (meta.tags, meta.aliases) == ([], ["b", "a"])
+
+
+def test_read_only_unit_checks_arguments_then_refuses_even_writes_that_change_nothing(any_uow):
+    # Was: the SQL side let a no-op write through (same value, missing key, no rows) and the
+    # fake refused a read-only write before looking at its (invalid) arguments.
+    with any_uow() as uow:
+        project = _project(uow)
+        artifact = uow.artifacts.add(Artifact(project_id=project.id, name="a", type="skill"))
+        uow.metadata.set(artifact.id, data=None, tags=["t"])
+        uow.metadata.set_value("k", "v")
+    with any_uow(read_only=True) as uow:
+        for call in (
+            lambda: uow.metadata.set_value("k", "v"),
+            lambda: uow.metadata.delete_value("missing"),
+            lambda: uow.metadata.set(artifact.id, data=None, tags=["t"]),
+            lambda: uow.artifacts.upsert_many([]),
+            lambda: uow.artifacts.delete("missing"),
+            lambda: uow.projects.mark_stale([]),
+        ):
+            with pytest.raises(ReadOnlyError):
+                call()
+        with pytest.raises(ValidationError):
+            uow.artifacts.upsert_many([{"project_id": project.id, "type": "widget", "name": "x"}])
+        with pytest.raises(ValidationError):
+            uow.metadata.set_value("k", None)
+
+
+def test_search_ignores_ascii_case_only_and_takes_wildcards_literally(any_uow):
+    # Was: the fake lowered every letter (É = é, the Kelvin sign = k), PostgreSQL's lower()
+    # followed the database's collation, SQLite lowered ASCII only.
+    names = ["École", "école", "Kelvin", "\u212aelvin", "STRASSE", "straße", "50%_off", "50 off"]
+    with any_uow() as uow:
+        project = _project(uow)
+        for name in names:
+            uow.artifacts.add(Artifact(project_id=project.id, name=name, type="skill"))
+        uow.marketplace.add(MarketplaceEntry(id="m", name="Éclair", type="skill", description="ÉTÉ"))
+    with any_uow(read_only=True) as uow:
+
+        def found(text):
+            return sorted(a.name for a in uow.artifacts.search(text))
+
+        assert found("éCOLE") == ["école"]
+        assert found("ÉCOLE") == ["École"]
+        assert found("k") == ["Kelvin"]
+        assert found("KELVIN") == ["Kelvin"]
+        assert found("strasse") == ["STRASSE"]
+        assert found("%_") == ["50%_off"]
+        assert found("_") == ["50%_off"]
+        assert [e.id for e in uow.marketplace.search("été")] == []
+        assert [e.id for e in uow.marketplace.search("ÉcLAIR")] == ["m"]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres-icu", marks=pytest.mark.postgres), "fake"])
+def collated_uow(request, tmp_path, sqlite_template):
+    """Unit-of-work factories like ``any_uow``, PostgreSQL on a database whose collation
+    is not byte order (ICU en-US sorts "a" < "B" and sets accents aside)."""
+    from sqlalchemy.orm import sessionmaker
+
+    from skillmeat_cache import UnitOfWork
+    from skillmeat_cache.engine import create_engine_for_url
+    from skillmeat_cache.testing import FakeStore
+
+    if request.param == "fake":
+        store = FakeStore()
+        return lambda read_only=False: store.unit_of_work(read_only=read_only)
+    if request.param == "sqlite":
+        url = "sqlite:///" + str(tmp_path / "cache.db")
+        shutil.copyfile(sqlite_template, tmp_path / "cache.db")
+    else:
+        url = request.getfixturevalue("collated_pg_url")
+    engine = create_engine_for_url(url)
+    with engine.begin() as conn:
+        for table in TABLES:
+            conn.execute(text(f"DELETE FROM {table}"))
+    request.addfinalizer(engine.dispose)
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    return lambda read_only=False: UnitOfWork(factory, read_only=read_only)
+
+
+def test_orders_are_code_point_orders_whatever_the_database_collation(collated_uow):
+    # Was: PostgreSQL ordered by the database collation (on an en_US / ICU database
+    # "a" < "B" < "b" and "É" next to "E"), SQLite and the fake by code point.
+    names = ["b", "B", "a", "É", "E", "e", "z", "_", "日本", "ä"]
+    expected = sorted(names)
+    assert expected == ["B", "E", "_", "a", "b", "e", "z", "É", "ä", "日本"]
+    with collated_uow() as uow:
+        for i, name in enumerate(names):
+            project = uow.projects.add(Project(id=name.upper() + str(i), name=name, path=f"/w/{i}"))
+            uow.artifacts.add(Artifact(id=f"a{i}", project_id=project.id, name=name, type="skill"))
+            uow.marketplace.add(MarketplaceEntry(id=name, name="same", type="skill"))
+        for i, name in enumerate(names):
+            uow.artifacts.add(Artifact(id=f"x{i}", project_id="B1", name=name, type="agent"))
+    with collated_uow(read_only=True) as uow:
+        assert [p.name for p in uow.projects.list()] == expected
+        assert [s.project.name for s in uow.projects.summaries()] == expected
+        assert [a.name for a in uow.artifacts.list_for_project("B1", "agent")] == expected
+        assert [a.project_id for a in uow.artifacts.list_by_type("skill")] == sorted(
+            n.upper() + str(i) for i, n in enumerate(names)
+        )
+        assert [e.id for e in uow.marketplace.list()] == expected
+        assert [a.name for a in uow.projects.get("B1").artifacts if a.type == "agent"] == expected
+
+
+def test_a_failed_flush_of_an_entity_change_rolls_back_and_the_unit_of_work_goes_on(any_uow):
+    # Was: on SQLite and PostgreSQL every later call raised SQLAlchemy's PendingRollbackError
+    # (not one of our errors) while the fake kept the work before the failed change.
+    with any_uow() as uow:
+        _project(uow, "a")
+        _project(uow, "b")
+    with any_uow() as uow:
+        _project(uow, "c")
+        moved = uow.projects.get_by_path("/work/b")
+        moved.path = "/work/a"
+        with pytest.raises(DuplicateError):
+            uow.projects.count()
+        assert uow.projects.count() == 2  # rolled back to the last commit: "c" is gone too
+        assert uow.projects.get_by_path("/work/b").path == "/work/b"
+        moved.path = "/work/z"
+    with any_uow(read_only=True) as uow:
+        assert sorted(p.path for p in uow.projects.list()) == ["/work/a", "/work/z"]
+
+
+def test_adding_an_entity_with_the_id_of_one_added_before_is_a_duplicate(any_uow):
+    # Was: SQLAlchemy warned about an identity conflict with the instance added earlier in
+    # the session (an error under our warning filter) before the INSERT; the fake raised
+    # DuplicateError.
+    with any_uow() as uow:
+        uow.projects.add(
+            Project(id="p", name="a", path="/work/a", artifacts=[Artifact(project_id="p", name="x", type="skill")])
+        )
+        again = Project(id="p", name="b", path="/work/b", artifacts=[Artifact(project_id="p", name="y", type="skill")])
+        with pytest.raises(DuplicateError):
+            uow.projects.add(again)
+        assert [(p.path, len(p.artifacts)) for p in uow.projects.list()] == [("/work/a", 1)]

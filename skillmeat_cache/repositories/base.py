@@ -8,6 +8,21 @@ Orders:
 - projects: by ``name``, then ``path``;
 - artifacts: by ``project_id``, ``type``, ``name`` (the natural key);
 - marketplace entries: by ``type``, ``name``, ``id``.
+Text compares by Unicode code point (as Python sorts ``str``: ``"B" < "_" < "a" < "É"``)
+on every backend, whatever a PostgreSQL database's collation.
+
+Every implementation (SQL and the fakes) also keeps these rules:
+- Every call first writes pending changes of loaded entities (autoflush). When they
+  cannot be written, the unit of work rolls back to its last commit (like ``rollback()``),
+  the error is raised and the unit of work goes on.
+- Arguments are checked next: a key to look up (an id, a path, a name, a cache key)
+  that is not text, is blank, or holds a NUL byte or an unpaired surrogate raises
+  ValidationError; one longer than ``TEXT_LIMITS`` finds nothing. A ``type`` filter must
+  be one of ``ARTIFACT_TYPES``; ``limit`` / ``offset`` are whole numbers, not negative.
+- Then a write in a read-only unit of work raises ReadOnlyError, even one that would
+  change nothing.
+- Search matches substrings ignoring ASCII case only (``A``-``Z`` = ``a``-``z``; any other
+  character, accented letters included, matches itself alone); ``%`` and ``_`` are literal.
 """
 
 from __future__ import annotations
@@ -146,7 +161,7 @@ class ArtifactRepository(ABC):
         offset: int = 0,
     ) -> builtins.list[Artifact]:
         """Artifacts whose name or metadata description contains ``text``, ignoring
-        case (ASCII at least); empty text matches every artifact.
+        ASCII case only (see the module notes); empty text matches every artifact.
         """
 
     @abstractmethod
@@ -206,7 +221,9 @@ class MarketplaceRepository(ABC):
 
     @abstractmethod
     def search(self, text: str) -> builtins.list[MarketplaceEntry]:
-        """Entries whose name or description contains ``text``, ignoring case."""
+        """Entries whose name or description contains ``text``, ignoring ASCII case only;
+        empty text matches every entry.
+        """
 
     @abstractmethod
     def upsert_many(self, rows: Iterable[Mapping[str, Any]]) -> int:
@@ -239,7 +256,8 @@ class MetadataRepository(ABC):
         aliases: Sequence[str] = (),
     ) -> ArtifactMetadata:
         """Insert or replace an artifact's metadata; ForeignKeyViolationError when the
-        artifact does not exist.
+        artifact does not exist. ``tags`` / ``aliases``: lists of text (None: empty; a
+        single text is refused); ``data``: a mapping or None.
         """
 
     @abstractmethod

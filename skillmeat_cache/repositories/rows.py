@@ -20,11 +20,17 @@ __all__ = [
     "MARKETPLACE_COLUMNS",
     "artifact_change",
     "artifact_rows",
+    "ascii_lower",
+    "artifact_type_filter",
+    "lookup_key",
+    "lookup_keys",
     "marketplace_rows",
     "merge_changes",
     "metadata_params",
+    "metadata_values",
     "metadata_rows",
     "outdated_for",
+    "page_bounds",
 ]
 
 ARTIFACT_KEY = ("project_id", "type", "name")
@@ -127,6 +133,50 @@ def _artifact_rows_fast(rows: list[Mapping[str, Any]]) -> list[dict[str, Any]] |
     return out
 
 
+def page_bounds(limit: Any, offset: Any) -> tuple[int | None, int]:
+    """``limit`` (None: no limit) and ``offset`` of a list, checked: whole numbers, not negative."""
+    for field, value in (("limit", limit), ("offset", offset)):
+        if value is None and field == "limit":
+            continue
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValidationError(field, f"expected a whole number, got {type(value).__name__}")
+        if value < 0:
+            raise ValidationError(field, "must not be negative")
+    return limit, offset
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def ascii_lower(value: str) -> str:
+    """``value`` with A-Z lowered and every other character kept: the case folding of
+    search on every backend (SQLite's ``lower()``; PostgreSQL's under ``COLLATE "C"``).
+    """
+    return value.translate(_ASCII_LOWER)
+
+
+def lookup_key(field: str, value: Any) -> str:
+    """A key to look rows up by (an id, a path, a name): text that could be stored, so a
+    bad type, blank text, a NUL byte or an unpaired surrogate raise ValidationError on
+    every backend alike; a key over its length limit is allowed and simply matches nothing.
+    """
+    return check_text(field, value, required=True, lookup=True)  # type: ignore[no-any-return]
+
+
+def lookup_keys(field: str, values: Iterable[Any]) -> list[str]:
+    """:func:`lookup_key` for each of ``values``, duplicates dropped, order kept."""
+    if isinstance(values, (str, bytes)):
+        raise ValidationError(field, "expected a collection of keys, got a single text")
+    return list(dict.fromkeys([lookup_key(field, value) for value in values]))
+
+
+def artifact_type_filter(value: Any) -> str:
+    """An artifact type to filter by: one of ``ARTIFACT_TYPES``, else ValidationError."""
+    if not isinstance(value, str) or value not in _TYPES:
+        raise ValidationError("type", f"must be one of {', '.join(ARTIFACT_TYPES)}, got {value!r}")
+    return value  # type: ignore[no-any-return]
+
+
 def _check_columns(row: Mapping[str, Any], allowed: frozenset[str]) -> None:
     unknown = sorted(set(row) - allowed)
     if unknown:
@@ -221,6 +271,27 @@ def merge_changes(changes: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         out = artifact_change(change)
         by_id.setdefault(out["id"], {}).update(out)
     return list(by_id.values())
+
+
+def _label_list(field: str, value: Any) -> Any:
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        raise ValidationError(field, "expected a list of strings")
+    return list(value)
+
+
+def metadata_values(data: Any, description: Any, tags: Any, aliases: Any) -> dict[str, Any]:
+    """The arguments of ``MetadataRepository.set`` as column values, ready for the model
+    (which validates them): a mapping copied, any other ``data`` left for the model to
+    refuse; tags and aliases as lists (None: empty; a single text: ValidationError).
+    """
+    return {
+        "data": dict(data) if isinstance(data, Mapping) else data,
+        "description": description,
+        "tags": _label_list("tags", tags),
+        "aliases": _label_list("aliases", aliases),
+    }
 
 
 METADATA_COLUMNS = frozenset({"artifact_id", "data", "description", "tags", "aliases"})

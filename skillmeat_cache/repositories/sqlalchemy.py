@@ -30,11 +30,15 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Select, bindparam, delete, func, or_, select, true, update
+from sqlalchemy import Connection, Select, Text, bindparam, delete, func, or_, select, true, update
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from ..engine import READ_ONLY_OPTION
-from ..errors import NotFoundError, ReadOnlyError, ValidationError, map_db_error
+from ..errors import DuplicateError, NotFoundError, ReadOnlyError, ValidationError, map_db_error
 from ..models import (
     PROJECT_STATUSES,
     Artifact,
@@ -45,6 +49,7 @@ from ..models import (
     Project,
     _aware_utc,
     _sqlite_timestamp,
+    by_code_point,
     check_text,
     ensure_utc,
     new_id,
@@ -55,10 +60,16 @@ from .rows import (
     ARTIFACT_KEY,
     MetadataParams,
     artifact_rows,
+    artifact_type_filter,
+    ascii_lower,
+    lookup_key,
+    lookup_keys,
     marketplace_rows,
     merge_changes,
     metadata_params,
+    metadata_values,
     outdated_for,
+    page_bounds,
 )
 
 __all__ = [
@@ -80,11 +91,39 @@ TAGS = ArtifactTag.__table__
 _CHUNK = 500
 
 
+def _autoflush(session: Session) -> None:
+    """Write pending changes of loaded entities before a repository call. A flush that
+    fails leaves SQLAlchemy's transaction unusable, so it is rolled back to the last commit
+    (entities expired, the failed changes dropped) and the error raised; the unit of work
+    goes on. Flushing here, not inside a statement, also keeps it out of the savepoint of
+    ``add``/``set`` (``begin_nested`` flushes before its SAVEPOINT).
+    """
+    try:
+        session.flush()
+    except Exception:
+        session.rollback()
+        raise
+
+
+def _refuse_loaded_keys(session: Session) -> None:
+    """A new entity (or one it cascades to) with the primary key of a loaded one is a
+    duplicate: raise as the INSERT would, before the flush (where SQLAlchemy would first
+    warn about the identity conflict).
+    """
+    for obj in session.new:
+        mapper = sa_inspect(obj).mapper
+        if mapper.identity_key_from_instance(obj) in session.identity_map:
+            table = mapper.local_table.name
+            constraint = ", ".join(f"{table}.{column.name}" for column in mapper.primary_key)
+            raise DuplicateError(f"duplicate on table {table} ({constraint})", table=table, constraint=constraint)
+
+
 def _translated(fn: F) -> F:
     @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            _autoflush(self._session)
+            return fn(self, *args, **kwargs)
         except Exception as exc:
             mapped = map_db_error(exc)
             if mapped is exc:
@@ -149,13 +188,10 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]
 
 
 def _page(stmt: Select[Any], limit: int | None, offset: int) -> Select[Any]:
+    limit, offset = page_bounds(limit, offset)
     if limit is not None:
-        if limit < 0:
-            raise ValidationError("limit", "must not be negative")
         stmt = stmt.limit(limit)
     if offset:
-        if offset < 0:
-            raise ValidationError("offset", "must not be negative")
         stmt = stmt.offset(offset)
     return stmt
 
@@ -195,13 +231,41 @@ def _expire_collections(session: Session) -> None:
             session.expire(obj, ["meta"])
 
 
+class _AsciiLower(FunctionElement[str]):
+    """``lower()`` of A-Z only: SQLite's ``lower()`` is that already; PostgreSQL's lowers
+    every letter its collation knows unless the argument is ``COLLATE "C"``.
+    """
+
+    name = "lower"
+    inherit_cache = True
+    type = Text()
+
+
+@compiles(_AsciiLower)
+def _compile_ascii_lower(element: _AsciiLower, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"lower({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(_AsciiLower, "postgresql")
+def _compile_ascii_lower_pg(element: _AsciiLower, compiler: SQLCompiler, **kw: Any) -> str:
+    return f'lower(({compiler.process(element.clauses, **kw)}) COLLATE "C")'
+
+
+def _contains(column: Any, text: str) -> Any:
+    """``column`` contains ``text`` ignoring ASCII case only, ``%`` and ``_`` literal."""
+    return _AsciiLower(column).contains(ascii_lower(text), autoescape=True)
+
+
 def _artifact_order() -> tuple[Any, ...]:
-    return (Artifact.project_id, Artifact.type, Artifact.name)
+    return _ORDER
 
 
 # -- statements built once (SQLAlchemy caches their compiled form per engine) -----------
 
-_ORDER = (Artifact.project_id, Artifact.type, Artifact.name)
+# Text sorts by code point on every backend (PostgreSQL: COLLATE "C"); types are ASCII words.
+_ORDER = (by_code_point(Artifact.project_id), Artifact.type, by_code_point(Artifact.name))
+_PROJECT_ORDER = (by_code_point(Project.name), by_code_point(Project.path))
+_MARKETPLACE_ORDER = (MarketplaceEntry.type, by_code_point(MarketplaceEntry.name), by_code_point(MarketplaceEntry.id))
 _PROJECT_BY_PATH = select(Project).where(Project.path == bindparam("path"))
 _ARTIFACT_BY_KEY = select(Artifact).where(
     Artifact.project_id == bindparam("project_id"),
@@ -239,7 +303,7 @@ def _summaries_statement(by_status: bool, by_age: bool) -> Select[Any]:
         stmt = stmt.where(Project.status == bindparam("status"))
     if by_age:
         stmt = stmt.where(or_(Project.last_fetched.is_(None), Project.last_fetched < bindparam("cutoff")))
-    return stmt.order_by(Project.name, Project.path)
+    return stmt.order_by(*_PROJECT_ORDER)
 
 
 # -- driver SQL for the hot write paths ---------------------------------------------------
@@ -413,13 +477,14 @@ class SqlAlchemyProjectRepository(base.ProjectRepository):
     def add(self, project: Project) -> Project:  # noqa: D102
         with self._session.begin_nested():
             self._session.add(project)
+            _refuse_loaded_keys(self._session)
         return project
 
     def get(self, id: str) -> Project | None:  # noqa: D102
-        return self._session.get(Project, check_text("id", id, required=True, lookup=True))
+        return self._session.get(Project, lookup_key("id", id))
 
     def get_by_path(self, path: str) -> Project | None:  # noqa: D102
-        check_text("path", path, required=True, lookup=True)
+        lookup_key("path", path)
         return self._session.scalars(_PROJECT_BY_PATH, {"path": path}).one_or_none()
 
     def _where_status(self, stmt: Select[Any], status: str | None) -> Select[Any]:
@@ -433,7 +498,7 @@ class SqlAlchemyProjectRepository(base.ProjectRepository):
     def list(  # noqa: D102
         self, status: str | None = None, limit: int | None = None, offset: int = 0
     ) -> builtins.list[Project]:
-        stmt = self._where_status(select(Project), status).order_by(Project.name, Project.path)
+        stmt = self._where_status(select(Project), status).order_by(*_PROJECT_ORDER)
         return builtins.list(self._session.scalars(_page(stmt, limit, offset)))
 
     @_loads_entities
@@ -442,7 +507,7 @@ class SqlAlchemyProjectRepository(base.ProjectRepository):
         stmt = (
             select(Project)
             .where(or_(Project.last_fetched.is_(None), Project.last_fetched < cutoff))
-            .order_by(Project.name, Project.path)
+            .order_by(*_PROJECT_ORDER)
         )
         return builtins.list(self._session.scalars(stmt))
 
@@ -453,6 +518,7 @@ class SqlAlchemyProjectRepository(base.ProjectRepository):
     def delete(self, id: str) -> None:  # noqa: D102
         # One DELETE; the database cascades to artifacts, metadata and tags (the ORM would
         # load the project first and delete every loaded child one by one).
+        lookup_key("id", id)
         session = self._session
         conn, sql = _bulk_write_connection(session)
         loaded = any(
@@ -484,10 +550,10 @@ class SqlAlchemyProjectRepository(base.ProjectRepository):
         return [base.ProjectSummary(p, int(n), int(o)) for p, n, o in self._session.execute(stmt, params)]
 
     def _update_ids(self, ids: Iterable[str], values: dict[str, Any], where: Any = None) -> int:
-        wanted = builtins.list(dict.fromkeys(ids))
+        wanted = lookup_keys("id", ids)
+        _check_writable(self._session)
         if not wanted:
             return 0
-        _check_writable(self._session)
         self._session.flush()
         changed = 0
         conn = self._session.connection()
@@ -518,30 +584,36 @@ class SqlAlchemyArtifactRepository(base.ArtifactRepository):
     def add(self, artifact: Artifact) -> Artifact:  # noqa: D102
         with self._session.begin_nested():
             self._session.add(artifact)
+            _refuse_loaded_keys(self._session)
         return artifact
 
     def get(self, id: str) -> Artifact | None:  # noqa: D102
-        return self._session.get(Artifact, id)
+        return self._session.get(Artifact, lookup_key("id", id))
 
     def get_by_key(self, project_id: str, type: str, name: str) -> Artifact | None:  # noqa: D102
+        lookup_key("project_id", project_id)
+        artifact_type_filter(type)
+        lookup_key("name", name)
         params = {"project_id": project_id, "type": type, "name": name}
         return self._session.scalars(_ARTIFACT_BY_KEY, params).one_or_none()
 
     @_loads_entities
     def list_for_project(self, project_id: str, type: str | None = None) -> builtins.list[Artifact]:  # noqa: D102
+        lookup_key("project_id", project_id)
         if type is None:
             return self._session.scalars(_ARTIFACTS_OF_PROJECT, {"project_id": project_id}).all()  # type: ignore[return-value]
-        params = {"project_id": project_id, "type": type}
+        params = {"project_id": project_id, "type": artifact_type_filter(type)}
         return self._session.scalars(_ARTIFACTS_OF_PROJECT_TYPE, params).all()  # type: ignore[return-value]
 
     @_loads_entities
     def list_by_type(self, type: str) -> builtins.list[Artifact]:  # noqa: D102
-        return self._session.scalars(_ARTIFACTS_OF_TYPE, {"type": type}).all()  # type: ignore[return-value]
+        return self._session.scalars(_ARTIFACTS_OF_TYPE, {"type": artifact_type_filter(type)}).all()  # type: ignore[return-value]
 
     @_loads_entities
     def outdated(self, project_id: str | None = None) -> builtins.list[Artifact]:  # noqa: D102
         if project_id is None:
             return self._session.scalars(_OUTDATED).all()  # type: ignore[return-value]
+        lookup_key("project_id", project_id)
         return self._session.scalars(_OUTDATED_OF_PROJECT, {"project_id": project_id}).all()  # type: ignore[return-value]
 
     @_loads_entities
@@ -554,13 +626,14 @@ class SqlAlchemyArtifactRepository(base.ArtifactRepository):
         offset: int = 0,
     ) -> builtins.list[Artifact]:
         check_text("text", text)
+        if project_id is not None:
+            lookup_key("project_id", project_id)
+        if type is not None:
+            artifact_type_filter(type)
         stmt = select(Artifact)
         if text:
             stmt = stmt.outerjoin(ArtifactMetadata, ArtifactMetadata.artifact_id == Artifact.id).where(
-                or_(
-                    Artifact.name.icontains(text, autoescape=True),
-                    ArtifactMetadata.description.icontains(text, autoescape=True),
-                )
+                or_(_contains(Artifact.name, text), _contains(ArtifactMetadata.description, text))
             )
         if project_id is not None:
             stmt = stmt.where(Artifact.project_id == project_id)
@@ -572,10 +645,12 @@ class SqlAlchemyArtifactRepository(base.ArtifactRepository):
     def count(self, project_id: str | None = None) -> int:  # noqa: D102
         stmt = select(func.count()).select_from(Artifact)
         if project_id is not None:
-            stmt = stmt.where(Artifact.project_id == project_id)
+            stmt = stmt.where(Artifact.project_id == lookup_key("project_id", project_id))
         return int(self._session.scalar(stmt) or 0)
 
     def delete(self, id: str) -> None:  # noqa: D102
+        lookup_key("id", id)
+        _check_writable(self._session)
         artifact = self._session.get(Artifact, id)
         if artifact is None:
             raise NotFoundError(f"no artifact with id {id!r}")
@@ -583,6 +658,7 @@ class SqlAlchemyArtifactRepository(base.ArtifactRepository):
         self._session.flush()
 
     def keys_for_project(self, project_id: str) -> dict[tuple[str, str], str]:  # noqa: D102
+        lookup_key("project_id", project_id)
         self._session.flush()
         conn = self._session.connection()
         found = conn.exec_driver_sql(
@@ -591,10 +667,10 @@ class SqlAlchemyArtifactRepository(base.ArtifactRepository):
         return {(type_, name): id_ for type_, name, id_ in found}
 
     def delete_many(self, ids: Iterable[str]) -> int:  # noqa: D102
-        wanted = builtins.list(dict.fromkeys(ids))
+        wanted = lookup_keys("id", ids)
+        _check_writable(self._session)
         if not wanted:
             return 0
-        _check_writable(self._session)
         self._session.flush()
         deleted = 0
         conn = self._session.connection()
@@ -633,6 +709,7 @@ class SqlAlchemyArtifactRepository(base.ArtifactRepository):
 
     def upsert_many(self, rows: Iterable[Mapping[str, Any]]) -> int:  # noqa: D102
         prepared = artifact_rows(rows)
+        _check_writable(self._session)
         if not prepared:
             return 0
         session = self._session
@@ -677,6 +754,7 @@ class SqlAlchemyArtifactRepository(base.ArtifactRepository):
 
     def update_many(self, changes: Iterable[Mapping[str, Any]]) -> int:  # noqa: D102
         prepared = merge_changes(changes)
+        _check_writable(self._session)
         if not prepared:
             return 0
         session = self._session
@@ -724,20 +802,21 @@ class SqlAlchemyMarketplaceRepository(base.MarketplaceRepository):
     def add(self, entry: MarketplaceEntry) -> MarketplaceEntry:  # noqa: D102
         with self._session.begin_nested():
             self._session.add(entry)
+            _refuse_loaded_keys(self._session)
         return entry
 
     def get(self, id: str) -> MarketplaceEntry | None:  # noqa: D102
-        return self._session.get(MarketplaceEntry, id)
+        return self._session.get(MarketplaceEntry, lookup_key("id", id))
 
     def _ordered(self, stmt: Select[Any]) -> builtins.list[MarketplaceEntry]:
-        stmt = stmt.order_by(MarketplaceEntry.type, MarketplaceEntry.name, MarketplaceEntry.id)
+        stmt = stmt.order_by(*_MARKETPLACE_ORDER)
         return builtins.list(self._session.scalars(stmt))
 
     @_loads_entities
     def list(self, type: str | None = None) -> builtins.list[MarketplaceEntry]:  # noqa: D102
         stmt = select(MarketplaceEntry)
         if type is not None:
-            stmt = stmt.where(MarketplaceEntry.type == type)
+            stmt = stmt.where(MarketplaceEntry.type == artifact_type_filter(type))
         return self._ordered(stmt)
 
     @_loads_entities
@@ -746,15 +825,13 @@ class SqlAlchemyMarketplaceRepository(base.MarketplaceRepository):
         stmt = select(MarketplaceEntry)
         if text:
             stmt = stmt.where(
-                or_(
-                    MarketplaceEntry.name.icontains(text, autoescape=True),
-                    MarketplaceEntry.description.icontains(text, autoescape=True),
-                )
+                or_(_contains(MarketplaceEntry.name, text), _contains(MarketplaceEntry.description, text))
             )
         return self._ordered(stmt)
 
     def upsert_many(self, rows: Iterable[Mapping[str, Any]]) -> int:  # noqa: D102
         prepared = marketplace_rows(rows, utcnow())
+        _check_writable(self._session)
         if not prepared:
             return 0
         self._session.flush()
@@ -787,7 +864,7 @@ class SqlAlchemyMetadataRepository(base.MetadataRepository):
         self._session = session
 
     def get(self, artifact_id: str) -> ArtifactMetadata | None:  # noqa: D102
-        return self._session.get(ArtifactMetadata, artifact_id)
+        return self._session.get(ArtifactMetadata, lookup_key("artifact_id", artifact_id))
 
     def set(  # noqa: D102
         self,
@@ -798,16 +875,13 @@ class SqlAlchemyMetadataRepository(base.MetadataRepository):
         tags: Sequence[str] = (),
         aliases: Sequence[str] = (),
     ) -> ArtifactMetadata:
+        values = metadata_values(data, description, tags, aliases)
+        new = ArtifactMetadata(artifact_id=artifact_id, **values)  # validates everything first
+        _check_writable(self._session)
         meta = self._session.get(ArtifactMetadata, artifact_id)
-        values = {
-            "data": dict(data) if data is not None else None,
-            "description": description,
-            "tags": builtins.list(tags),
-            "aliases": builtins.list(aliases),
-        }
         with self._session.begin_nested():
             if meta is None:
-                meta = ArtifactMetadata(artifact_id=artifact_id, **values)
+                meta = new
                 self._session.add(meta)
             else:
                 for key, value in values.items():
@@ -816,7 +890,7 @@ class SqlAlchemyMetadataRepository(base.MetadataRepository):
 
     @_loads_entities
     def get_many(self, artifact_ids: Iterable[str]) -> dict[str, ArtifactMetadata]:  # noqa: D102
-        wanted = builtins.list(dict.fromkeys(artifact_ids))
+        wanted = lookup_keys("artifact_id", artifact_ids)
         found: dict[str, ArtifactMetadata] = {}
         for chunk in _chunks(wanted):
             stmt = select(ArtifactMetadata).where(ArtifactMetadata.artifact_id.in_(chunk))
@@ -825,6 +899,7 @@ class SqlAlchemyMetadataRepository(base.MetadataRepository):
 
     def set_many(self, rows: Iterable[Mapping[str, Any]]) -> int:  # noqa: D102
         prepared = metadata_params(rows)
+        _check_writable(self._session)
         if not prepared:
             return 0
         session = self._session
@@ -889,18 +964,22 @@ class SqlAlchemyMetadataRepository(base.MetadataRepository):
         return builtins.list(self._session.scalars(stmt))
 
     def get_value(self, key: str) -> str | None:  # noqa: D102
-        row = self._session.get(CacheMetadata, key)
+        row = self._session.get(CacheMetadata, lookup_key("key", key))
         return None if row is None else row.value
 
     def set_value(self, key: str, value: str) -> None:  # noqa: D102
+        new = CacheMetadata(key=key, value=value)  # validates key and value
+        _check_writable(self._session)
         row = self._session.get(CacheMetadata, key)
         with self._session.begin_nested():
             if row is None:
-                self._session.add(CacheMetadata(key=key, value=value))
+                self._session.add(new)
             else:
                 row.value = value
 
     def delete_value(self, key: str) -> bool:  # noqa: D102
+        lookup_key("key", key)
+        _check_writable(self._session)
         row = self._session.get(CacheMetadata, key)
         if row is None:
             return False
