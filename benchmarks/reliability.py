@@ -1,4 +1,4 @@
-"""Reliability trials (issue 5, items 1-3), with counts.
+"""Reliability trials (issue 5), with counts.
 
     python -m benchmarks.reliability            # full counts (several minutes)
     python -m benchmarks.reliability --quick    # reduced counts (about a minute)
@@ -16,6 +16,10 @@
    ``DatabaseBusyError`` promptly, ``run_with_retry`` succeeds once the lock is gone,
    nothing else leaks. On PostgreSQL the same for lock timeouts (55P03), serialization
    failures (40001) and deadlocks (40P01).
+
+4-7  the test files of the other items, run in a fresh process and counted: the
+   hypothesis state machine (fake vs SQLite vs PostgreSQL; 500 examples per test here,
+   fewer in CI), the bad-input catalogue, security, the durability setting.
 
 Each item is a function returning :class:`ItemResult`; ``ITEMS`` lists them in order,
 so a new row is one more function. Child processes run this module
@@ -78,11 +82,19 @@ class Counts:
     kill_trials: int = 50
     migration_kill_trials: int = 20
     busy_repeats: int = 3
+    hypothesis_examples: int = 500
 
     @classmethod
     def quick(cls) -> Counts:
         """Reduced counts for a quick look."""
-        return cls(writer_trials=2, rows_per_writer=400, kill_trials=10, migration_kill_trials=6, busy_repeats=1)
+        return cls(
+            writer_trials=2,
+            rows_per_writer=400,
+            kill_trials=10,
+            migration_kill_trials=6,
+            busy_repeats=1,
+            hypothesis_examples=40,
+        )
 
 
 # --------------------------------------------------------------------------- child processes
@@ -940,6 +952,63 @@ def throwaway_pg_database(admin_url: str, prefix: str) -> Iterator[str]:
 
 # --------------------------------------------------------------------------- report
 
+# --------------------------------------------------------------------------- items 4-7: test files
+
+
+def pytest_item(item: str, paths: list[str], workdir: Path, env: dict[str, str] | None = None) -> ItemResult:
+    """Run test files in a fresh process and count: a test is a trial, a failed or
+    erroring test a failure; a failure whose message says rows were lost (the bad-input
+    tests' ``assert_kept``) counts as rows lost.
+    """
+    import xml.etree.ElementTree as ET
+
+    junit = workdir / f"junit-{uuid.uuid4().hex}.xml"
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--no-cov", "-q", f"--junitxml={junit}", *paths]
+    proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True)
+    if not junit.exists():
+        tail = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or ["no output"]
+        return ItemResult(item, 0, 1, 0, f"pytest did not run: {tail[0]}")
+    tests = failures = skipped = rows_lost = 0
+    failed: list[str] = []
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        tests += 1
+        problems = case.findall("failure") + case.findall("error")
+        if case.find("skipped") is not None:
+            skipped += 1
+        if problems:
+            failures += 1
+            failed.append(case.get("name", "?"))
+            text = " ".join((p.get("message") or "") + (p.text or "") for p in problems)
+            rows_lost += "rows lost from" in text
+    detail = f"{tests - failures - skipped} passed, {skipped} skipped ({' '.join(paths)})"
+    if failed:
+        detail += f"; failed: {', '.join(failed[:5])}"
+    return ItemResult(item, tests, failures, rows_lost, detail)
+
+
+def run_fake_equals_real(counts: Counts, workdir: Path, **_: Any) -> ItemResult:
+    """Item 4: the hypothesis state machine, fake vs SQLite vs PostgreSQL."""
+    env = {"SKILLMEAT_HYPOTHESIS_EXAMPLES": str(counts.hypothesis_examples)}
+    result = pytest_item("4 fake equals real (hypothesis)", ["tests/test_fake_equals_real.py"], workdir, env)
+    result.detail = f"{counts.hypothesis_examples} examples per test; " + result.detail
+    return result
+
+
+def run_bad_input(counts: Counts, workdir: Path, **_: Any) -> ItemResult:
+    """Item 5: every case of the bad-input catalogue (docs/errors.md)."""
+    return pytest_item("5 bad-input catalogue", ["tests/test_bad_input.py"], workdir)
+
+
+def run_security(counts: Counts, workdir: Path, **_: Any) -> ItemResult:
+    """Item 6: bound parameters, file modes, secrets, the scanner's trust rules."""
+    return pytest_item("6 security", ["tests/test_security.py"], workdir)
+
+
+def run_durability(counts: Counts, workdir: Path, **_: Any) -> ItemResult:
+    """Item 7: the ``synchronous`` setting."""
+    return pytest_item("7 durability setting", ["tests/test_durability.py"], workdir)
+
+
 ITEMS: list[Callable[..., ItemResult]] = [
     run_concurrent_writers,
     run_crashes,
@@ -947,6 +1016,10 @@ ITEMS: list[Callable[..., ItemResult]] = [
     run_pg_migration_kill,
     run_busy_sqlite,
     run_busy_postgres,
+    run_fake_equals_real,
+    run_bad_input,
+    run_security,
+    run_durability,
 ]
 
 

@@ -195,3 +195,17 @@ def test_postgres_rows_are_skipped_when_the_server_is_unreachable(tmp_path):
         result = runner(Counts.quick(), tmp_path, pg_url=url)
         assert result.skipped and result.ok
         assert result.detail.startswith("skipped: not reachable")
+
+
+def test_pytest_items_count_tests_failures_and_lost_rows(tmp_path):
+    tests = tmp_path / "test_sample.py"
+    tests.write_text(
+        "import pytest\n"
+        "def test_ok():\n    assert True\n"
+        "def test_broken():\n    assert False, 'some other failure'\n"
+        "def test_lost():\n    assert False, 'rows lost from projects'\n"
+        "def test_skipped():\n    pytest.skip('not here')\n"
+    )
+    result = reliability.pytest_item("n sample", [str(tests)], tmp_path)
+    assert (result.trials, result.failures, result.rows_lost) == (4, 2, 1)
+    assert "1 passed, 1 skipped" in result.detail and "test_broken" in result.detail and not result.ok
