@@ -43,7 +43,7 @@ SELECT {columns},
   (SELECT count(*) FROM artifacts AS a WHERE a.project_id = p.id AND a.is_outdated = :yes) AS outdated_count
 FROM projects AS p
 {where}
-ORDER BY p.name, p.path
+ORDER BY p.name{collate}, p.path{collate}
 """
 
 
@@ -87,6 +87,9 @@ def project_summaries(
     sql = _SUMMARIES.format(
         columns=", ".join(f"p.{c}" for c in PROJECT_COLUMNS),
         where=f"WHERE {' AND '.join(conditions)}" if conditions else "",
+        # Code point order, as the repositories sort (models.by_code_point), whatever
+        # the PostgreSQL database's collation.
+        collate=' COLLATE "C"' if connection.dialect.name == "postgresql" else "",
     )
     out = []
     for row in connection.execute(text(sql), params):

@@ -11,8 +11,10 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.orm import sessionmaker
 
-from skillmeat_cache import Artifact, Project, ValidationError
+from skillmeat_cache import Artifact, Project, UnitOfWork, ValidationError
+from skillmeat_cache.engine import create_engine_for_url
 from skillmeat_cache.views import project_summaries
 
 
@@ -59,6 +61,28 @@ def test_project_summaries_equal_the_repository(engine, uow_factory, kwargs):
     assert expected, "the case must return something to compare"
     with engine.connect() as conn:
         assert project_summaries(conn, **kwargs) == expected
+
+
+@pytest.mark.postgres
+def test_project_summaries_sort_by_code_point_whatever_the_collation(collated_pg_url):
+    """An ICU en-US database sorts "a" < "B" < "é" < "f"; the repositories and the view
+    sort by code point ("B" < "a" < "f" < "é"), as Python does."""
+    engine = create_engine_for_url(collated_pg_url)
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    uows = lambda read_only=False: UnitOfWork(factory, read_only=read_only)  # noqa: E731
+    names = ["é", "f", "a", "B"]
+    with uows() as uow:
+        for name in names:
+            uow.projects.add(Project(name=name, path=f"/collated/{name}"))
+    try:
+        with engine.connect() as conn:
+            rows = project_summaries(conn)
+        assert [r["name"] for r in rows] == sorted(names) == ["B", "a", "f", "é"]
+        assert rows == _from_repository(uows)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM projects WHERE path LIKE '/collated/%'"))
+        engine.dispose()
 
 
 def test_project_summaries_read_timestamps_written_with_an_offset_by_someone_else(engine, uow_factory):
