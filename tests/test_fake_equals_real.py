@@ -19,7 +19,9 @@ CI runs a modest number of examples. A long run::
     SKILLMEAT_HYPOTHESIS_EXAMPLES=500 python -m pytest tests/test_fake_equals_real.py -p no:cacheprovider --no-cov -q
 
 ``SKILLMEAT_HYPOTHESIS_STEPS`` sets the steps per example and ``SKILLMEAT_HYPOTHESIS_REPORT``
-names a JSON file that receives ``{"examples": N, "steps": S, "failures": F}``. A failure
+names a JSON file that receives ``{"examples": N, "steps": S, "failures": F, "outcomes":
+{...}}`` (outcomes: how often each rule succeeded or raised what); ``SKILLMEAT_HYPOTHESIS_NO_SHRINK=1``
+reports the first failure unshrunk (shrinking a long program can take minutes). A failure
 prints the minimal program and a ``@reproduce_failure(...)`` line: put it on
 ``FakeEqualsReal`` to replay that exact example.
 """
