@@ -77,8 +77,9 @@ def test_project_summaries_sort_by_code_point_whatever_the_collation(collated_pg
     try:
         with engine.connect() as conn:
             rows = project_summaries(conn)
-        assert [r["name"] for r in rows] == sorted(names) == ["B", "a", "f", "é"]
         assert rows == _from_repository(uows)
+        ours = [r["name"] for r in rows if r["path"].startswith("/collated/")]  # the database is shared
+        assert ours == sorted(names) == ["B", "a", "f", "é"]
     finally:
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM projects WHERE path LIKE '/collated/%'"))
