@@ -987,11 +987,22 @@ def pytest_item(item: str, paths: list[str], workdir: Path, env: dict[str, str] 
 
 
 def run_fake_equals_real(counts: Counts, workdir: Path, **_: Any) -> ItemResult:
-    """Item 4: the hypothesis state machine, fake vs SQLite vs PostgreSQL."""
-    env = {"SKILLMEAT_HYPOTHESIS_EXAMPLES": str(counts.hypothesis_examples)}
+    """Item 4: the hypothesis state machine, fake vs SQLite vs PostgreSQL in lockstep; a
+    trial is one example (a random sequence of units of work), a failure one that differs.
+    """
+    report = workdir / f"hypothesis-{uuid.uuid4().hex}.json"
+    env = {
+        "SKILLMEAT_HYPOTHESIS_EXAMPLES": str(counts.hypothesis_examples),
+        "SKILLMEAT_HYPOTHESIS_REPORT": str(report),
+        "SKILLMEAT_HYPOTHESIS_NO_SHRINK": "1",  # a failure is reported as found, not minimised for minutes
+    }
     result = pytest_item("4 fake equals real (hypothesis)", ["tests/test_fake_equals_real.py"], workdir, env)
-    result.detail = f"{counts.hypothesis_examples} examples per test; " + result.detail
-    return result
+    if not report.exists():
+        return result
+    figures = json.loads(report.read_text())
+    failures = figures["failures"] if isinstance(figures["failures"], int) else len(figures["failures"])
+    detail = f"{figures['examples']} examples, {figures['steps']} steps, backends fake/SQLite/PostgreSQL"
+    return ItemResult(result.item, figures["examples"], max(failures, result.failures), 0, f"{detail}; {result.detail}")
 
 
 def run_bad_input(counts: Counts, workdir: Path, **_: Any) -> ItemResult:
