@@ -255,8 +255,11 @@ def create_engine_for_url(
     SQLite: WAL, ``synchronous`` (NORMAL by default; FULL survives power loss),
     ``foreign_keys=ON``, ``temp_store=MEMORY``, ``busy_timeout`` seconds, and transactions
     that start with ``BEGIN IMMEDIATE`` (deferred ``BEGIN`` for read-only units of work).
-    An in-memory URL gets one shared connection. PostgreSQL: psycopg 3, pre-ping, sessions
-    in UTC, and ``lock_timeout`` = ``busy_timeout`` (unless ``options`` sets one).
+    An in-memory URL gets one shared connection. A SQLite URI (``file:...?mode=ro&uri=true``)
+    is opened as it is. PostgreSQL: psycopg 3, a liveness check when the pool hands out
+    a connection (see :func:`_install_liveness_check`; ``pool_pre_ping`` given explicitly
+    replaces it), sessions in UTC, and ``lock_timeout`` = ``busy_timeout`` (unless
+    ``options`` sets one).
     """
     parsed = parse_url(to_url(url))
     backend = parsed.get_backend_name()
