@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from skillmeat_cache.models import derive_outdated, new_id, utcnow
+from skillmeat_cache.views import PROJECT_COLUMNS
 
 __all__ = ["RawPostgres", "RawSqlite", "sqlite_connect"]
 
@@ -37,18 +38,6 @@ ARTIFACT_COLUMNS = (
     "created_at",
     "updated_at",
     "content_hash",
-)
-PROJECT_COLUMNS = (
-    "id",
-    "name",
-    "path",
-    "description",
-    "created_at",
-    "updated_at",
-    "last_fetched",
-    "status",
-    "error_message",
-    "fingerprint",
 )
 # Carried by an upsert row besides the key; compared to skip identical rows.
 _CARRIED = ("source", "deployed_version", "upstream_version", "is_outdated", "local_modified", "content_hash")

@@ -127,3 +127,18 @@ def test_projects_command_imports_no_models_repositories_or_alembic(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == []
+
+
+def test_every_export_is_lazy_listed_and_resolves():
+    """``__all__``, the lazy table and the modules agree: no name is listed but missing,
+    or exported but unlisted."""
+    import importlib
+
+    import skillmeat_cache
+
+    assert set(skillmeat_cache.__all__) == set(skillmeat_cache._LAZY)
+    for name in skillmeat_cache.__all__:
+        module = importlib.import_module(f"skillmeat_cache.{skillmeat_cache._LAZY[name]}")
+        assert getattr(skillmeat_cache, name) is getattr(module, name)
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        skillmeat_cache.Nope  # noqa: B018
