@@ -43,10 +43,12 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from skillmeat_cache.errors import DatabaseUnavailableError
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -625,7 +627,7 @@ def run_pg_migration_kill(counts: Counts, workdir: Path, pg_url: str | None = No
                 if problems:
                     failures += 1
                     first = first or "; ".join(problems)
-    except Unreachable as exc:
+    except DatabaseUnavailableError as exc:
         return ItemResult(name, 0, 0, 0, f"skipped: not reachable ({exc})", skipped=True)
     return ItemResult(name, len(fractions), failures, 0, first or f"left by the kill: {', '.join(outcomes)}")
 
@@ -912,7 +914,7 @@ def run_busy_postgres(counts: Counts, workdir: Path, pg_url: str | None = None, 
                     if problems:
                         failures += 1
                         first = first or f"{scenario.__name__}: " + "; ".join(problems)
-    except Unreachable as exc:
+    except DatabaseUnavailableError as exc:
         return ItemResult(name, 0, 0, 0, f"skipped: not reachable ({exc})", skipped=True)
     detail = first or "DatabaseBusyError after " + ", ".join(f"{k} {_span(v)} s" for k, v in timings.items())
     if not first:
@@ -923,31 +925,13 @@ def run_busy_postgres(counts: Counts, workdir: Path, pg_url: str | None = None, 
 # --------------------------------------------------------------------------- PostgreSQL
 
 
-class Unreachable(Exception):
-    """The PostgreSQL server cannot be reached (or psycopg is missing)."""
+def throwaway_pg_database(admin_url: str, prefix: str) -> Any:
+    """Create an empty database on the server of ``admin_url``, yield its URL, drop it;
+    DatabaseUnavailableError when the server cannot be reached.
+    """
+    from skillmeat_cache.testing import throwaway_postgres_database
 
-
-@contextmanager
-def throwaway_pg_database(admin_url: str, prefix: str) -> Iterator[str]:
-    """Create an empty database on the server of ``admin_url``, yield its URL, drop it."""
-    try:
-        import psycopg
-        from sqlalchemy.engine import make_url
-    except ImportError as exc:
-        raise Unreachable(f"psycopg not installed ({exc})") from exc
-    admin = make_url(admin_url)
-    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    try:
-        with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as exc:
-        raise Unreachable(str(exc).splitlines()[0]) from exc
-    try:
-        yield admin.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return throwaway_postgres_database(admin_url, prefix)
 
 
 # --------------------------------------------------------------------------- report

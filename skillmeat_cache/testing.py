@@ -31,7 +31,9 @@ from __future__ import annotations
 import builtins
 import functools
 import json
+import os
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -41,6 +43,7 @@ from sqlalchemy import JSON
 from sqlalchemy.orm.attributes import instance_dict, instance_state, set_committed_value
 
 from .errors import (
+    DatabaseUnavailableError,
     DuplicateError,
     ForeignKeyViolationError,
     NotFoundError,
@@ -91,6 +94,7 @@ __all__ = [
     "FakeProjectRepository",
     "FakeStore",
     "FakeUnitOfWork",
+    "throwaway_postgres_database",
 ]
 
 Row = dict[str, Any]
@@ -1150,3 +1154,31 @@ class FakeUnitOfWork(AbstractUnitOfWork):
     def rollback(self) -> None:  # noqa: D102
         self._active_session.rollback()
         self.rollbacks += 1
+
+
+@contextmanager
+def throwaway_postgres_database(admin_url: str, prefix: str, options: str = "") -> Iterator[str]:
+    """Create an empty database on the server of ``admin_url`` (a user who may create
+    databases), yield its URL, drop it afterwards (``WITH (FORCE)``). ``options`` are extra
+    ``CREATE DATABASE`` clauses (e.g. a collation). DatabaseUnavailableError, before
+    anything is yielded, when the server cannot be reached or psycopg is missing.
+    """
+    from sqlalchemy.engine import make_url
+
+    try:
+        import psycopg
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise DatabaseUnavailableError(f"psycopg is not installed ({exc})") from exc
+    admin = make_url(admin_url)
+    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    try:
+        with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'CREATE DATABASE "{name}" {options}')
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailableError(f"PostgreSQL not reachable: {str(exc).splitlines()[0]}") from exc
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,8 @@ from sqlalchemy.orm import sessionmaker
 
 from skillmeat_cache import UnitOfWork, migrate
 from skillmeat_cache.engine import create_engine_for_url
+from skillmeat_cache.errors import DatabaseUnavailableError
+from skillmeat_cache.testing import throwaway_postgres_database
 
 PG_ADMIN_URL = os.environ.get("SKILLMEAT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TABLES = ("artifact_tags", "artifact_metadata", "artifacts", "projects", "marketplace", "cache_metadata")
@@ -33,25 +34,12 @@ def _pg_unavailable(reason: str) -> None:
 def throwaway_pg_database(prefix: str, options: str = "") -> Iterator[str]:
     """Create an empty PostgreSQL database (``options``: extra CREATE DATABASE clauses),
     yield its URL, drop it afterwards. Skips without a reachable server, fails under CI=true."""
-    try:
-        import psycopg
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        _pg_unavailable(f"psycopg not installed ({exc})")
-    from sqlalchemy.engine import make_url
-
-    admin = make_url(PG_ADMIN_URL)
-    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    try:
-        with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'CREATE DATABASE "{name}" {options}')
-    except psycopg.OperationalError as exc:
-        _pg_unavailable(str(exc).splitlines()[0])
-    try:
-        yield admin.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(throwaway_postgres_database(PG_ADMIN_URL, prefix, options))
+        except DatabaseUnavailableError as exc:
+            _pg_unavailable(str(exc))
+        yield url
 
 
 @pytest.fixture(scope="session")
