@@ -144,9 +144,9 @@ def _gc_paused() -> Iterator[None]:
 
     Loading 10,000 entities allocates some 50,000 objects that all survive, so the
     collector runs again and again, each full pass walking every object the process
-    holds: measured, it took 60 % of ``outdated()`` (146 ms against 59 ms with it paused,
-    on PostgreSQL). The entities form no garbage to collect. Threads share the pause; the
-    last to leave restores the collector's earlier state.
+    holds: in a plain process ``outdated()`` took 90 ms against 50 ms with it paused
+    (docs/performance.md). The entities form no garbage to collect. Threads share the
+    pause; the last to leave restores the collector's earlier state.
     """
     global _gc_pausers, _gc_was_enabled
     with _gc_lock:
