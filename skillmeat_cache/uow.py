@@ -20,6 +20,7 @@ import threading
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from contextlib import suppress
 from types import TracebackType
 from typing import Any, Self
 
@@ -118,6 +119,7 @@ _check_lock = threading.Lock()
 
 
 def _ensure_schema(engine: Engine) -> None:
+    """Check the schema revision, and install the read-only statement guard, once per engine."""
     if engine in _checked_engines:
         return
     with _check_lock:
@@ -125,7 +127,35 @@ def _ensure_schema(engine: Engine) -> None:
             return
         with engine.connect().execution_options(**{READ_ONLY_OPTION: True}) as connection:
             check_schema(connection)
+        if not event.contains(engine, "before_cursor_execute", _refuse_statement_writes):
+            event.listen(engine, "before_cursor_execute", _refuse_statement_writes)
         _checked_engines.add(engine)
+
+
+def _refuse_statement_writes(
+    _conn: Any, _cursor: Any, _statement: str, _parameters: Any, context: Any, _executemany: bool
+) -> None:
+    """Refuse INSERT/UPDATE/DELETE/DDL constructs on a read-only unit's connection, however
+    they were run (``session.connection().execute``, ``bulk_insert_mappings``): the session
+    events see only what goes through the session. SQL text is not recognised (see
+    docs/errors.md, "Known gaps").
+    """
+    if (
+        context is not None
+        and context.execution_options.get(READ_ONLY_OPTION)
+        and (context.isinsert or context.isupdate or context.isdelete or context.isddl)
+    ):
+        raise ReadOnlyError("this unit of work is read-only and cannot write")
+
+
+def _read_committed_postgresql(engine: Engine) -> bool:
+    """PostgreSQL at READ COMMITTED (the default), where a read-only unit can run in
+    autocommit without losing anything; at a stricter level its reads share one snapshot.
+    """
+    if engine.dialect.name != "postgresql":
+        return False
+    level = engine.get_execution_options().get("isolation_level") or engine.dialect.default_isolation_level
+    return level == "READ COMMITTED"
 
 
 # Marks a read-only unit of work's session (in ``Session.info``); the repositories'
@@ -184,11 +214,11 @@ class UnitOfWork(AbstractUnitOfWork):
         try:
             bind = session.get_bind()
             _ensure_schema(bind)
-            if self.read_only and bind.dialect.name == "postgresql":
+            if self.read_only and _read_committed_postgresql(bind):
                 # Each statement on its own, no BEGIN/ROLLBACK: two round trips of three
                 # saved, and nothing lost, since at READ COMMITTED every statement of a
                 # transaction takes its own snapshot anyway.
-                session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+                session.connection(execution_options={"isolation_level": "AUTOCOMMIT", READ_ONLY_OPTION: True})
         except Exception as exc:
             session.close()
             mapped = map_db_error(exc)
@@ -229,6 +259,10 @@ class UnitOfWork(AbstractUnitOfWork):
         try:
             self.session.commit()
         except Exception as exc:
+            # A failed flush leaves SQLAlchemy's transaction unusable: back to the last
+            # commit, as a failed autoflush does, so the unit of work goes on.
+            with suppress(Exception):  # a lost connection: the error below says why
+                self.session.rollback()
             mapped = map_db_error(exc)
             if mapped is exc:
                 raise

@@ -243,3 +243,55 @@ def test_read_only_unit_of_work_on_postgres_runs_without_a_transaction(uow_facto
         raise RuntimeError("boom")
     with uow_factory(read_only=True) as uow:
         assert [p.name for p in uow.projects.list()] == ["a"]
+
+
+def test_failed_commit_rolls_back_to_the_last_commit_and_the_unit_of_work_goes_on(any_uow):
+    """A commit whose flush fails (here a changed path that is taken) raises our error and
+    leaves the unit of work at its last commit, usable, on every backend and the fake."""
+    uow = any_uow()
+    with uow:
+        uow.projects.add(Project(name="a", path="/a"))
+        uow.projects.add(Project(name="b", path="/b"))
+        uow.commit()
+        uow.projects.add(Project(name="c", path="/c"))  # not committed: lost with the failed commit
+        uow.projects.get_by_path("/a").path = "/b"
+        with pytest.raises(DuplicateError):
+            uow.commit()
+        assert [p.path for p in uow.projects.list()] == ["/a", "/b"]
+        uow.projects.add(Project(name="d", path="/d"))
+    with any_uow(read_only=True) as uow:
+        assert [p.path for p in uow.projects.list()] == ["/a", "/b", "/d"]
+
+
+def test_read_only_unit_refuses_statement_writes_that_bypass_the_session(uow_factory):
+    """INSERT/UPDATE constructs run on the unit's connection, or through bulk mappings,
+    never reach the database from a read-only unit (on PostgreSQL it runs in autocommit,
+    where they would commit at once)."""
+    from sqlalchemy import insert, update
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    row = {"id": "p1", "name": "p", "path": "/p", "status": "active", "created_at": now, "updated_at": now}
+    table = Project.__table__
+    with uow_factory() as uow:
+        uow.session.connection().execute(insert(table).values(**row))  # a writing unit may
+    attempts = [
+        lambda uow: uow.session.connection().execute(insert(table).values(**{**row, "id": "p2", "path": "/p2"})),
+        lambda uow: uow.session.connection().execute(update(table).values(name="renamed")),
+        lambda uow: uow.session.bulk_insert_mappings(Project, [{**row, "id": "p3", "path": "/p3"}]),
+    ]
+    for attempt in attempts:
+        with pytest.raises(ReadOnlyError), uow_factory(read_only=True) as uow:
+            attempt(uow)
+    with uow_factory(read_only=True) as uow:
+        assert [(p.id, p.name) for p in uow.projects.list()] == [("p1", "p")]
+
+
+def test_read_only_unit_keeps_its_transaction_at_a_stricter_isolation_level(db_url):
+    """Autocommit for read-only units only at READ COMMITTED: at REPEATABLE READ their
+    reads share one snapshot, so they keep the transaction."""
+    engine = create_engine_for_url(db_url, isolation_level="SERIALIZABLE")
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    with UnitOfWork(factory, read_only=True) as uow:
+        uow.projects.count()
+        assert _in_transaction(uow)
+    engine.dispose()
