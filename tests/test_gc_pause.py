@@ -49,19 +49,50 @@ def test_a_collector_the_application_turned_off_stays_off(uow_factory, gc_enable
     assert not gc.isenabled()
 
 
-def test_overlapping_pauses_in_threads_restore_the_collector_once_all_end(gc_enabled):
-    inside, release = threading.Barrier(2), threading.Event()
+def test_a_pause_lasts_one_read_however_reads_in_other_threads_overlap(gc_enabled):
+    """The read that paused the collector turns it back on when it ends, even while a
+    read in another thread goes on: back-to-back overlapping reads never keep it off."""
+    started, first_done, second_may_end = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
 
-    def hold():
+    def second_read():
+        with repos._gc_paused():  # starts while the first read holds the pause
+            started.set()
+            first_done.wait()
+            seen["during"] = gc.isenabled()  # the first has ended: collector back on
+            second_may_end.wait()
+
+    with repos._gc_paused():
+        thread = threading.Thread(target=second_read)
+        thread.start()
+        started.wait()
+        assert not gc.isenabled()
+    first_done.set()
+    second_may_end.set()
+    thread.join()
+    assert seen["during"] is True and gc.isenabled()
+
+
+def test_a_forked_child_gets_its_collector_back(gc_enabled):
+    """Forked while another thread's read paused the collector: the child turns it on."""
+    import os
+
+    holding, release = threading.Event(), threading.Event()
+
+    def read():
         with repos._gc_paused():
-            inside.wait()
+            holding.set()
             release.wait()
 
-    thread = threading.Thread(target=hold)
+    thread = threading.Thread(target=read)
     thread.start()
-    with repos._gc_paused():
-        inside.wait()
-    assert not gc.isenabled()  # the other thread's pause still holds
-    release.set()
-    thread.join()
-    assert gc.isenabled()
+    holding.wait()
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: exit status says whether the collector is on
+            os._exit(0 if gc.isenabled() else 1)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        release.set()
+        thread.join()
+    assert os.waitstatus_to_exitcode(status) == 0
