@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import select
 import sqlite3
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
@@ -147,6 +149,19 @@ def _prepare_sqlite_file(path: Path, *, create_parents: bool) -> None:
     os.close(fd)
 
 
+def _sqlite_uri_path(database: str) -> Path | None:
+    """The file a SQLite ``file:`` URI names (``file:/abs``, ``file:///abs``, ``file:rel``);
+    None for an in-memory or temporary database, or a host SQLite will refuse.
+    """
+    parts = urlparse(database)
+    if parts.netloc not in ("", "localhost"):
+        return None
+    path = unquote(parts.path)
+    if path in ("", ":memory:"):
+        return None
+    return Path(path)
+
+
 def _set_wal(cursor: Any, busy_timeout: float) -> None:
     """Switch the file to WAL, retrying while another connection does the same.
 
@@ -166,7 +181,9 @@ def _set_wal(cursor: Any, busy_timeout: float) -> None:
         time.sleep(random.uniform(0.005, 0.03))
 
 
-def _install_sqlite_events(engine: Engine, *, busy_timeout: float, synchronous: str, memory: bool) -> None:
+def _install_sqlite_events(
+    engine: Engine, *, busy_timeout: float, synchronous: str, memory: bool, read_only: bool = False
+) -> None:
     busy_ms = int(busy_timeout * 1000)
 
     @event.listens_for(engine, "connect")
@@ -177,7 +194,7 @@ def _install_sqlite_events(engine: Engine, *, busy_timeout: float, synchronous: 
         try:
             cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
             cursor.execute("PRAGMA foreign_keys = ON")
-            if not memory:
+            if not memory and not read_only:  # a mode=ro connection cannot switch the file to WAL
                 _set_wal(cursor, busy_timeout)
             cursor.execute(f"PRAGMA synchronous = {synchronous}")
             cursor.execute("PRAGMA temp_store = MEMORY")
@@ -214,7 +231,7 @@ def _install_liveness_check(engine: Engine) -> None:
 
     A server that restarts or terminates a backend sends an error and closes the socket,
     so a pooled connection whose socket is readable while idle is dead: that check is a
-    local ``select()``. A connection idle for ``PING_AFTER_IDLE_SECONDS`` (a firewall may
+    local ``poll()``. A connection idle for ``PING_AFTER_IDLE_SECONDS`` (a firewall may
     have dropped it without a word) is pinged as ``pool_pre_ping`` would. Either way a
     dead connection raises DisconnectionError, on which the pool discards it and checks
     out another: the unit of work never sees it.
@@ -230,8 +247,11 @@ def _install_liveness_check(engine: Engine) -> None:
         if idle_since is None:  # a new connection
             return
         try:
-            readable, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)
-        except (OSError, ValueError, AttributeError):  # closed, or a driver without fileno()
+            # poll(), unlike select(), takes descriptors above 1023.
+            poller = select.poll()
+            poller.register(dbapi_connection.fileno(), select.POLLIN)
+            readable = poller.poll(0)
+        except Exception:  # closed (psycopg: OperationalError), or a driver without fileno()
             raise sa_exc.DisconnectionError("connection closed while idle in the pool") from None
         if readable:
             raise sa_exc.DisconnectionError("the server closed the connection while it was idle in the pool")
@@ -240,6 +260,20 @@ def _install_liveness_check(engine: Engine) -> None:
                 engine.dialect.do_ping(dbapi_connection)
             except Exception as exc:
                 raise sa_exc.DisconnectionError("connection did not answer a ping after idling") from exc
+
+
+def _query_value(url: URL, name: str) -> str:
+    """The last value of a query parameter, or ``""``."""
+    value = url.query.get(name, "")
+    return value if isinstance(value, str) else (value[-1] if value else "")
+
+
+def _sets_pg_option(options: str, name: str) -> bool:
+    """True when a libpq ``options`` string sets the server parameter ``name``
+    (``-c name=v``, ``-cname=v`` or ``--name=v``; ``-`` and ``_`` alike in the name).
+    """
+    pattern = r"(?:^|\s)(?:-c\s*|--)" + re.escape(name).replace("_", "[_-]") + r"\s*="
+    return re.search(pattern, options, re.IGNORECASE) is not None
 
 
 def create_engine_for_url(
@@ -255,11 +289,15 @@ def create_engine_for_url(
     SQLite: WAL, ``synchronous`` (NORMAL by default; FULL survives power loss),
     ``foreign_keys=ON``, ``temp_store=MEMORY``, ``busy_timeout`` seconds, and transactions
     that start with ``BEGIN IMMEDIATE`` (deferred ``BEGIN`` for read-only units of work).
-    An in-memory URL gets one shared connection. A SQLite URI (``file:...?mode=ro&uri=true``)
-    is opened as it is. PostgreSQL: psycopg 3, a liveness check when the pool hands out
-    a connection (see :func:`_install_liveness_check`; ``pool_pre_ping`` given explicitly
-    replaces it), sessions in UTC, and ``lock_timeout`` = ``busy_timeout`` (unless
-    ``options`` sets one).
+    An in-memory URL gets one shared connection. A SQLite URI (``file:/path?uri=true``) is
+    opened by SQLite; when its mode lets SQLite create the file, the engine first creates it
+    (0600, and a missing folder 0700 only with ``create_parents``) as for a plain path; a
+    ``mode=ro`` URI opens the file as it is, without the switch to WAL.
+    PostgreSQL: psycopg 3, a liveness check when the pool hands out a connection (see
+    :func:`_install_liveness_check`; ``pool_pre_ping`` given explicitly replaces it), and
+    libpq ``options`` merged from the URL's query and ``connect_args``, plus sessions in UTC
+    and ``lock_timeout`` = ``busy_timeout`` where those options set no ``timezone`` /
+    ``lock_timeout`` of their own.
     """
     parsed = parse_url(to_url(url))
     backend = parsed.get_backend_name()
@@ -268,30 +306,44 @@ def create_engine_for_url(
         if synchronous not in SYNCHRONOUS_MODES:
             raise CacheError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}, got {synchronous!r}")
         memory = is_memory_url(parsed)
+        read_only = False
         connect_args: dict[str, Any] = {"timeout": busy_timeout}
         if memory:
             connect_args["check_same_thread"] = False
             kwargs.setdefault("poolclass", StaticPool)
-        elif parsed.query.get("uri", "").lower() in ("true", "1"):
-            # A SQLite URI (``file:...?mode=ro``): SQLite opens it, and may not create it.
+        elif _query_value(parsed, "uri").lower() in ("true", "1"):
             if not (parsed.database or "").startswith("file:"):
                 raise CacheError("a SQLite URL with uri=true needs a database like file:/path/cache.db")
+            mode = _query_value(parsed, "mode").lower()
+            read_only = mode == "ro"
+            path = _sqlite_uri_path(parsed.database or "")
+            # Only a mode that lets SQLite create the file: we create it first, privately.
+            if mode in ("", "rwc") and path is not None:
+                _prepare_sqlite_file(path, create_parents=create_parents)
         else:
             _prepare_sqlite_file(Path(parsed.database or ""), create_parents=create_parents)
         kwargs.setdefault("connect_args", {}).update(connect_args)
         engine = create_engine(parsed, **kwargs)
-        _install_sqlite_events(engine, busy_timeout=busy_timeout, synchronous=synchronous, memory=memory)
+        _install_sqlite_events(
+            engine, busy_timeout=busy_timeout, synchronous=synchronous, memory=memory, read_only=read_only
+        )
         return engine
     if backend == "postgresql":
         engine_needs_liveness_check = "pool_pre_ping" not in kwargs
         # Sessions in UTC: timestamptz values then arrive as UTC datetimes, which the
         # models hand out as they are instead of converting each one (stored values are
         # instants either way; nothing here depends on the session time zone).
-        connect_args = kwargs.setdefault("connect_args", {})
-        options = connect_args.get("options", "")
-        if "timezone" not in options.lower():
+        # One options string: the URL's, then the caller's connect_args (the later -c wins),
+        # then ours where neither sets the parameter.
+        connect_args = kwargs["connect_args"] = dict(kwargs.get("connect_args") or {})
+        url_options = parsed.query.get("options", ())
+        given = [url_options] if isinstance(url_options, str) else list(url_options)
+        given.append(connect_args.get("options") or "")
+        options = " ".join(part.strip() for part in given if part and part.strip())
+        parsed = parsed.difference_update_query(["options"])
+        if not _sets_pg_option(options, "timezone"):
             options = f"{options} -c timezone=UTC".strip()
-        if "lock_timeout" not in options.lower():
+        if not _sets_pg_option(options, "lock_timeout"):
             # The busy timeout: a statement waiting longer for a lock fails with 55P03
             # (DatabaseBusyError) instead of waiting forever (the server's default; 0 = off).
             options = f"{options} -c lock_timeout={max(1, int(busy_timeout * 1000))}"

@@ -4,6 +4,10 @@ Alembic is imported inside the functions that need it, so that the read path nev
 loads it. Every run holds the database's write lock (SQLite ``BEGIN IMMEDIATE``, a
 PostgreSQL advisory lock) before it reads the current revision: processes that start a
 migration at the same moment queue up, and the late ones find the database at head.
+On PostgreSQL a migration waits for its locks as long as it takes (``lock_timeout = 0``
+for its transaction, whatever the engine's ``busy_timeout``): behind another process's
+migration, and with its DDL behind units of work that hold the tables. On SQLite the
+wait for the write lock is bounded by ``busy_timeout``.
 On SQLite, migrations run with foreign keys off (a batch table copy would otherwise
 cascade-delete child rows) and end with ``PRAGMA foreign_key_check``.
 """
@@ -57,7 +61,11 @@ def alembic_config(connection: Connection | None = None) -> Any:
 
 @contextmanager
 def migration_transaction(connection: Connection) -> Iterator[Connection]:
-    """One transaction, holding the write lock, for a migration run on ``connection``."""
+    """One transaction, holding the write lock, for a migration run on ``connection``.
+
+    On PostgreSQL the transaction sets ``lock_timeout = 0``: it waits as long as it takes
+    for the advisory lock and for the locks its DDL needs.
+    """
     sqlite = connection.dialect.name == "sqlite"
     if connection.in_transaction():
         connection.commit()
@@ -68,6 +76,9 @@ def migration_transaction(connection: Connection) -> Iterator[Connection]:
     try:
         with connection.begin():
             if not sqlite:
+                # No lock_timeout for this transaction: queue behind another migration, and
+                # let DDL wait for readers, however long (the session's is busy_timeout).
+                connection.exec_driver_sql("SET LOCAL lock_timeout = 0")
                 connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK_KEY})")
             yield connection
             if sqlite:

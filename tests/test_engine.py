@@ -1,0 +1,229 @@
+"""Engine and migration set-up: PostgreSQL lock timeouts and options, the pool's liveness
+check, SQLite URI URLs."""
+
+from __future__ import annotations
+
+import os
+import resource
+import sqlite3
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from sqlalchemy import Engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import sessionmaker
+
+from skillmeat_cache import Project, UnitOfWork, migrate
+from skillmeat_cache.engine import create_engine_for_url
+from skillmeat_cache.errors import DatabaseReadOnlyError
+from skillmeat_cache.migration import _PG_LOCK_KEY, HEAD_REVISION, current_revision, migrate_engine
+
+
+def _units_of_work(engine: Engine) -> Callable[..., UnitOfWork]:
+    sessions = sessionmaker(bind=engine, expire_on_commit=False)
+    return lambda read_only=False: UnitOfWork(sessions, read_only=read_only)
+
+
+def _psycopg_connect(url: str) -> Any:
+    import psycopg
+
+    plain = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    return psycopg.connect(plain, autocommit=True)
+
+
+def _count_connects(engine: Engine) -> list[int]:
+    """The socket descriptor of every PostgreSQL connection the engine makes, in order."""
+    made: list[int] = []
+    event.listen(engine, "connect", lambda dbapi_connection, _record: made.append(dbapi_connection.fileno()))
+    return made
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+@pytest.mark.postgres
+def test_migration_waits_for_another_migration_longer_than_the_lock_timeout(fresh_pg_url):
+    """A migration queued behind another process's migration waits as long as it takes,
+    whatever the engine's busy_timeout (= the session's lock_timeout), then finds head."""
+    engine = create_engine_for_url(fresh_pg_url, busy_timeout=0.5)
+    holder = _psycopg_connect(fresh_pg_url)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            migrate_engine(engine)
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    try:
+        holder.execute("SELECT pg_advisory_lock(%s)", (_PG_LOCK_KEY,))
+        worker = threading.Thread(target=run)
+        worker.start()
+        time.sleep(1.5)
+        assert worker.is_alive() and not errors, errors
+    finally:
+        holder.execute("SELECT pg_advisory_unlock_all()")
+        holder.close()
+    worker.join(30)
+    engine.dispose()
+    assert not worker.is_alive()
+    assert not errors, errors
+    assert current_revision(fresh_pg_url) == HEAD_REVISION
+
+
+@pytest.mark.postgres
+def test_options_in_a_postgres_url_are_kept_and_merged(pg_server_url):
+    """``options`` in the URL's query reach the server; ours are added only where missing."""
+    options = quote("-c search_path=foo -c lock_timeout=5000")
+    engine = create_engine_for_url(f"{pg_server_url}?options={options}", busy_timeout=1)
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW search_path").scalar() == "foo"
+            assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "5s"
+            assert conn.exec_driver_sql("SHOW timezone").scalar() == "UTC"
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_options_from_url_and_connect_args_are_merged(pg_server_url):
+    engine = create_engine_for_url(
+        f"{pg_server_url}?options={quote('-c search_path=foo')}",
+        busy_timeout=2,
+        connect_args={"options": "-c application_name=merged"},
+    )
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW search_path").scalar() == "foo"
+            assert conn.exec_driver_sql("SHOW application_name").scalar() == "merged"
+            assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "2s"
+            assert conn.exec_driver_sql("SHOW timezone").scalar() == "UTC"
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def many_open_files() -> Iterator[None]:
+    """Descriptors 0 - 1024 all taken, so the next socket's number is above select()'s limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        if hard != resource.RLIM_INFINITY and hard < 1200:
+            pytest.skip(f"cannot open more than {hard} files")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1200, hard))
+    fds: list[int] = []
+    try:
+        while not fds or fds[-1] < 1024:
+            fds.append(os.open(os.devnull, os.O_RDONLY))
+        yield
+    finally:
+        for fd in fds:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.mark.postgres
+def test_liveness_check_keeps_connections_whose_descriptor_is_above_1024(db_url_pg, many_open_files):
+    engine = create_engine_for_url(db_url_pg, busy_timeout=2)
+    made = _count_connects(engine)
+    uow = _units_of_work(engine)
+    try:
+        for _ in range(3):
+            with uow(read_only=True) as u:
+                assert u.projects.count() == 0
+        assert made[0] >= 1024
+        assert len(made) == 1
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_pooled_connection_closed_behind_the_pools_back_is_replaced(db_url_pg):
+    engine = create_engine_for_url(db_url_pg, busy_timeout=2)
+    made = _count_connects(engine)
+    uow = _units_of_work(engine)
+    try:
+        with uow() as u:
+            u.projects.add(Project(name="p", path="/p"))
+        raw = engine.raw_connection()
+        driver_connection = raw.driver_connection
+        raw.close()  # back in the pool, alive
+        driver_connection.close()
+        with uow(read_only=True) as u:
+            assert u.projects.count() == 1
+        assert len(made) == 2
+    finally:
+        engine.dispose()
+
+
+# --------------------------------------------------------------------------- SQLite URIs
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.parametrize("form", ["file:{}", "file://{}"])
+def test_a_sqlite_uri_creates_a_private_file_in_a_private_folder(tmp_path, form):
+    """Without ``mode=ro`` SQLite would create the file with umask permissions; the engine
+    creates it (0600) and, when asked to create missing folders, its folder (0700) first."""
+    old = os.umask(0o022)
+    try:
+        db = tmp_path / "new-folder" / "cache.db"
+        engine = create_engine_for_url(f"sqlite:///{form.format(db)}?uri=true", create_parents=True)
+        migrate_engine(engine)
+        engine.dispose()
+        assert _mode(db) == 0o600
+        assert _mode(db.parent) == 0o700
+        assert current_revision(str(db)) == HEAD_REVISION
+
+        chosen = tmp_path / "chosen"
+        chosen.mkdir()
+        engine = create_engine_for_url(f"sqlite:///file:{chosen / 'cache.db'}?uri=true&cache=private")
+        migrate_engine(engine)
+        engine.dispose()
+        assert _mode(chosen / "cache.db") == 0o600
+        assert _mode(chosen) == 0o755  # a folder the user chose is left as it is
+    finally:
+        os.umask(old)
+
+
+def test_a_sqlite_uri_to_a_missing_folder_is_refused_as_for_a_plain_path(tmp_path):
+    from skillmeat_cache.errors import DatabaseError
+
+    db = tmp_path / "missing" / "cache.db"
+    with pytest.raises(DatabaseError, match="does not exist"):
+        create_engine_for_url(f"sqlite:///file:{db}?uri=true")
+    assert not db.parent.exists()
+
+
+def test_a_read_only_uri_opens_a_file_in_rollback_journal_mode(tmp_path):
+    path = tmp_path / "cache.db"
+    migrate(str(path))
+    engine = create_engine_for_url(str(path))
+    with _units_of_work(engine)() as u:
+        u.projects.add(Project(name="p", path="/p"))
+    engine.dispose()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode = DELETE").fetchone() == ("delete",)
+    conn.close()
+
+    engine = create_engine_for_url(f"sqlite:///file:{path}?mode=ro&uri=true", busy_timeout=2)
+    uow = _units_of_work(engine)
+    try:
+        for _ in range(2):
+            with uow(read_only=True) as u:
+                assert u.projects.count() == 1
+        with pytest.raises(DatabaseReadOnlyError), uow() as u:
+            u.projects.add(Project(name="n", path="/n"))
+    finally:
+        engine.dispose()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+        assert conn.execute("SELECT count(*) FROM projects").fetchone() == (1,)
+    conn.close()
