@@ -1063,7 +1063,7 @@ class FakeMetadataRepository(_FakeRepository, MetadataRepository):
             return changed
 
     def artifacts_with_tag(self, tag: str) -> builtins.list[Artifact]:  # noqa: D102
-        check_text("tag", tag, required=True)
+        lookup_key("tag", tag)
         with self._s.op():
             metadata = self._s.tables["artifact_metadata"]
             rows = sorted(

@@ -560,3 +560,16 @@ def test_adding_an_entity_with_the_id_of_one_added_before_is_a_duplicate(any_uow
         with pytest.raises(DuplicateError):
             uow.projects.add(again)
         assert [(p.path, len(p.artifacts)) for p in uow.projects.list()] == [("/work/a", 1)]
+
+
+def test_keys_over_the_length_limit_find_nothing_but_update_many_ids_are_values(any_uow):
+    """Lookups by a key too long to be stored simply find nothing; an update_many change
+    is checked as a value to store, id included."""
+    long_tag, long_id = "t" * 256, "i" * 256
+    with any_uow() as uow:
+        assert uow.metadata.artifacts_with_tag(long_tag) == []
+        assert uow.artifacts.get(long_id) is None
+        assert uow.artifacts.delete_many([long_id]) == 0
+        with pytest.raises(ValidationError) as info:
+            uow.artifacts.update_many([{"id": long_id, "upstream_version": "2"}])
+        assert info.value.field == "id"

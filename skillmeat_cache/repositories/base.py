@@ -200,6 +200,8 @@ class ArtifactRepository(ABC):
 
         ``is_outdated`` is re-derived from the stored and new versions and
         ``updated_at`` moves; unknown ids and changes that change nothing are skipped.
+        Every value of a change, ``id`` included, is checked as a value to store (an id
+        over ``TEXT_LIMITS`` raises ValidationError, unlike a lookup key).
         Returns how many rows were updated.
         """
 

@@ -972,7 +972,7 @@ class SqlAlchemyMetadataRepository(base.MetadataRepository):
 
     @_loads_entities
     def artifacts_with_tag(self, tag: str) -> builtins.list[Artifact]:  # noqa: D102
-        check_text("tag", tag, required=True)
+        lookup_key("tag", tag)
         stmt = (
             select(Artifact)
             .join(ArtifactTag, ArtifactTag.artifact_id == Artifact.id)
