@@ -90,33 +90,14 @@ __all__ = [
     "run_with_retry",
 ]
 
-_ERRORS = (
-    "CacheError",
-    "ConcurrentUseError",
-    "ConstraintViolationError",
-    "DatabaseBusyError",
-    "DatabaseCorruptError",
-    "DatabaseError",
-    "DatabaseFullError",
-    "DatabaseReadOnlyError",
-    "DatabaseUnavailableError",
-    "DuplicateError",
-    "ForeignKeyViolationError",
-    "NotFoundError",
-    "ReadOnlyError",
-    "SchemaVersionError",
-    "UnitOfWorkActiveError",
-    "ValidationError",
-    "ValueTooLargeError",
-)
 _MODELS = ("ARTIFACT_TYPES", "PROJECT_STATUSES", "Artifact", "ArtifactMetadata", "Base", "CacheMetadata")
 _MODELS += ("MarketplaceEntry", "Project", "derive_outdated")
 _REPOSITORIES = ("ArtifactRepository", "MarketplaceRepository", "MetadataRepository", "ProjectRepository")
 
 # Every export is loaded on first use, so that a command that only reads (the CLI's
-# ``projects``) imports neither the ORM models nor Alembic nor tenacity.
+# ``projects``) imports neither the ORM models nor Alembic nor tenacity. Whatever
+# ``__all__`` lists beyond these is an exception class from ``errors``.
 _LAZY = {
-    **dict.fromkeys(_ERRORS, "errors"),
     **dict.fromkeys(_MODELS, "models"),
     **dict.fromkeys(_REPOSITORIES, "repositories.base"),
     "HEAD_REVISION": "revision",
@@ -127,6 +108,7 @@ _LAZY = {
     "current_revision": "migration",
     "run_with_retry": "retry",
 }
+_LAZY.update((name, "errors") for name in __all__ if name not in _LAZY)
 
 
 def __getattr__(name: str) -> Any:
