@@ -35,8 +35,6 @@ if TYPE_CHECKING:
     )
     from .migration import current_revision, downgrade, migrate
     from .models import (
-        ARTIFACT_TYPES,
-        PROJECT_STATUSES,
         Artifact,
         ArtifactMetadata,
         Base,
@@ -49,6 +47,7 @@ if TYPE_CHECKING:
     from .retry import run_with_retry
     from .revision import HEAD_REVISION
     from .uow import AbstractUnitOfWork, UnitOfWork
+    from .values import ARTIFACT_TYPES, PROJECT_STATUSES
 
 __all__ = [
     "ARTIFACT_TYPES",
@@ -90,8 +89,7 @@ __all__ = [
     "run_with_retry",
 ]
 
-_MODELS = ("ARTIFACT_TYPES", "PROJECT_STATUSES", "Artifact", "ArtifactMetadata", "Base", "CacheMetadata")
-_MODELS += ("MarketplaceEntry", "Project", "derive_outdated")
+_MODELS = ("Artifact", "ArtifactMetadata", "Base", "CacheMetadata", "MarketplaceEntry", "Project", "derive_outdated")
 _REPOSITORIES = ("ArtifactRepository", "MarketplaceRepository", "MetadataRepository", "ProjectRepository")
 
 # Every export is loaded on first use, so that a command that only reads (the CLI's
@@ -99,6 +97,7 @@ _REPOSITORIES = ("ArtifactRepository", "MarketplaceRepository", "MetadataReposit
 # ``__all__`` lists beyond these is an exception class from ``errors``.
 _LAZY = {
     **dict.fromkeys(_MODELS, "models"),
+    **dict.fromkeys(("ARTIFACT_TYPES", "PROJECT_STATUSES"), "values"),
     **dict.fromkeys(_REPOSITORIES, "repositories.base"),
     "HEAD_REVISION": "revision",
     "AbstractUnitOfWork": "uow",

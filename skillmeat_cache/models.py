@@ -35,6 +35,17 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from .errors import ValidationError
+from .values import (
+    ARTIFACT_TYPES,
+    PROJECT_STATUSES,
+    aware_utc,
+    check_choice,
+    ensure_utc,
+    sqlite_timestamp,
+    timestamp_from_sqlite,
+    utc_from_driver,
+    utcnow,
+)
 
 __all__ = [
     "ARTIFACT_TYPES",
@@ -54,9 +65,6 @@ __all__ = [
     "utcnow",
 ]
 
-ARTIFACT_TYPES: tuple[str, ...] = ("skill", "agent", "command", "mcp", "hook")
-PROJECT_STATUSES: tuple[str, ...] = ("active", "stale", "error")
-
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
     """CHECK text for an enum column, built from the one list the code uses."""
@@ -75,20 +83,6 @@ NAMING_CONVENTION: dict[str, str] = {
 def new_id() -> str:
     """A new random text id (32 hex digits)."""
     return uuid.uuid4().hex
-
-
-def utcnow() -> datetime:
-    """The current time as a timezone-aware UTC datetime."""
-    return datetime.now(UTC)
-
-
-def ensure_utc(value: datetime, field: str = "timestamp") -> datetime:
-    """Return ``value`` converted to UTC; raise ValidationError for a naive datetime."""
-    if not isinstance(value, datetime):
-        raise ValidationError(field, f"expected a datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValidationError(field, "naive datetime; give a timezone-aware one (e.g. UTC)")
-    return value.astimezone(UTC)
 
 
 def derive_outdated(deployed: str | None, upstream: str | None) -> bool:
@@ -221,52 +215,16 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def bind_processor(self, dialect: Dialect) -> Any:
         if dialect.name == "sqlite":
-            return _sqlite_timestamp
-        return _aware_utc
+            return sqlite_timestamp
+        return aware_utc
 
     def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
         if dialect.name == "sqlite":
-            return _timestamp_from_sqlite
+            return timestamp_from_sqlite
         impl = self.impl_instance.result_processor(dialect, coltype)
         if impl is None:
-            return _utc_from_driver
-        return lambda value: _utc_from_driver(impl(value))
-
-
-def _aware_utc(value: datetime | None) -> datetime | None:
-    return None if value is None else ensure_utc(value)
-
-
-def _sqlite_timestamp(value: datetime | None) -> str | None:
-    """A timestamp as SQLAlchemy's SQLite DATETIME stores it, in UTC without an offset:
-    ``YYYY-MM-DD HH:MM:SS.ffffff``.
-    """
-    if value is None:
-        return None
-    return ensure_utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
-
-
-_fromisoformat = datetime.fromisoformat
-
-
-def _timestamp_from_sqlite(value: Any) -> datetime | None:
-    """What SQLite stored (naive UTC text), as an aware UTC datetime."""
-    if value is None:
-        return None
-    try:
-        # One C call for our own format (and for CURRENT_TIMESTAMP's).
-        return _fromisoformat(value + "+00:00")
-    except (TypeError, ValueError):
-        parsed = _fromisoformat(value)  # text written with an offset (or "Z") by someone else
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-def _utc_from_driver(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value if value.tzinfo is UTC else value.astimezone(UTC)
+            return utc_from_driver
+        return lambda value: utc_from_driver(impl(value))
 
 
 class JSONDocument(TypeDecorator[Any]):
@@ -396,9 +354,7 @@ class Project(Base):
 
     @validates("status")
     def _validate_status(self, key: str, value: Any) -> str:
-        if value not in PROJECT_STATUSES:
-            raise ValidationError(key, f"must be one of {', '.join(PROJECT_STATUSES)}, got {value!r}")
-        return value
+        return check_choice(key, value, PROJECT_STATUSES)
 
     @validates("created_at", "updated_at", "last_fetched")
     def _validate_ts(self, key: str, value: datetime | None) -> datetime | None:
@@ -471,9 +427,7 @@ class Artifact(Base):
 
     @validates("type")
     def _validate_type(self, key: str, value: Any) -> str:
-        if value not in ARTIFACT_TYPES:
-            raise ValidationError(key, f"must be one of {', '.join(ARTIFACT_TYPES)}, got {value!r}")
-        return value
+        return check_choice(key, value, ARTIFACT_TYPES)
 
     @validates("deployed_version", "upstream_version")
     def _validate_version(self, key: str, value: Any) -> str | None:
@@ -579,9 +533,7 @@ class MarketplaceEntry(Base):
 
     @validates("type")
     def _validate_type(self, key: str, value: Any) -> str:
-        if value not in ARTIFACT_TYPES:
-            raise ValidationError(key, f"must be one of {', '.join(ARTIFACT_TYPES)}, got {value!r}")
-        return value
+        return check_choice(key, value, ARTIFACT_TYPES)
 
     @validates("cached_at")
     def _validate_ts(self, key: str, value: datetime | None) -> datetime | None:

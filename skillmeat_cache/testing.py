@@ -52,7 +52,6 @@ from .errors import (
     ValidationError,
 )
 from .models import (
-    PROJECT_STATUSES,
     Artifact,
     ArtifactMetadata,
     Base,
@@ -84,8 +83,10 @@ from .repositories.rows import (
     metadata_values,
     outdated_for,
     page_bounds,
+    search_filters,
 )
 from .uow import AbstractUnitOfWork
+from .values import PROJECT_STATUSES, check_choice
 
 __all__ = [
     "FakeArtifactRepository",
@@ -182,8 +183,8 @@ def _page(items: builtins.list[Any], limit: int | None, offset: int) -> builtins
 
 
 def _check_status(status: str | None) -> None:
-    if status is not None and status not in PROJECT_STATUSES:
-        raise ValidationError("status", f"must be one of {', '.join(PROJECT_STATUSES)}, got {status!r}")
+    if status is not None:
+        check_choice("status", status, PROJECT_STATUSES)
 
 
 def _contains(haystack: str | None, needle: str) -> bool:
@@ -822,11 +823,7 @@ class FakeArtifactRepository(_FakeRepository, ArtifactRepository):
         limit: int | None = None,
         offset: int = 0,
     ) -> builtins.list[Artifact]:
-        check_text("text", text)
-        if project_id is not None:
-            lookup_key("project_id", project_id)
-        if type is not None:
-            artifact_type_filter(type)
+        search_filters(text, project_id, type)
         needle = ascii_lower(text) if text else ""
         with self._s.op():
             metadata = self._s.tables["artifact_metadata"]

@@ -10,12 +10,21 @@ databases.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, text
 
-from .errors import ValidationError
+from .values import (
+    PROJECT_STATUSES,
+    aware_utc,
+    check_choice,
+    ensure_utc,
+    sqlite_timestamp,
+    timestamp_from_sqlite,
+    utc_from_driver,
+    utcnow,
+)
 
 __all__ = ["PROJECT_COLUMNS", "project_summaries"]
 
@@ -33,7 +42,6 @@ PROJECT_COLUMNS = (
     "fingerprint",
 )
 _TIMESTAMPS = ("created_at", "updated_at", "last_fetched")
-_STATUSES = ("active", "stale", "error")
 
 # The same statement as ProjectRepository.summaries: two correlated counts per project,
 # each answered from the (project_id, is_outdated) index alone.
@@ -47,17 +55,6 @@ ORDER BY p.name{collate}, p.path{collate}
 """
 
 
-def _iso(value: Any) -> str | None:
-    """A stored timestamp as Project.to_dict() renders it: ISO 8601 in UTC."""
-    if value is None:
-        return None
-    if isinstance(value, str):  # SQLite keeps naive UTC text
-        value = datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC).isoformat()
-    return value.astimezone(UTC).isoformat()
-
-
 def project_summaries(
     connection: Connection,
     status: str | None = None,
@@ -68,39 +65,32 @@ def project_summaries(
     as ``Project.to_dict()`` plus ``artifact_count`` and ``outdated_count``, ordered by
     name, then path: what ``ProjectRepository.summaries`` returns, without entities.
     """
+    postgresql = connection.dialect.name == "postgresql"
     conditions: list[str] = []
     params: dict[str, Any] = {"yes": True}
     if status is not None:
-        if status not in _STATUSES:
-            raise ValidationError("status", f"must be one of {', '.join(_STATUSES)}, got {status!r}")
+        params["status"] = check_choice("status", status, PROJECT_STATUSES)
         conditions.append("p.status = :status")
-        params["status"] = status
     if older_than is not None:
-        if now is None:
-            now = datetime.now(UTC)
-        elif now.tzinfo is None:
-            raise ValidationError("now", "must be timezone-aware (naive datetimes are ambiguous)")
-        cutoff = now.astimezone(UTC) - older_than
+        cutoff = (ensure_utc(now, "now") if now is not None else utcnow()) - older_than
         conditions.append("(p.last_fetched IS NULL OR p.last_fetched < :cutoff)")
-        # Bound as the column type binds it: naive UTC text on SQLite, aware on PostgreSQL.
-        params["cutoff"] = cutoff if connection.dialect.name == "postgresql" else _sqlite_text(cutoff)
+        # Bound and read back as the column type (models.UTCDateTime) binds and reads.
+        params["cutoff"] = aware_utc(cutoff) if postgresql else sqlite_timestamp(cutoff)
     sql = _SUMMARIES.format(
         columns=", ".join(f"p.{c}" for c in PROJECT_COLUMNS),
         where=f"WHERE {' AND '.join(conditions)}" if conditions else "",
         # Code point order, as the repositories sort (models.by_code_point), whatever
         # the PostgreSQL database's collation.
-        collate=' COLLATE "C"' if connection.dialect.name == "postgresql" else "",
+        collate=' COLLATE "C"' if postgresql else "",
     )
+    read_timestamp = utc_from_driver if postgresql else timestamp_from_sqlite
     out = []
     for row in connection.execute(text(sql), params):
         item = dict(zip(PROJECT_COLUMNS, row, strict=False))
         for key in _TIMESTAMPS:
-            item[key] = _iso(item[key])
+            value = read_timestamp(item[key])
+            item[key] = None if value is None else value.isoformat()
         item["artifact_count"] = int(row[-2])
         item["outdated_count"] = int(row[-1])
         out.append(item)
     return out
-
-
-def _sqlite_text(value: datetime) -> str:
-    return value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")

@@ -12,7 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import ValidationError
-from ..models import ARTIFACT_TYPES, TEXT_LIMITS, check_json, check_text, derive_outdated, ensure_utc, normalise_labels
+from ..models import TEXT_LIMITS, check_json, check_text, derive_outdated, normalise_labels
+from ..values import ARTIFACT_TYPES, check_choice, ensure_utc
 from .base import ARTIFACT_BULK_COLUMNS
 
 __all__ = [
@@ -172,9 +173,18 @@ def lookup_keys(field: str, values: Iterable[Any]) -> list[str]:
 
 def artifact_type_filter(value: Any) -> str:
     """An artifact type to filter by: one of ``ARTIFACT_TYPES``, else ValidationError."""
-    if not isinstance(value, str) or value not in _TYPES:
-        raise ValidationError("type", f"must be one of {', '.join(ARTIFACT_TYPES)}, got {value!r}")
-    return value  # type: ignore[no-any-return]
+    return check_choice("type", value, ARTIFACT_TYPES)
+
+
+def search_filters(text: Any, project_id: Any, type: Any) -> None:
+    """Check the arguments of ``ArtifactRepository.search`` (every implementation, in the
+    same order, so that they raise the same error first).
+    """
+    check_text("text", text)
+    if project_id is not None:
+        lookup_key("project_id", project_id)
+    if type is not None:
+        artifact_type_filter(type)
 
 
 def _check_columns(row: Mapping[str, Any], allowed: frozenset[str]) -> None:
@@ -187,8 +197,8 @@ def _check_artifact_values(row: dict[str, Any]) -> None:
     for key in _TEXT:
         if key in row:
             check_text(key, row[key], required=key in ("id", "project_id", "name"))
-    if "type" in row and row["type"] not in ARTIFACT_TYPES:
-        raise ValidationError("type", f"must be one of {', '.join(ARTIFACT_TYPES)}, got {row['type']!r}")
+    if "type" in row:
+        check_choice("type", row["type"], ARTIFACT_TYPES)
     if "local_modified" in row and not isinstance(row["local_modified"], bool):
         raise ValidationError("local_modified", "must be true or false")
     for key in ("created_at", "updated_at"):
@@ -404,8 +414,7 @@ def marketplace_rows(rows: Iterable[Mapping[str, Any]], now: datetime) -> list[d
         for key in ("id", "name", "url", "description", "version", "source"):
             if key in out:
                 check_text(key, out[key], required=key in ("id", "name"))
-        if out["type"] not in ARTIFACT_TYPES:
-            raise ValidationError("type", f"must be one of {', '.join(ARTIFACT_TYPES)}, got {out['type']!r}")
+        check_choice("type", out["type"], ARTIFACT_TYPES)
         out["cached_at"] = ensure_utc(out["cached_at"], "cached_at") if out.get("cached_at") else now
         if "data" in out:
             out["data"] = check_json("data", out["data"])

@@ -39,23 +39,19 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from ..engine import READ_ONLY_OPTION
-from ..errors import DuplicateError, NotFoundError, ReadOnlyError, ValidationError, map_db_error
+from ..errors import DuplicateError, NotFoundError, ReadOnlyError, map_db_error
 from ..models import (
-    PROJECT_STATUSES,
     Artifact,
     ArtifactMetadata,
     ArtifactTag,
     CacheMetadata,
     MarketplaceEntry,
     Project,
-    _aware_utc,
-    _sqlite_timestamp,
     by_code_point,
     check_text,
-    ensure_utc,
     new_id,
-    utcnow,
 )
+from ..values import PROJECT_STATUSES, aware_utc, check_choice, ensure_utc, sqlite_timestamp, utcnow
 from . import base
 from .rows import (
     ARTIFACT_KEY,
@@ -71,6 +67,7 @@ from .rows import (
     metadata_values,
     outdated_for,
     page_bounds,
+    search_filters,
 )
 
 __all__ = [
@@ -344,7 +341,7 @@ class _Sql:
         self.json = "CAST(%s AS JSONB)" if postgresql else "?"
         self.distinct = "IS DISTINCT FROM" if postgresql else "IS NOT"
         # A timestamp as the column type would bind it (UTCDateTime's processors).
-        self.timestamp: Callable[[datetime], Any] = _aware_utc if postgresql else _sqlite_timestamp
+        self.timestamp: Callable[[datetime], Any] = aware_utc if postgresql else sqlite_timestamp
 
     def marks(self, count: int) -> str:
         return ", ".join([self.p] * count)
@@ -508,9 +505,7 @@ class SqlAlchemyProjectRepository(base.ProjectRepository):
     def _where_status(self, stmt: Select[Any], status: str | None) -> Select[Any]:
         if status is None:
             return stmt
-        if status not in PROJECT_STATUSES:
-            raise ValidationError("status", f"must be one of {', '.join(PROJECT_STATUSES)}, got {status!r}")
-        return stmt.where(Project.status == status)
+        return stmt.where(Project.status == check_choice("status", status, PROJECT_STATUSES))
 
     @_loads_entities
     def list(  # noqa: D102
@@ -643,11 +638,7 @@ class SqlAlchemyArtifactRepository(base.ArtifactRepository):
         limit: int | None = None,
         offset: int = 0,
     ) -> builtins.list[Artifact]:
-        check_text("text", text)
-        if project_id is not None:
-            lookup_key("project_id", project_id)
-        if type is not None:
-            artifact_type_filter(type)
+        search_filters(text, project_id, type)
         stmt = select(Artifact)
         if text:
             stmt = stmt.outerjoin(ArtifactMetadata, ArtifactMetadata.artifact_id == Artifact.id).where(
