@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner, Result
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import sessionmaker
 
 from skillmeat_cache import UnitOfWork, migrate
+from skillmeat_cache.cli import main
 from skillmeat_cache.engine import create_engine_for_url
 from skillmeat_cache.errors import DatabaseUnavailableError
 from skillmeat_cache.testing import throwaway_postgres_database
@@ -117,11 +119,66 @@ def engine(db_url: str) -> Iterator[Engine]:
     eng.dispose()
 
 
+def units_of_work(engine: Engine) -> Callable[..., UnitOfWork]:
+    """A factory of units of work on ``engine``, as the container builds them."""
+    sessions = sessionmaker(bind=engine, expire_on_commit=False)
+    return lambda read_only=False: UnitOfWork(sessions, read_only=read_only)
+
+
+def factory_for(url: str, **engine_kwargs: Any) -> tuple[Engine, Callable[..., UnitOfWork]]:
+    """An engine on ``url`` (busy timeout 2 s unless given) and units of work on it; the
+    caller disposes of the engine."""
+    engine_kwargs.setdefault("busy_timeout", 2)
+    engine = create_engine_for_url(url, **engine_kwargs)
+    return engine, units_of_work(engine)
+
+
+def write_file(path: Path, content: str | bytes) -> Path:
+    """Write text (UTF-8) or bytes to ``path``, creating its folders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
+def refuse_scandir(monkeypatch: pytest.MonkeyPatch, *paths: Path) -> None:
+    """Make the scanner's ``os.scandir`` refuse these folders as an unreadable folder would
+    (permission bits do not stop root, so tests simulate the refusal here)."""
+    from skillmeat_cache import scanner
+
+    refused = {str(path.resolve()) for path in paths}
+    real_scandir = os.scandir
+
+    def scandir(path: Any) -> Any:
+        if os.fspath(path) in refused:
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(scanner.os, "scandir", scandir)
+
+
+def succeeded(result: Result) -> Result:
+    """A CLI result that exited 0 without an exception."""
+    assert result.exit_code == 0 and result.exception is None, (result.output, result.exception)
+    return result
+
+
+@pytest.fixture
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+    """Runs the CLI with a private HOME and none of our environment variables set."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for name in ("SKILLMEAT_CACHE_URL", "SKILLMEAT_CACHE_ENV", "SKILLMEAT_CACHE_SYNCHRONOUS"):
+        monkeypatch.delenv(name, raising=False)
+    runner = CliRunner()
+    return lambda *args: runner.invoke(main, list(args))
+
+
 @pytest.fixture
 def uow_factory(engine: Engine) -> Callable[..., UnitOfWork]:
     """Makes units of work on ``engine``."""
-    factory = sessionmaker(bind=engine, expire_on_commit=False)
-    return lambda read_only=False: UnitOfWork(factory, read_only=read_only)
+    return units_of_work(engine)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres), "fake"])
@@ -134,9 +191,8 @@ def any_uow(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Pat
         yield lambda read_only=False: store.unit_of_work(read_only=read_only)
         return
     url = _sqlite_url(sqlite_template, tmp_path) if request.param == "sqlite" else request.getfixturevalue("db_url_pg")
-    eng = create_engine_for_url(url, busy_timeout=2)
-    factory = sessionmaker(bind=eng, expire_on_commit=False)
-    yield lambda read_only=False: UnitOfWork(factory, read_only=read_only)
+    eng, factory = factory_for(url)
+    yield factory
     eng.dispose()
 
 

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
+from conftest import factory_for, refuse_scandir, succeeded, write_file
 from sqlalchemy import event, text
-from sqlalchemy.orm import sessionmaker
 
 import skillmeat_cache.cli as cli_module
 import skillmeat_cache.services as services
@@ -36,12 +36,10 @@ from skillmeat_cache import (
     MarketplaceEntry,
     Project,
     SchemaVersionError,
-    UnitOfWork,
     ValidationError,
     migrate,
     scanner,
 )
-from skillmeat_cache.cli import main
 from skillmeat_cache.engine import build_engine, create_engine_for_url, to_url
 from skillmeat_cache.errors import (
     DatabaseCorruptError,
@@ -102,12 +100,6 @@ def snapshot(url: str) -> dict[str, set[tuple[Any, ...]]]:
         engine.dispose()
 
 
-def factory_for(url: str, **kwargs: Any) -> tuple[Any, Callable[..., UnitOfWork]]:
-    engine = create_engine_for_url(url, busy_timeout=2, **kwargs)
-    sessions = sessionmaker(bind=engine, expire_on_commit=False)
-    return engine, lambda read_only=False: UnitOfWork(sessions, read_only=read_only)
-
-
 def seed(url: str) -> dict[str, set[tuple[Any, ...]]]:
     """Rows in every table (paths outside any scanned tree); returns their snapshot."""
     engine, uow = factory_for(url)
@@ -136,6 +128,20 @@ def assert_kept(before: dict[str, set[tuple[Any, ...]]], url: str, *, unchanged:
             assert after[table] == before[table], f"{table} changed"
 
 
+def assert_refused(db_url: str, write: Callable[[Any, Project], None], field: str, match: str | None = None) -> None:
+    """``write(uow, project)`` raises ValidationError naming ``field`` (its message matching
+    ``match``) and the database is left exactly as it was."""
+    before = seed(db_url)
+    engine, uow = factory_for(db_url)
+    with uow() as u:
+        project = u.projects.get_by_path("/seed/alpha")
+    with pytest.raises(ValidationError, match=match) as info, uow() as u:
+        write(u, project)
+    engine.dispose()
+    assert info.value.field == field
+    assert_kept(before, db_url, unchanged=True)
+
+
 def one_error_line(result: Result, *fragments: str) -> str:
     """Exit 1, exactly one ``error:`` line on stderr, no traceback; returns the line."""
     assert result.exit_code == 1, (result.output, result.exception)
@@ -147,36 +153,12 @@ def one_error_line(result: Result, *fragments: str) -> str:
     return result.stderr
 
 
-def succeeded(result: Result) -> Result:
-    assert result.exit_code == 0 and result.exception is None, (result.output, result.exception)
-    return result
-
-
-@pytest.fixture
-def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    for name in ("SKILLMEAT_CACHE_URL", "SKILLMEAT_CACHE_ENV", "SKILLMEAT_CACHE_SYNCHRONOUS"):
-        monkeypatch.delenv(name, raising=False)
-    runner = CliRunner()
-
-    def invoke(*args: str) -> Result:
-        return runner.invoke(main, list(args))
-
-    return invoke
-
-
 def sqlite_file(url: str) -> Path:
     return Path(url.removeprefix("sqlite:///"))
 
 
 def make_skill(project: Path, name: str = "s", content: str | bytes = "---\nname: s\nversion: 1.0\n---\n") -> Path:
-    path = project / ".claude" / "skills" / name / "SKILL.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content, encoding="utf-8")
-    return path
+    return write_file(project / ".claude" / "skills" / name / "SKILL.md", content)
 
 
 def warnings_of(result: Result) -> list[str]:
@@ -214,15 +196,7 @@ def _bad_status(u: Any, p: Project) -> None:
     ],
 )
 def test_invalid_type_or_status_is_a_validation_error(db_url, write, field):
-    before = seed(db_url)
-    engine, uow = factory_for(db_url)
-    with uow() as u:
-        project = u.projects.get_by_path("/seed/alpha")
-    with pytest.raises(ValidationError) as info, uow() as u:
-        write(u, project)
-    engine.dispose()
-    assert info.value.field == field
-    assert_kept(before, db_url, unchanged=True)
+    assert_refused(db_url, write, field)
 
 
 def _empty_project_name(u: Any, p: Project) -> None:
@@ -257,15 +231,7 @@ def _empty_tag(u: Any, p: Project) -> None:
     ],
 )
 def test_empty_name_is_a_validation_error(db_url, write, field):
-    before = seed(db_url)
-    engine, uow = factory_for(db_url)
-    with uow() as u:
-        project = u.projects.get_by_path("/seed/alpha")
-    with pytest.raises(ValidationError) as info, uow() as u:
-        write(u, project)
-    engine.dispose()
-    assert info.value.field == field
-    assert_kept(before, db_url, unchanged=True)
+    assert_refused(db_url, write, field)
 
 
 def test_ten_megabyte_text_in_a_plain_column_is_stored_verbatim(db_url):
@@ -425,15 +391,7 @@ _TEXT_PLACES = [
 )
 @pytest.mark.parametrize(("where", "field"), [pytest.param(m, f, id=i) for i, m, f in _TEXT_PLACES])
 def test_text_that_cannot_be_stored_is_a_validation_error(db_url, value, message, where, field):
-    before = seed(db_url)
-    engine, uow = factory_for(db_url)
-    with uow() as u:
-        project = u.projects.get_by_path("/seed/alpha")
-    with pytest.raises(ValidationError, match=message) as info, uow() as u:
-        where(value)(u, project)
-    engine.dispose()
-    assert info.value.field == field
-    assert_kept(before, db_url, unchanged=True)
+    assert_refused(db_url, where(value), field, message)
 
 
 @pytest.mark.parametrize("value", ["a\x00b", "a\ud800b"], ids=["nul", "surrogate"])
@@ -510,15 +468,7 @@ NAIVE = datetime(2026, 1, 1)
     ],
 )
 def test_naive_datetime_is_a_validation_error(db_url, write, field):
-    before = seed(db_url)
-    engine, uow = factory_for(db_url)
-    with uow() as u:
-        project = u.projects.get_by_path("/seed/alpha")
-    with pytest.raises(ValidationError, match="naive") as info, uow() as u:
-        write(u, project)
-    engine.dispose()
-    assert info.value.field == field
-    assert_kept(before, db_url, unchanged=True)
+    assert_refused(db_url, write, field, "naive")
 
 
 def test_naive_datetime_given_to_a_scan_is_a_validation_error(sqlite_url, tmp_path):
@@ -767,14 +717,7 @@ def test_unreadable_folder_is_a_warning(run, sqlite_url, tmp_path, monkeypatch):
     make_skill(root / "open")
     make_skill(root / "project-with-locked-claude")
     real_scandir = os.scandir
-    refused = {str((root / "locked").resolve()), str((root / "project-with-locked-claude" / ".claude").resolve())}
-
-    def scandir(path: Any) -> Any:
-        if os.fspath(path) in refused:
-            raise PermissionError(13, "Permission denied", os.fspath(path))
-        return real_scandir(path)
-
-    monkeypatch.setattr(scanner.os, "scandir", scandir)
+    refuse_scandir(monkeypatch, root / "locked", root / "project-with-locked-claude" / ".claude")
     summary = json.loads(succeeded(run("--db", sqlite_url, "scan", str(root), "--json")).stdout)
     assert sorted((w["path"], w["message"]) for w in summary["warnings"]) == sorted(
         [
@@ -1338,8 +1281,7 @@ def test_without_the_liveness_check_a_dead_pooled_connection_surfaces(db_url_pg)
     """The control for the test above: with pool_pre_ping=False given explicitly (no
     check at all) the first unit of work after a terminated backend fails."""
     name = f"victim_{secrets.token_hex(4)}"
-    engine = create_engine_for_url(f"{db_url_pg}?application_name={name}", pool_pre_ping=False)
-    uow = lambda read_only=False: UnitOfWork(sessionmaker(bind=engine), read_only=read_only)  # noqa: E731
+    engine, uow = factory_for(f"{db_url_pg}?application_name={name}", pool_pre_ping=False)
     with uow() as u:
         u.projects.count()
     assert _terminate(name) == 1

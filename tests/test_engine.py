@@ -9,25 +9,20 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
+from conftest import units_of_work
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import sessionmaker
 
-from skillmeat_cache import Project, UnitOfWork, migrate
+from skillmeat_cache import Project, migrate
 from skillmeat_cache.engine import create_engine_for_url
 from skillmeat_cache.errors import DatabaseReadOnlyError
 from skillmeat_cache.migration import _PG_LOCK_KEY, HEAD_REVISION, current_revision, migrate_engine
-
-
-def _units_of_work(engine: Engine) -> Callable[..., UnitOfWork]:
-    sessions = sessionmaker(bind=engine, expire_on_commit=False)
-    return lambda read_only=False: UnitOfWork(sessions, read_only=read_only)
 
 
 def _psycopg_connect(url: str) -> Any:
@@ -131,7 +126,7 @@ def many_open_files() -> Iterator[None]:
 def test_liveness_check_keeps_connections_whose_descriptor_is_above_1024(db_url_pg, many_open_files):
     engine = create_engine_for_url(db_url_pg, busy_timeout=2)
     made = _count_connects(engine)
-    uow = _units_of_work(engine)
+    uow = units_of_work(engine)
     try:
         for _ in range(3):
             with uow(read_only=True) as u:
@@ -146,7 +141,7 @@ def test_liveness_check_keeps_connections_whose_descriptor_is_above_1024(db_url_
 def test_a_pooled_connection_closed_behind_the_pools_back_is_replaced(db_url_pg):
     engine = create_engine_for_url(db_url_pg, busy_timeout=2)
     made = _count_connects(engine)
-    uow = _units_of_work(engine)
+    uow = units_of_work(engine)
     try:
         with uow() as u:
             u.projects.add(Project(name="p", path="/p"))
@@ -206,7 +201,7 @@ def test_a_read_only_uri_opens_a_file_in_rollback_journal_mode(tmp_path):
     path = tmp_path / "cache.db"
     migrate(str(path))
     engine = create_engine_for_url(str(path))
-    with _units_of_work(engine)() as u:
+    with units_of_work(engine)() as u:
         u.projects.add(Project(name="p", path="/p"))
     engine.dispose()
     with sqlite3.connect(path) as conn:
@@ -214,7 +209,7 @@ def test_a_read_only_uri_opens_a_file_in_rollback_journal_mode(tmp_path):
     conn.close()
 
     engine = create_engine_for_url(f"sqlite:///file:{path}?mode=ro&uri=true", busy_timeout=2)
-    uow = _units_of_work(engine)
+    uow = units_of_work(engine)
     try:
         for _ in range(2):
             with uow(read_only=True) as u:

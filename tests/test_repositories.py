@@ -7,7 +7,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import TABLES
+from conftest import TABLES, units_of_work
 from sqlalchemy import text
 
 from skillmeat_cache import (
@@ -482,9 +482,7 @@ def test_search_ignores_ascii_case_only_and_takes_wildcards_literally(any_uow):
 def collated_uow(request, tmp_path, sqlite_template):
     """Unit-of-work factories like ``any_uow``, PostgreSQL on a database whose collation
     is not byte order (ICU en-US sorts "a" < "B" and sets accents aside)."""
-    from sqlalchemy.orm import sessionmaker
 
-    from skillmeat_cache import UnitOfWork
     from skillmeat_cache.engine import create_engine_for_url
     from skillmeat_cache.testing import FakeStore
 
@@ -501,8 +499,7 @@ def collated_uow(request, tmp_path, sqlite_template):
         for table in TABLES:
             conn.execute(text(f"DELETE FROM {table}"))
     request.addfinalizer(engine.dispose)
-    factory = sessionmaker(bind=engine, expire_on_commit=False)
-    return lambda read_only=False: UnitOfWork(factory, read_only=read_only)
+    return units_of_work(engine)
 
 
 def test_orders_are_code_point_orders_whatever_the_database_collation(collated_uow):

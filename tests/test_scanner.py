@@ -10,6 +10,7 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from conftest import refuse_scandir, write_file
 
 from skillmeat_cache import scanner
 from skillmeat_cache.hashing import content_hash
@@ -27,15 +28,6 @@ from skillmeat_cache.scanner import (
 
 def make_project(path: Path) -> Path:
     (path / ".claude").mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def write(path: Path, text: str | bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(text, encoding="utf-8")
     return path
 
 
@@ -58,7 +50,7 @@ def only(project, type_: str, name: str):
 def skill(tmp_path: Path, text: str | bytes, name: str = "pdf-tools"):
     """A project holding one skill whose SKILL.md is ``text``; returns the read project."""
     project = make_project(tmp_path / "proj")
-    write(project / ".claude" / "skills" / name / "SKILL.md", text)
+    write_file(project / ".claude" / "skills" / name / "SKILL.md", text)
     return read_project(project)
 
 
@@ -76,7 +68,7 @@ def test_finds_nested_projects_in_sorted_depth_first_order(tmp_path):
 
 
 def test_claude_must_be_a_folder(tmp_path):
-    write(tmp_path / "file-only" / ".claude", "not a folder")
+    write_file(tmp_path / "file-only" / ".claude", "not a folder")
     (tmp_path / "dangling").mkdir()
     (tmp_path / "dangling" / ".claude").symlink_to(tmp_path / "nowhere")
     make_project(tmp_path / "real")
@@ -142,7 +134,7 @@ def test_does_not_descend_into_skipped_folders(tmp_path, skipped):
 
 def test_folder_holding_pyvenv_cfg_is_a_virtualenv(tmp_path):
     env = tmp_path / "env"
-    write(env / "pyvenv.cfg", "home = /usr/bin\n")
+    write_file(env / "pyvenv.cfg", "home = /usr/bin\n")
     make_project(env)
     make_project(env / "lib" / "proj")
     make_project(tmp_path / "real")
@@ -203,14 +195,7 @@ def test_unreadable_folder_is_warned_and_skipped_simulated(tmp_path, monkeypatch
     locked = tmp_path / "locked"
     make_project(locked / "inside")
     make_project(tmp_path / "open")
-    real_scandir = os.scandir
-
-    def scandir(path):
-        if os.fspath(path) == str(locked.resolve()):
-            raise PermissionError(13, "Permission denied", os.fspath(path))
-        return real_scandir(path)
-
-    monkeypatch.setattr(scanner.os, "scandir", scandir)
+    refuse_scandir(monkeypatch, locked)
     warnings: list[ScanWarning] = []
     assert found([tmp_path], warnings=warnings) == [(tmp_path / "open").resolve()]
     assert len(warnings) == 1
@@ -239,15 +224,15 @@ def test_unreadable_folder_is_warned_and_skipped_for_real(tmp_path):
 def full_project(tmp_path) -> Path:
     project = make_project(tmp_path / "full")
     c = project / ".claude"
-    write(c / "skills" / "pdf-tools" / "SKILL.md", md(name="PDF Tools", description="Read PDFs"))
-    write(c / "skills" / "pdf-tools" / "scripts" / "run.py", "print(1)\n")
-    write(c / "agents" / "reviewer.md", md(name="reviewer", description="Reviews"))
-    write(c / "agents" / "planner" / "AGENT.md", md(description="Plans"))
-    write(c / "commands" / "deploy.md", md(description="Deploys"))
-    write(c / "commands" / "ship" / "COMMAND.md", md(description="Ships"))
-    write(c / "hooks" / "pre-commit" / "HOOK.md", md(description="Hooks"))
-    write(c / "mcp" / "files" / "MCP.md", md(description="Files server"))
-    write(c / "mcp" / "github" / "mcp.json", json.dumps({"name": "gh", "description": "GitHub", "version": "3"}))
+    write_file(c / "skills" / "pdf-tools" / "SKILL.md", md(name="PDF Tools", description="Read PDFs"))
+    write_file(c / "skills" / "pdf-tools" / "scripts" / "run.py", "print(1)\n")
+    write_file(c / "agents" / "reviewer.md", md(name="reviewer", description="Reviews"))
+    write_file(c / "agents" / "planner" / "AGENT.md", md(description="Plans"))
+    write_file(c / "commands" / "deploy.md", md(description="Deploys"))
+    write_file(c / "commands" / "ship" / "COMMAND.md", md(description="Ships"))
+    write_file(c / "hooks" / "pre-commit" / "HOOK.md", md(description="Hooks"))
+    write_file(c / "mcp" / "files" / "MCP.md", md(description="Files server"))
+    write_file(c / "mcp" / "github" / "mcp.json", json.dumps({"name": "gh", "description": "GitHub", "version": "3"}))
     return project
 
 
@@ -307,14 +292,16 @@ def test_name_comes_from_disk_and_frontmatter_name_stays_in_data(full_project):
 
 def test_project_name_defaults_to_folder_and_reads_project_toml(full_project):
     assert read_project(full_project).name == "full"
-    write(full_project / ".claude" / ".skillmeat-project.toml", 'name = "Web App"\ndescription = "Front end"\nx = 1\n')
+    write_file(
+        full_project / ".claude" / ".skillmeat-project.toml", 'name = "Web App"\ndescription = "Front end"\nx = 1\n'
+    )
     project = read_project(full_project)
     assert (project.name, project.description) == ("Web App", "Front end")
     assert project.path == full_project.resolve()
 
 
 def test_malformed_project_toml_warns_and_falls_back_to_folder_name(full_project):
-    toml = write(full_project / ".claude" / ".skillmeat-project.toml", 'name = "unterminated\n')
+    toml = write_file(full_project / ".claude" / ".skillmeat-project.toml", 'name = "unterminated\n')
     project = read_project(full_project)
     assert project.name == "full"
     assert [w.path for w in project.warnings] == [str(toml.resolve())]
@@ -324,12 +311,12 @@ def test_malformed_project_toml_warns_and_falls_back_to_folder_name(full_project
 def test_other_claude_entries_and_hidden_entries_are_ignored_quietly(tmp_path):
     project = make_project(tmp_path / "p")
     c = project / ".claude"
-    write(c / "settings.json", "{not json")
-    write(c / "CLAUDE.md", "---\n: broken: [\n---\n")
-    write(c / "plugins" / "thing" / "README.md", "x")
-    write(c / "skills" / ".DS_Store", b"\x00\x01")
-    write(c / "skills" / ".hidden" / "SKILL.md", md(name="h"))
-    write(c / "skills" / "real" / "SKILL.md", md(name="r"))
+    write_file(c / "settings.json", "{not json")
+    write_file(c / "CLAUDE.md", "---\n: broken: [\n---\n")
+    write_file(c / "plugins" / "thing" / "README.md", "x")
+    write_file(c / "skills" / ".DS_Store", b"\x00\x01")
+    write_file(c / "skills" / ".hidden" / "SKILL.md", md(name="h"))
+    write_file(c / "skills" / "real" / "SKILL.md", md(name="r"))
     result = read_project(project)
     assert result.warnings == []
     assert [a.name for a in result.artifacts] == ["real"]
@@ -348,8 +335,8 @@ def test_other_claude_entries_and_hidden_entries_are_ignored_quietly(tmp_path):
 )
 def test_invalid_entries_of_type_folders_are_warned_and_skipped(tmp_path, rel, fragment):
     project = make_project(tmp_path / "p")
-    write(project / ".claude" / rel, "x")
-    write(project / ".claude" / "skills" / "ok" / "SKILL.md", md(name="ok"))
+    write_file(project / ".claude" / rel, "x")
+    write_file(project / ".claude" / "skills" / "ok" / "SKILL.md", md(name="ok"))
     result = read_project(project)
     assert [a.name for a in result.artifacts] == ["ok"]
     offender = project.resolve() / ".claude" / Path(rel).parts[0] / Path(rel).parts[1]
@@ -359,8 +346,8 @@ def test_invalid_entries_of_type_folders_are_warned_and_skipped(tmp_path, rel, f
 
 def test_file_form_wins_over_folder_form_of_the_same_name(tmp_path):
     project = make_project(tmp_path / "p")
-    write(project / ".claude" / "agents" / "dup.md", md(description="file"))
-    write(project / ".claude" / "agents" / "dup" / "AGENT.md", md(description="folder"))
+    write_file(project / ".claude" / "agents" / "dup.md", md(description="file"))
+    write_file(project / ".claude" / "agents" / "dup" / "AGENT.md", md(description="folder"))
     result = read_project(project)
     assert [(a.name, a.description) for a in result.artifacts] == [("dup", "file")]
     assert [w.path for w in result.warnings] == [str(project.resolve() / ".claude" / "agents" / "dup")]
@@ -368,16 +355,9 @@ def test_file_form_wins_over_folder_form_of_the_same_name(tmp_path):
 
 def test_unreadable_artifact_folder_is_warned_and_skipped(tmp_path, monkeypatch):
     project = make_project(tmp_path / "p")
-    locked = write(project / ".claude" / "skills" / "locked" / "SKILL.md", md(name="l")).parent
-    write(project / ".claude" / "skills" / "open" / "SKILL.md", md(name="o"))
-    real_scandir = os.scandir
-
-    def scandir(path):
-        if os.fspath(path) == str(locked.resolve()):
-            raise PermissionError(13, "Permission denied", os.fspath(path))
-        return real_scandir(path)
-
-    monkeypatch.setattr(scanner.os, "scandir", scandir)
+    locked = write_file(project / ".claude" / "skills" / "locked" / "SKILL.md", md(name="l")).parent
+    write_file(project / ".claude" / "skills" / "open" / "SKILL.md", md(name="o"))
+    refuse_scandir(monkeypatch, locked)
     result = read_project(project)
     assert [a.name for a in result.artifacts] == ["open"]
     assert [w.path for w in result.warnings] == [str(locked.resolve())]
@@ -385,7 +365,7 @@ def test_unreadable_artifact_folder_is_warned_and_skipped(tmp_path, monkeypatch)
 
 def test_type_folder_that_is_a_file_is_warned(tmp_path):
     project = make_project(tmp_path / "p")
-    path = write(project / ".claude" / "skills", "not a folder")
+    path = write_file(project / ".claude" / "skills", "not a folder")
     result = read_project(project)
     assert result.artifacts == []
     assert [w.path for w in result.warnings] == [str(path.resolve())]
@@ -529,7 +509,7 @@ def test_text_with_nul_bytes_is_made_storable(tmp_path):
 
 def test_lone_surrogates_in_mcp_json_are_made_storable(tmp_path):
     project = make_project(tmp_path / "p")
-    write(project / ".claude" / "mcp" / "s" / "mcp.json", '{"description": "x\\ud800", "\\udfffk": 1}')
+    write_file(project / ".claude" / "mcp" / "s" / "mcp.json", '{"description": "x\\ud800", "\\udfffk": 1}')
     result = read_project(project)
     artifact = only(result, "mcp", "s")
     assert artifact.description == "x\ufffd"
@@ -542,7 +522,7 @@ def test_large_file_is_not_read_whole_for_frontmatter(tmp_path):
     body = b"x" * (8 * 1024 * 1024)
     content = md(name="big", version="1.10", tags="[a]").encode() + body
     path = tmp_path / "proj" / ".claude" / "skills" / "big" / "SKILL.md"
-    write(path, content)
+    write_file(path, content)
     tracemalloc.start()
     try:
         project = read_project(tmp_path / "proj")
@@ -578,7 +558,7 @@ def test_read_limit_cutting_a_multibyte_character_is_not_a_decoding_error(tmp_pa
 )
 def test_malformed_mcp_json_warns(tmp_path, content, fragment):
     project = make_project(tmp_path / "p")
-    path = write(project / ".claude" / "mcp" / "srv" / "mcp.json", content)
+    path = write_file(project / ".claude" / "mcp" / "srv" / "mcp.json", content)
     result = read_project(project)
     artifact = only(result, "mcp", "srv")
     assert artifact.data is None
@@ -589,7 +569,7 @@ def test_malformed_mcp_json_warns(tmp_path, content, fragment):
 def test_mcp_json_keeps_numbers_as_written(tmp_path):
     project = make_project(tmp_path / "p")
     doc = '{"version": 1.10, "tags": ["db", 2024, true], "upstream": "gh:x/y", "command": "npx", "port": 8080}'
-    write(project / ".claude" / "mcp" / "db" / "mcp.json", doc)
+    write_file(project / ".claude" / "mcp" / "db" / "mcp.json", doc)
     artifact = only(read_project(project), "mcp", "db")
     assert (artifact.deployed_version, artifact.tags, artifact.source) == ("1.10", ["db", "2024", "true"], "gh:x/y")
     assert artifact.data == {
@@ -603,8 +583,8 @@ def test_mcp_json_keeps_numbers_as_written(tmp_path):
 
 def test_mcp_md_is_preferred_over_mcp_json(tmp_path):
     project = make_project(tmp_path / "p")
-    write(project / ".claude" / "mcp" / "both" / "MCP.md", md(description="from md"))
-    write(project / ".claude" / "mcp" / "both" / "mcp.json", '{"description": "from json"}')
+    write_file(project / ".claude" / "mcp" / "both" / "MCP.md", md(description="from md"))
+    write_file(project / ".claude" / "mcp" / "both" / "mcp.json", '{"description": "from json"}')
     assert only(read_project(project), "mcp", "both").description == "from md"
 
 
@@ -623,10 +603,10 @@ def deployed_toml(*records: dict[str, str]) -> str:
 def deployed_project(tmp_path) -> Path:
     project = make_project(tmp_path / "p")
     c = project / ".claude"
-    write(c / "skills" / "pdf" / "SKILL.md", md(name="pdf"))
-    write(c / "agents" / "rev.md", "no frontmatter\n")
-    write(c / "commands" / "broken.md", "---\n[oops\n---\n")
-    write(c / "hooks" / "h" / "HOOK.md", md(name="h"))
+    write_file(c / "skills" / "pdf" / "SKILL.md", md(name="pdf"))
+    write_file(c / "agents" / "rev.md", "no frontmatter\n")
+    write_file(c / "commands" / "broken.md", "---\n[oops\n---\n")
+    write_file(c / "hooks" / "h" / "HOOK.md", md(name="h"))
     return project
 
 
@@ -645,7 +625,7 @@ def test_local_modified_compares_the_recorded_hash(deployed_project, record_for,
     c = deployed_project / ".claude"
     target = c / rel.strip("./").removesuffix("/SKILL.md")
     recorded = "0" * 64 if modified else content_hash(target)
-    write(c / ".skillmeat-deployed.toml", deployed_toml({"artifact_path": rel, "content_hash": recorded}))
+    write_file(c / ".skillmeat-deployed.toml", deployed_toml({"artifact_path": rel, "content_hash": recorded}))
     project = read_project(deployed_project)
     flags = {(a.type, a.name): a.local_modified for a in project.artifacts}
     name = "pdf" if record_for == "skill" else "rev"
@@ -655,7 +635,7 @@ def test_local_modified_compares_the_recorded_hash(deployed_project, record_for,
 
 def test_record_without_artifact_path_matches_by_type_and_name(deployed_project):
     c = deployed_project / ".claude"
-    write(
+    write_file(
         c / ".skillmeat-deployed.toml",
         deployed_toml(
             {"artifact_type": "hook", "artifact_name": "h", "content_hash": "f" * 64},
@@ -673,7 +653,7 @@ def test_from_collection_goes_into_data(deployed_project):
         {"artifact_path": path, "from_collection": "team", "content_hash": "x"}
         for path in ("skills/pdf", "agents/rev.md", "commands/broken.md")
     ]
-    write(c / ".skillmeat-deployed.toml", deployed_toml(*records))
+    write_file(c / ".skillmeat-deployed.toml", deployed_toml(*records))
     project = read_project(deployed_project)
     assert only(project, "skill", "pdf").data == {"name": "pdf", "from_collection": "team"}
     assert only(project, "agent", "rev").data == {"from_collection": "team"}  # frontmatter absent
@@ -683,7 +663,7 @@ def test_from_collection_goes_into_data(deployed_project):
 
 def test_malformed_deployed_toml_warns_and_flags_nothing(deployed_project):
     c = deployed_project / ".claude"
-    toml = write(c / ".skillmeat-deployed.toml", "[[deployed]\nartifact_path = 'skills/pdf'\n")
+    toml = write_file(c / ".skillmeat-deployed.toml", "[[deployed]\nartifact_path = 'skills/pdf'\n")
     project = read_project(deployed_project)
     assert not any(a.local_modified for a in project.artifacts)
     toml_warnings = [w for w in project.warnings if w.path == str(toml.resolve())]
@@ -694,14 +674,14 @@ def test_malformed_deployed_toml_warns_and_flags_nothing(deployed_project):
 
 
 def test_symlink_out_of_the_project_is_skipped_with_a_warning(tmp_path):
-    secret = write(tmp_path / "secret" / "SKILL.md", md(description="secret"))
+    secret = write_file(tmp_path / "secret" / "SKILL.md", md(description="secret"))
     project = make_project(tmp_path / "p")
     skills = project / ".claude" / "skills"
     skills.mkdir()
     (skills / "stolen").symlink_to(secret.parent, target_is_directory=True)
-    write(skills / "mixed" / "SKILL.md", md(description="mine"))
+    write_file(skills / "mixed" / "SKILL.md", md(description="mine"))
     (skills / "mixed" / "leak.txt").symlink_to(tmp_path / "secret" / "SKILL.md")
-    write(project / "shared" / "SKILL.md", md(description="shared"))
+    write_file(project / "shared" / "SKILL.md", md(description="shared"))
     (skills / "linked").symlink_to(project / "shared", target_is_directory=True)
     result = read_project(project)
     assert [(a.name, a.description) for a in result.artifacts] == [("linked", "shared")]
@@ -712,7 +692,7 @@ def test_symlink_out_of_the_project_is_skipped_with_a_warning(tmp_path):
 
 def test_claude_folder_linking_outside_is_not_read(tmp_path):
     outside = make_project(tmp_path / "other") / ".claude"
-    write(outside / "skills" / "s" / "SKILL.md", md(name="s"))
+    write_file(outside / "skills" / "s" / "SKILL.md", md(name="s"))
     (tmp_path / "p").mkdir()
     (tmp_path / "p" / ".claude").symlink_to(outside, target_is_directory=True)
     result = read_project(tmp_path / "p")
@@ -750,11 +730,11 @@ def _edit_same_size(project: Path) -> None:
 
 
 def _add_file(project: Path) -> None:
-    write(project / ".claude" / "skills" / "pdf-tools" / "extra.md", "x")
+    write_file(project / ".claude" / "skills" / "pdf-tools" / "extra.md", "x")
 
 
 def _add_artifact(project: Path) -> None:
-    write(project / ".claude" / "commands" / "new.md", "x")
+    write_file(project / ".claude" / "commands" / "new.md", "x")
 
 
 def _remove_artifact(project: Path) -> None:
@@ -787,8 +767,8 @@ def _add_folder(project: Path) -> None:
     ],
 )
 def test_fingerprint_changes_with_what_read_project_reads(full_project, change):
-    write(full_project / ".claude" / ".skillmeat-project.toml", "")
-    write(full_project / ".claude" / ".skillmeat-deployed.toml", "")
+    write_file(full_project / ".claude" / ".skillmeat-project.toml", "")
+    write_file(full_project / ".claude" / ".skillmeat-deployed.toml", "")
     before = project_fingerprint(full_project)
     change(full_project)
     assert project_fingerprint(full_project) != before
@@ -796,28 +776,28 @@ def test_fingerprint_changes_with_what_read_project_reads(full_project, change):
 
 def test_fingerprint_changes_when_a_toml_appears(full_project):
     before = project_fingerprint(full_project)
-    write(full_project / ".claude" / ".skillmeat-deployed.toml", "")
+    write_file(full_project / ".claude" / ".skillmeat-deployed.toml", "")
     assert project_fingerprint(full_project) != before
 
 
 def test_fingerprint_ignores_what_read_project_ignores(full_project):
     before = project_fingerprint(full_project)
-    write(full_project / ".claude" / "settings.json", "{}")
-    write(full_project / ".claude" / "CLAUDE.md", "x")
-    write(full_project / "src" / "main.py", "x")
+    write_file(full_project / ".claude" / "settings.json", "{}")
+    write_file(full_project / ".claude" / "CLAUDE.md", "x")
+    write_file(full_project / "src" / "main.py", "x")
     assert project_fingerprint(full_project) == before
 
 
 def test_fingerprint_differs_between_projects(tmp_path):
     a = make_project(tmp_path / "a")
     b = make_project(tmp_path / "b")
-    write(a / ".claude" / "skills" / "s" / "SKILL.md", "x")
-    write(b / ".claude" / "skills" / "t" / "SKILL.md", "x")
+    write_file(a / ".claude" / "skills" / "s" / "SKILL.md", "x")
+    write_file(b / ".claude" / "skills" / "t" / "SKILL.md", "x")
     assert project_fingerprint(a) != project_fingerprint(b)
 
 
 def test_content_hash_of_a_file_artifact_is_sha256_of_its_bytes(tmp_path):
     project = make_project(tmp_path / "p")
-    write(project / ".claude" / "agents" / "a.md", "---\nname: a\n---\nbody\n")
+    write_file(project / ".claude" / "agents" / "a.md", "---\nname: a\n---\nbody\n")
     artifact = read_project(project).artifacts[0]
     assert artifact.content_hash == hashlib.sha256(b"---\nname: a\n---\nbody\n").hexdigest()

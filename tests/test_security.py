@@ -25,13 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from conftest import factory_for, succeeded, write_file
 from sqlalchemy import event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import sessionmaker
 
-from skillmeat_cache import Artifact, MarketplaceEntry, Project, UnitOfWork
-from skillmeat_cache.cli import main
+from skillmeat_cache import Artifact, MarketplaceEntry, Project
 from skillmeat_cache.engine import create_engine_for_url
 from skillmeat_cache.services import scan
 
@@ -50,12 +48,6 @@ TABLES = {"projects", "artifacts", "artifact_metadata", "artifact_tags", "market
 # --------------------------------------------------------------------------- helpers
 
 
-def factory_for(url: str) -> tuple[Any, Callable[..., UnitOfWork]]:
-    engine = create_engine_for_url(url, busy_timeout=2)
-    sessions = sessionmaker(bind=engine, expire_on_commit=False)
-    return engine, lambda read_only=False: UnitOfWork(sessions, read_only=read_only)
-
-
 def tables_of(url: str) -> set[str]:
     engine = create_engine_for_url(url)
     try:
@@ -63,29 +55,6 @@ def tables_of(url: str) -> set[str]:
             return set(inspect(conn).get_table_names())
     finally:
         engine.dispose()
-
-
-@pytest.fixture
-def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    for name in ("SKILLMEAT_CACHE_URL", "SKILLMEAT_CACHE_ENV", "SKILLMEAT_CACHE_SYNCHRONOUS"):
-        monkeypatch.delenv(name, raising=False)
-    runner = CliRunner()
-    return lambda *args: runner.invoke(main, list(args))
-
-
-def ok(result: Result) -> Result:
-    assert result.exit_code == 0 and result.exception is None, (result.output, result.exception)
-    return result
-
-
-def write(path: Path, content: str | bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content, encoding="utf-8")
-    return path
 
 
 # --------------------------------------------------------------------------- SQL-looking text
@@ -146,7 +115,7 @@ def test_sql_text_is_stored_and_read_back_verbatim_through_the_api(db_url):
 def _hostile_tree(root: Path) -> Path:
     project = root / HOSTILE[0]
     claude = project / ".claude"
-    write(
+    write_file(
         claude / ".skillmeat-project.toml", f"name = {json.dumps(HOSTILE[1])}\ndescription = {json.dumps(HOSTILE[2])}\n"
     )
     fields = "\n".join(
@@ -158,28 +127,28 @@ def _hostile_tree(root: Path) -> Path:
             f"{json.dumps(HOSTILE[7])}: {json.dumps(HOSTILE[0])}",
         ]
     )
-    write(claude / "skills" / HOSTILE[1] / "SKILL.md", f"---\n{fields}\n---\nbody\n")
-    write(claude / "agents" / f"{HOSTILE[2]}.md", f"---\ndescription: {json.dumps(HOSTILE[4])}\n---\n")
-    write(claude / "mcp" / HOSTILE[7] / "mcp.json", json.dumps({"description": HOSTILE[0], "version": "1"}))
+    write_file(claude / "skills" / HOSTILE[1] / "SKILL.md", f"---\n{fields}\n---\nbody\n")
+    write_file(claude / "agents" / f"{HOSTILE[2]}.md", f"---\ndescription: {json.dumps(HOSTILE[4])}\n---\n")
+    write_file(claude / "mcp" / HOSTILE[7] / "mcp.json", json.dumps({"description": HOSTILE[0], "version": "1"}))
     return project
 
 
 def test_sql_text_is_stored_and_read_back_verbatim_through_a_scan(run, db_url, tmp_path):
     project = _hostile_tree(tmp_path / "tree")
-    summary = json.loads(ok(run("--db", db_url, "scan", str(tmp_path / "tree"), "--json")).stdout)
+    summary = json.loads(succeeded(run("--db", db_url, "scan", str(tmp_path / "tree"), "--json")).stdout)
     assert (summary["projects_added"], summary["artifacts_added"], summary["warnings"]) == (1, 3, [])
-    (stored,) = json.loads(ok(run("--db", db_url, "projects", "--json")).stdout)
+    (stored,) = json.loads(succeeded(run("--db", db_url, "projects", "--json")).stdout)
     assert (stored["name"], stored["description"], stored["path"]) == (HOSTILE[1], HOSTILE[2], str(project.resolve()))
-    by_name = {a["name"]: a for a in json.loads(ok(run("--db", db_url, "artifacts", "--json")).stdout)}
+    by_name = {a["name"]: a for a in json.loads(succeeded(run("--db", db_url, "artifacts", "--json")).stdout)}
     assert set(by_name) == {HOSTILE[1], HOSTILE[2], HOSTILE[7]}
     skill = by_name[HOSTILE[1]]
     assert (skill["deployed_version"], skill["source"]) == (HOSTILE[6], HOSTILE[5])
     for tag in HOSTILE:
-        tagged = json.loads(ok(run("--db", db_url, "artifacts", "--tag", tag, "--json")).stdout)
+        tagged = json.loads(succeeded(run("--db", db_url, "artifacts", "--tag", tag, "--json")).stdout)
         assert [a["name"] for a in tagged] == [HOSTILE[1]]
-    searched = json.loads(ok(run("--db", db_url, "artifacts", "--search", HOSTILE[4], "--json")).stdout)
+    searched = json.loads(succeeded(run("--db", db_url, "artifacts", "--search", HOSTILE[4], "--json")).stdout)
     assert [a["name"] for a in searched] == [HOSTILE[2]]  # found by its description, wildcards literal
-    mine = json.loads(ok(run("--db", db_url, "artifacts", "--project", str(project), "--json")).stdout)
+    mine = json.loads(succeeded(run("--db", db_url, "artifacts", "--project", str(project), "--json")).stdout)
     assert len(mine) == 3
     engine, uow = factory_for(db_url)
     with uow(read_only=True) as u:
@@ -187,8 +156,8 @@ def test_sql_text_is_stored_and_read_back_verbatim_through_a_scan(run, db_url, t
         assert meta.description == HOSTILE[3] and meta.tags == HOSTILE
         assert meta.data[HOSTILE[7]] == HOSTILE[0]
     engine.dispose()
-    assert "forgot" in ok(run("--db", db_url, "forget", str(project))).stdout
-    assert json.loads(ok(run("--db", db_url, "projects", "--json")).stdout) == []
+    assert "forgot" in succeeded(run("--db", db_url, "forget", str(project))).stdout
+    assert json.loads(succeeded(run("--db", db_url, "projects", "--json")).stdout) == []
     assert tables_of(db_url) >= TABLES
     assert project.is_dir()  # forget never touches the folder
 
@@ -204,7 +173,7 @@ def test_a_new_database_file_and_its_wal_and_shm_are_private(run, tmp_path, monk
     try:
         db = tmp_path / "shared-folder" / "cache.db"
         db.parent.mkdir()
-        ok(run("--db", str(db), "status"))
+        succeeded(run("--db", str(db), "status"))
         assert stat.S_IMODE(db.stat().st_mode) == 0o600
         engine, uow = factory_for(str(db))
         with uow() as u:
@@ -349,18 +318,20 @@ def hostile(tmp_path: Path) -> tuple[Path, Path, Path]:
     """
     root, outside, marker = tmp_path / "root", tmp_path / "outside", tmp_path / "EXECUTED"
     touch = f"touch {marker}"
-    write(outside / "secret-project" / ".claude" / "skills" / "secret" / "SKILL.md", "---\ndescription: secret\n---\n")
-    write(outside / "secret.toml", 'name = "secret"\n')
-    write(outside / "secret.json", '{"description": "secret"}')
-    write(outside / "secret.md", "---\ndescription: secret\n---\n")
+    write_file(
+        outside / "secret-project" / ".claude" / "skills" / "secret" / "SKILL.md", "---\ndescription: secret\n---\n"
+    )
+    write_file(outside / "secret.toml", 'name = "secret"\n')
+    write_file(outside / "secret.json", '{"description": "secret"}')
+    write_file(outside / "secret.md", "---\ndescription: secret\n---\n")
     claude = root / "p" / ".claude"
-    write(claude / "skills" / "s" / "SKILL.md", "---\ndescription: mine\n---\n")
+    write_file(claude / "skills" / "s" / "SKILL.md", "---\ndescription: mine\n---\n")
     (claude / "skills" / "s" / "leak").symlink_to(outside / "secret.md")
     (claude / "skills" / "stolen").symlink_to(outside / "secret-project" / ".claude" / "skills" / "secret")
     (claude / "agents").mkdir()
     (claude / "agents" / "a.md").symlink_to(outside / "secret.md")
     (claude / ".skillmeat-project.toml").symlink_to(outside / "secret.toml")
-    write(claude / "mcp" / "m" / "placeholder.txt", "")
+    write_file(claude / "mcp" / "m" / "placeholder.txt", "")
     (claude / "mcp" / "m" / "mcp.json").symlink_to(outside / "secret.json")
     (claude / "commands").symlink_to(outside, target_is_directory=True)
     (root / "escape").symlink_to(outside, target_is_directory=True)
@@ -368,17 +339,17 @@ def hostile(tmp_path: Path) -> tuple[Path, Path, Path]:
     (root / "q" / ".claude").symlink_to(outside / "secret-project" / ".claude", target_is_directory=True)
     (root / "etc").symlink_to("/etc", target_is_directory=True)
     # things that would run if anything executed what it finds
-    hook = write(claude / "hooks" / "h" / "HOOK.md", f"---\ndescription: hook\ncommand: {touch}\n---\n")
-    script = write(hook.parent / "hook.sh", f"#!/bin/sh\n{touch}\n")
+    hook = write_file(claude / "hooks" / "h" / "HOOK.md", f"---\ndescription: hook\ncommand: {touch}\n---\n")
+    script = write_file(hook.parent / "hook.sh", f"#!/bin/sh\n{touch}\n")
     script.chmod(0o755)
-    write(claude / "skills" / "evil" / "SKILL.md", f'---\nx: !!python/object/apply:os.system ["{touch}"]\n---\n')
-    write(
+    write_file(claude / "skills" / "evil" / "SKILL.md", f'---\nx: !!python/object/apply:os.system ["{touch}"]\n---\n')
+    write_file(
         claude / "skills" / "evil2" / "SKILL.md",
         f'---\nx: !!python/object/new:subprocess.Popen [["sh", "-c", "{touch}"]]\n---\n',
     )
-    write(claude / "mcp" / "srv" / "mcp.json", json.dumps({"command": "sh", "args": ["-c", touch]}))
-    write(root / "p" / "conftest.py", f"import os\nos.system({touch!r})\n")
-    write(claude / "skills" / "s" / "__init__.py", f"import os\nos.system({touch!r})\n")
+    write_file(claude / "mcp" / "srv" / "mcp.json", json.dumps({"command": "sh", "args": ["-c", touch]}))
+    write_file(root / "p" / "conftest.py", f"import os\nos.system({touch!r})\n")
+    write_file(claude / "skills" / "s" / "__init__.py", f"import os\nos.system({touch!r})\n")
     return root, outside, marker
 
 
@@ -416,7 +387,7 @@ def test_scanner_reads_only_inside_its_roots_and_executes_nothing(hostile, sqlit
 
 
 def _project(root: Path, name: str, skill: str = "s") -> Path:
-    write(root / name / ".claude" / "skills" / skill / "SKILL.md", f"---\ndescription: {skill}\n---\n")
+    write_file(root / name / ".claude" / "skills" / skill / "SKILL.md", f"---\ndescription: {skill}\n---\n")
     return root / name
 
 
@@ -426,34 +397,34 @@ def test_deleted_project_answers_from_cache_until_a_scan_marks_it_stale(run, sql
     marking alone: tests/test_cli_scan.py::test_project_folder_removed_is_marked_stale.
     """
     project = _project(tmp_path / "root", "p")
-    ok(run("--db", sqlite_url, "scan", str(tmp_path / "root")))
+    succeeded(run("--db", sqlite_url, "scan", str(tmp_path / "root")))
     shutil.rmtree(project)
-    cached = json.loads(ok(run("--db", sqlite_url, "artifacts", "--project", str(project), "--json")).stdout)
+    cached = json.loads(succeeded(run("--db", sqlite_url, "artifacts", "--project", str(project), "--json")).stdout)
     assert [a["name"] for a in cached] == ["s"]
-    summary = json.loads(ok(run("--db", sqlite_url, "scan", str(tmp_path / "root"), "--json")).stdout)
+    summary = json.loads(succeeded(run("--db", sqlite_url, "scan", str(tmp_path / "root"), "--json")).stdout)
     assert summary["projects_stale"] == 1
-    (stale,) = json.loads(ok(run("--db", sqlite_url, "projects", "--status", "stale", "--json")).stdout)
+    (stale,) = json.loads(succeeded(run("--db", sqlite_url, "projects", "--status", "stale", "--json")).stdout)
     assert stale["path"] == str(project.resolve()) and stale["artifact_count"] == 1
-    ok(run("--db", sqlite_url, "forget", str(project)))
-    assert json.loads(ok(run("--db", sqlite_url, "projects", "--json")).stdout) == []
+    succeeded(run("--db", sqlite_url, "forget", str(project)))
+    assert json.loads(succeeded(run("--db", sqlite_url, "projects", "--json")).stdout) == []
 
 
 def test_cached_project_that_became_a_symlink_out_of_the_root_is_not_followed(run, sqlite_url, tmp_path):
     root, outside = tmp_path / "root", tmp_path / "outside"
     project = _project(root, "p")
-    ok(run("--db", sqlite_url, "scan", str(root)))
+    succeeded(run("--db", sqlite_url, "scan", str(root)))
     moved = outside / "p"
     moved.parent.mkdir()
     project.rename(moved)
     _project(outside, "p", skill="outsider")
     project.symlink_to(moved, target_is_directory=True)  # the cached path now leads outside
-    events = recorded(lambda: ok(run("--db", sqlite_url, "scan", str(root), "--json")))
+    events = recorded(lambda: succeeded(run("--db", sqlite_url, "scan", str(root), "--json")))
     assert not any(_inside(p, outside) for p in _paths(events))
-    (stale,) = json.loads(ok(run("--db", sqlite_url, "projects", "--status", "stale", "--json")).stdout)
+    (stale,) = json.loads(succeeded(run("--db", sqlite_url, "projects", "--status", "stale", "--json")).stdout)
     assert stale["path"] == str(project)
-    names = {a["name"] for a in json.loads(ok(run("--db", sqlite_url, "artifacts", "--json")).stdout)}
+    names = {a["name"] for a in json.loads(succeeded(run("--db", sqlite_url, "artifacts", "--json")).stdout)}
     assert names == {"s"}  # what was cached, nothing read through the link
-    ok(run("--db", sqlite_url, "forget", str(project)))
+    succeeded(run("--db", sqlite_url, "forget", str(project)))
     assert project.is_symlink() and (moved / ".claude" / "skills" / "outsider").is_dir()  # untouched
 
 

@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from conftest import factory_for
 from sqlalchemy import event
 from sqlalchemy.orm import sessionmaker
 
@@ -289,9 +290,8 @@ def test_read_only_unit_refuses_statement_writes_that_bypass_the_session(uow_fac
 def test_read_only_unit_keeps_its_transaction_at_a_stricter_isolation_level(db_url):
     """Autocommit for read-only units only at READ COMMITTED: at REPEATABLE READ their
     reads share one snapshot, so they keep the transaction."""
-    engine = create_engine_for_url(db_url, isolation_level="SERIALIZABLE")
-    factory = sessionmaker(bind=engine, expire_on_commit=False)
-    with UnitOfWork(factory, read_only=True) as uow:
+    engine, uows = factory_for(db_url, isolation_level="SERIALIZABLE")
+    with uows(read_only=True) as uow:
         uow.projects.count()
         assert _in_transaction(uow)
     engine.dispose()

@@ -10,11 +10,10 @@ import sys
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from conftest import factory_for
 from sqlalchemy import text
-from sqlalchemy.orm import sessionmaker
 
-from skillmeat_cache import Artifact, Project, UnitOfWork, ValidationError
-from skillmeat_cache.engine import create_engine_for_url
+from skillmeat_cache import Artifact, Project, ValidationError
 from skillmeat_cache.views import project_summaries
 
 
@@ -67,9 +66,7 @@ def test_project_summaries_equal_the_repository(engine, uow_factory, kwargs):
 def test_project_summaries_sort_by_code_point_whatever_the_collation(collated_pg_url):
     """An ICU en-US database sorts "a" < "B" < "é" < "f"; the repositories and the view
     sort by code point ("B" < "a" < "f" < "é"), as Python does."""
-    engine = create_engine_for_url(collated_pg_url)
-    factory = sessionmaker(bind=engine, expire_on_commit=False)
-    uows = lambda read_only=False: UnitOfWork(factory, read_only=read_only)  # noqa: E731
+    engine, uows = factory_for(collated_pg_url)
     names = ["é", "f", "a", "B"]
     with uows() as uow:
         for name in names:
