@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import create_engine, make_url
 from sqlalchemy.orm import sessionmaker
 
 from skillmeat_cache import Project, UnitOfWork
-from skillmeat_cache.engine import create_engine_for_url
+from skillmeat_cache.engine import create_engine_for_url, to_url
 from skillmeat_cache.models import utcnow
+from skillmeat_cache.repositories.sqlalchemy import _ARTIFACTS_OF_PROJECT_TYPE, _OUTDATED
 
-__all__ = ["Ours"]
+__all__ = ["Ours", "SqlAlchemyAlone"]
 
 
 class Ours:
@@ -82,3 +84,34 @@ class Ours:
         """W8, one project."""
         with self.uow() as uow:
             return uow.artifacts.upsert_many(rows)
+
+
+class SqlAlchemyAlone:
+    """The floor under our side of W3 and W6: SQLAlchemy's ORM by itself, none of our code
+    around it. A bare ``Session`` on a plain engine (PostgreSQL: in autocommit, one round
+    trip, as our read-only units are; sessions in UTC, as ours are), running the very
+    statements our repository runs and loading the same mapped classes: no unit of work,
+    no read-only guards, no argument checks, no schema check, no liveness check.
+    """
+
+    def __init__(self, url: str) -> None:
+        parsed = make_url(to_url(url))
+        kwargs: dict[str, Any] = {}
+        if parsed.get_backend_name() == "postgresql":
+            kwargs = {"isolation_level": "AUTOCOMMIT", "connect_args": {"options": "-c timezone=UTC"}}
+        self.engine = create_engine(parsed, **kwargs)
+        self.factory = sessionmaker(bind=self.engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        """Dispose of the engine."""
+        self.engine.dispose()
+
+    def outdated(self) -> list[Any]:
+        """W3."""
+        with self.factory() as session:
+            return list(session.scalars(_OUTDATED).all())
+
+    def list_for_project(self, project_id: str, type_: str) -> list[Any]:
+        """W6."""
+        with self.factory() as session:
+            return list(session.scalars(_ARTIFACTS_OF_PROJECT_TYPE, {"project_id": project_id, "type": type_}).all())

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from .dataset import SIZES, Dataset, build
-from .ours import Ours
+from .ours import Ours, SqlAlchemyAlone
 from .raw import RawPostgres, RawSqlite, sqlite_connect
 
 __all__ = ["TARGETS", "main", "run"]
@@ -68,6 +68,9 @@ class Workload:
     verify: Callable[[str, Any], None] | None = None  # after every repetition
     warm: Callable[[], tuple[Any, Any]] | None = None  # default: repetition 0 of each side
     check: Callable[[Any, Any], None] | None = None  # on the warm-up results: same answer?
+    # SQLAlchemy alone doing what ours does (the floor under ours), timed alongside for the
+    # reads whose targets SQLAlchemy's own cost decides; not part of the ratio.
+    alone: Callable[[int], Any] | None = None
 
 
 @dataclass
@@ -82,6 +85,13 @@ class Result:
     ours_runs: list[float] = field(default_factory=list)
     raw_runs: list[float] = field(default_factory=list)
     reps: int = 1
+    alone: float | None = None
+    alone_runs: list[float] = field(default_factory=list)
+
+    @property
+    def alone_ratio(self) -> float | None:
+        """SQLAlchemy alone / raw: the best ratio any ORM-entity read could reach."""
+        return None if self.alone is None else self.alone / self.raw
 
     @property
     def ratio(self) -> float:
@@ -102,6 +112,7 @@ class _Backend:
 
     name = ""
     ours: Ours
+    alone: SqlAlchemyAlone
     raw: Any
     admin: Any
 
@@ -143,6 +154,7 @@ class SqliteBackend(_Backend):
         migrate(str(self.template))
         shutil.copyfile(self.template, self.path)
         self.ours = Ours(str(self.path))
+        self.alone = SqlAlchemyAlone(str(self.path))
         self.raw = RawSqlite(str(self.path))
         self.admin = sqlite_connect(str(self.path))
 
@@ -210,6 +222,8 @@ class PostgresBackend(_Backend):
             migrate(conninfo)
             self.ours = Ours(conninfo)
             self.opened.append(self.ours)
+            self.alone = SqlAlchemyAlone(conninfo)
+            self.opened.append(self.alone)
             self.raw = RawPostgres(conninfo)
             self.opened.append(self.raw)
             self.admin = psycopg.connect(conninfo, autocommit=True)
@@ -397,7 +411,7 @@ class Suite:
 
     def workloads(self) -> dict[str, Workload]:
         b, data = self.b, self.data
-        o, r = b.ours, b.raw
+        o, r, a = b.ours, b.raw, b.alone
         triples = list(zip(data.projects, data.artifacts, data.metadata, strict=True))
         n_tags = sum(len(m["tags"]) for metas in data.metadata for m in metas)
 
@@ -480,7 +494,14 @@ class Suite:
                 warm=warm_ingest,
             ),
             "W2": Workload("W2", lambda _: o.summaries(), lambda _: r.summaries(), reps=5, check=check_summaries),
-            "W3": Workload("W3", lambda _: o.outdated(), lambda _: r.outdated(), reps=5, check=check_ids),
+            "W3": Workload(
+                "W3",
+                lambda _: o.outdated(),
+                lambda _: r.outdated(),
+                reps=5,
+                check=check_ids,
+                alone=lambda _: a.outdated(),
+            ),
             "W4": Workload(
                 "W4",
                 lambda _: o.update_upstream(self.w4_changes),
@@ -490,7 +511,7 @@ class Suite:
                 check=check_equal,
             ),
             "W5": Workload("W5", delete(o), delete(r), reps=10, prepare=self._restore_w5, verify=verify_delete),
-            "W6": Workload("W6", listing(o), listing(r), reps=50, check=check_ids),
+            "W6": Workload("W6", listing(o), listing(r), reps=50, check=check_ids, alone=listing(a)),
             "W7": Workload(
                 "W7",
                 lambda _: o.set_metadata(self.w7_rows),
@@ -540,6 +561,11 @@ def measure(suite: Suite, w: Workload, runs: int, target: float, profile: Path |
         del results
     if w.check is not None:
         w.check(warm_ours, warm_raw)
+    if w.alone is not None:
+        warm_alone = w.alone(0)
+        if w.check is not None:
+            w.check(warm_alone, warm_raw)
+        del warm_alone
     # Results are dropped as soon as they are checked: a previous result kept alive while
     # the next one is built would be garbage-collector work charged to the next run.
     del warm_ours, warm_raw
@@ -548,14 +574,20 @@ def measure(suite: Suite, w: Workload, runs: int, target: float, profile: Path |
         import cProfile
 
         profiler = cProfile.Profile()
-    times: dict[str, list[float]] = {"ours": [], "raw": []}
+    times: dict[str, list[float]] = {"ours": [], "raw": [], "alone": []}
+    sides = [("ours", w.ours), ("raw", w.raw)] + ([("alone", w.alone)] if w.alone is not None else [])
     for _run in range(runs):
-        for side, fn in (("ours", w.ours), ("raw", w.raw)):
+        for side, fn in sides:
             samples = []
             for rep in range(w.reps):
                 if w.prepare is not None:
                     w.prepare(rep)
-                b.level()
+                # The timed section is the run: level once before its repetitions, and again
+                # before each one that follows a restore (which wrote). Levelling before every
+                # call of a read would time each one with the collector's walk just behind it
+                # (CPU caches emptied), which no caller meets twice in a row.
+                if rep == 0 or w.prepare is not None:
+                    b.level()
                 if profiler is not None and side == "ours":
                     profiler.enable()
                 start = time.perf_counter()
@@ -581,6 +613,8 @@ def measure(suite: Suite, w: Workload, runs: int, target: float, profile: Path |
         times["ours"],
         times["raw"],
         w.reps,
+        statistics.median(times["alone"]) if times["alone"] else None,
+        times["alone"],
     )
 
 
@@ -662,6 +696,11 @@ def run(
                     f"runs ours [{', '.join(_fmt(x) for x in result.ours_runs)}] "
                     f"raw [{', '.join(_fmt(x) for x in result.raw_runs)}]  {time.perf_counter() - t0:.0f} s"
                 )
+                if result.alone is not None:
+                    out(
+                        f"    SQLAlchemy alone {_fmt(result.alone):>9}  ratio {result.alone_ratio:5.2f}  "
+                        f"runs [{', '.join(_fmt(x) for x in result.alone_runs)}]"
+                    )
         finally:
             backend.close()
     return results
@@ -715,6 +754,12 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table(results))
     failed = [f"{r.backend} {r.id}" for r in results if not r.passed]
+    floors = [r for r in results if r.alone_ratio is not None]
+    if floors:
+        print(
+            "\nSQLAlchemy alone (a bare Session on a plain engine, the same statements and entities; "
+            "ratio to raw): " + ", ".join(f"{r.backend} {r.id} {r.alone_ratio:.2f}" for r in floors)
+        )
     print(f"\n{len(results) - len(failed)}/{len(results)} PASS" + (f"; FAIL: {', '.join(failed)}" if failed else ""))
     if args.size != "full":
         print("(the targets are set for the full size; at this size a unit of work's fixed cost dominates)")
@@ -725,7 +770,9 @@ def main(argv: list[str] | None = None) -> int:
             "size": args.size,
             "runs": args.runs,
             "machine": machine,
-            "results": [{**asdict(r), "ratio": r.ratio, "passed": r.passed} for r in results],
+            "results": [
+                {**asdict(r), "ratio": r.ratio, "alone_ratio": r.alone_ratio, "passed": r.passed} for r in results
+            ],
         }
         args.json.write_text(json.dumps(payload, indent=2))
     return 0 if not failed else 1

@@ -12,7 +12,8 @@ import re
 import select
 import sqlite3
 import time
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -42,6 +43,9 @@ SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 MEMORY_URL = "sqlite://"
 ENV_VAR_ENV = "SKILLMEAT_CACHE_ENV"
 ENV_VAR_URL = "SKILLMEAT_CACHE_URL"
+
+# Pool record info key: the transaction that sent BEGIN on the shared in-memory connection.
+_BEGUN_BY = "skillmeat_begun_by"
 
 # Connection execution option a read-only unit of work sets: SQLite then starts a
 # deferred BEGIN instead of BEGIN IMMEDIATE.
@@ -201,23 +205,49 @@ def _install_sqlite_events(
         finally:
             cursor.close()
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        dbapi_connection = conn.connection.dbapi_connection
-        if memory and dbapi_connection.in_transaction:
-            raise ConcurrentUseError(
-                "the in-memory test database has one connection and it is in use by another unit of work; "
-                "run units of work on it one after another"
-            )
-        statement = "BEGIN" if conn.get_execution_options().get(READ_ONLY_OPTION) else "BEGIN IMMEDIATE"
-        # Straight to the driver: every unit of work passes here, and SQLAlchemy's
-        # statement machinery costs more than the BEGIN itself. Errors (SQLITE_BUSY
-        # after busy_timeout) are wrapped the way SQLAlchemy wraps them. (With echo on,
-        # SQLAlchemy logs "BEGIN (implicit)" for it.)
-        try:
-            dbapi_connection.execute(statement)
-        except sqlite3.Error as exc:
-            raise sa_exc.DBAPIError.instance(statement, (), exc, sqlite3.Error) from exc
+    def _begin(cursor: Any, context: Any) -> None:
+        transaction = context.root_connection.get_transaction() if context is not None else None
+        if transaction is None:  # not in a SQLAlchemy transaction (AUTOCOMMIT): nothing to begin
+            return
+        dbapi_connection = cursor.connection
+        record_info = context.root_connection.connection.info
+        if dbapi_connection.in_transaction:
+            if memory:
+                owner = record_info.get(_BEGUN_BY)
+                if owner is None or owner() is not transaction:
+                    raise ConcurrentUseError(
+                        "the in-memory test database has one connection and it is in use by another unit of work; "
+                        "run units of work on it one after another"
+                    )
+            return
+        # Straight to the driver, just before the transaction's first statement (so a
+        # writer holds the write lock before it reads anything). Errors (SQLITE_BUSY after
+        # busy_timeout) come out as the statement's own, wrapped by SQLAlchemy.
+        dbapi_connection.execute("BEGIN" if context.execution_options.get(READ_ONLY_OPTION) else "BEGIN IMMEDIATE")
+        if memory:
+            record_info[_BEGUN_BY] = weakref.ref(transaction)
+
+    # Dialect-level hooks, not the engine's ``begin`` event: any engine-level listener
+    # makes SQLAlchemy join event dispatchers for every connection and statement, which
+    # cost a unit of work more than the BEGIN itself (docs/performance.md).
+    install_statement_hook(engine, _begin)
+
+
+def install_statement_hook(engine: Engine, hook: Callable[[Any, Any], None]) -> None:
+    """Call ``hook(cursor, context)`` before every statement the engine's dialect sends
+    (``execute``, ``executemany``, no-parameter ``execute``). ``context`` is SQLAlchemy's
+    execution context (it may be None for a statement sent outside one).
+    """
+
+    def _execute(cursor: Any, _statement: str, _parameters: Any, context: Any = None) -> None:
+        hook(cursor, context)
+
+    def _execute_no_params(cursor: Any, _statement: str, context: Any = None) -> None:
+        hook(cursor, context)
+
+    event.listen(engine, "do_execute", _execute)
+    event.listen(engine, "do_executemany", _execute)
+    event.listen(engine, "do_execute_no_params", _execute_no_params)
 
 
 # A pooled PostgreSQL connection idle longer than this is pinged (one round trip) before

@@ -25,9 +25,9 @@ from types import TracebackType
 from typing import Any, Self
 
 from sqlalchemy import Engine, event
-from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.orm import Session
 
-from .engine import READ_ONLY_OPTION
+from .engine import READ_ONLY_OPTION, install_statement_hook
 from .errors import ReadOnlyError, UnitOfWorkActiveError, map_db_error
 from .repositories.base import ArtifactRepository, MarketplaceRepository, MetadataRepository, ProjectRepository
 from .repositories.sqlalchemy import (
@@ -115,6 +115,7 @@ class AbstractUnitOfWork(ABC):
 
 
 _checked_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+_guarded_dialects: weakref.WeakSet[Any] = weakref.WeakSet()  # engines may share one dialect
 _check_lock = threading.Lock()
 
 
@@ -127,18 +128,17 @@ def _ensure_schema(engine: Engine) -> None:
             return
         with engine.connect().execution_options(**{READ_ONLY_OPTION: True}) as connection:
             check_schema(connection)
-        if not event.contains(engine, "before_cursor_execute", _refuse_statement_writes):
-            event.listen(engine, "before_cursor_execute", _refuse_statement_writes)
+        if engine.dialect not in _guarded_dialects:
+            install_statement_hook(engine, _refuse_statement_writes)
+            _guarded_dialects.add(engine.dialect)
         _checked_engines.add(engine)
 
 
-def _refuse_statement_writes(
-    _conn: Any, _cursor: Any, _statement: str, _parameters: Any, context: Any, _executemany: bool
-) -> None:
+def _refuse_statement_writes(_cursor: Any, context: Any) -> None:
     """Refuse INSERT/UPDATE/DELETE/DDL constructs on a read-only unit's connection, however
-    they were run (``session.connection().execute``, ``bulk_insert_mappings``): the session
-    events see only what goes through the session. SQL text is not recognised (see
-    docs/errors.md, "Known gaps").
+    they were run (ORM statements through the session, ``session.connection().execute``,
+    ``bulk_insert_mappings``), just before the driver would send them. SQL text is not
+    recognised (see docs/errors.md, "Known gaps").
     """
     if (
         context is not None
@@ -174,19 +174,18 @@ def _refuse_flush(session: Session, _context: Any, _instances: Any) -> None:
         raise ReadOnlyError("this unit of work is read-only and cannot write")
 
 
-def _refuse_dml(state: ORMExecuteState) -> None:
-    if (state.is_insert or state.is_update or state.is_delete) and state.session.info.get(_READ_ONLY_INFO):
-        raise ReadOnlyError("this unit of work is read-only and cannot write")
-
-
 def _guard(session_class: type) -> None:
-    """Install the read-only guards on a session class (they act on marked sessions only)."""
+    """Install the flush guard on a session class (it acts on marked sessions only).
+
+    Statements (ORM ``insert``/``update``/``delete`` included) are refused at the driver
+    by ``_refuse_statement_writes``; a ``do_orm_execute`` listener would refuse them
+    earlier but costs every execution of every session of the class an event dispatch.
+    """
     if session_class in _guarded_classes:
         return
     with _guard_lock:
         if session_class not in _guarded_classes:
             event.listen(session_class, "before_flush", _refuse_flush)
-            event.listen(session_class, "do_orm_execute", _refuse_dml)
             _guarded_classes.add(session_class)
 
 
