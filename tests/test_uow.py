@@ -179,6 +179,29 @@ def _other_connection(url: str, timeout: float = 0.2) -> sqlite3.Connection:
     return conn
 
 
+def test_a_unit_of_work_opening_with_a_savepoint_keeps_it_inside_its_transaction(sqlite_url):
+    """BEGIN IMMEDIATE goes to the driver just before a transaction's first statement,
+    whatever it is: here the SAVEPOINT of a repository write. Without it SQLite would run
+    the SAVEPOINT as a transaction of its own, whose RELEASE commits: the rollback below
+    would then undo nothing."""
+    engine = create_engine_for_url(sqlite_url)
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    other = _other_connection(sqlite_url)
+    try:
+        with UnitOfWork(factory) as uow:
+            uow.metadata.set_value("k", "v")
+            with pytest.raises(sqlite3.OperationalError) as info:
+                other.execute("BEGIN IMMEDIATE")
+            assert info.value.sqlite_errorcode == sqlite3.SQLITE_BUSY
+            uow.rollback()
+            assert uow.metadata.get_value("k") is None
+        with UnitOfWork(factory, read_only=True) as uow:
+            assert uow.metadata.get_value("k") is None
+    finally:
+        other.close()
+        engine.dispose()
+
+
 def test_writing_unit_of_work_takes_the_write_lock_up_front_on_sqlite(sqlite_url):
     """BEGIN IMMEDIATE: while a writing UoW has only read, another writer already waits."""
     engine = create_engine_for_url(sqlite_url)
@@ -265,10 +288,10 @@ def test_failed_commit_rolls_back_to_the_last_commit_and_the_unit_of_work_goes_o
 
 
 def test_read_only_unit_refuses_statement_writes_that_bypass_the_session(uow_factory):
-    """INSERT/UPDATE constructs run on the unit's connection, or through bulk mappings,
-    never reach the database from a read-only unit (on PostgreSQL it runs in autocommit,
-    where they would commit at once)."""
-    from sqlalchemy import insert, update
+    """INSERT/UPDATE/DELETE constructs, run through the session (ORM statements), on the
+    unit's connection, or through bulk mappings, never reach the database from a read-only
+    unit (on PostgreSQL it runs in autocommit, where they would commit at once)."""
+    from sqlalchemy import delete, insert, update
 
     now = datetime(2026, 1, 1, tzinfo=UTC)
     row = {"id": "p1", "name": "p", "path": "/p", "status": "active", "created_at": now, "updated_at": now}
@@ -279,6 +302,9 @@ def test_read_only_unit_refuses_statement_writes_that_bypass_the_session(uow_fac
         lambda uow: uow.session.connection().execute(insert(table).values(**{**row, "id": "p2", "path": "/p2"})),
         lambda uow: uow.session.connection().execute(update(table).values(name="renamed")),
         lambda uow: uow.session.bulk_insert_mappings(Project, [{**row, "id": "p3", "path": "/p3"}]),
+        lambda uow: uow.session.execute(update(Project).values(name="renamed")),
+        lambda uow: uow.session.execute(delete(Project).where(Project.id == "p1")),
+        lambda uow: uow.session.execute(insert(Project), [{**row, "id": "p4", "path": "/p4"}]),
     ]
     for attempt in attempts:
         with pytest.raises(ReadOnlyError), uow_factory(read_only=True) as uow:

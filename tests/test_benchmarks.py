@@ -1,0 +1,48 @@
+"""The repository benchmark (``python -m benchmarks``) at its small size, one run.
+
+No timing is asserted. What is: the harness runs every workload on a database built by
+our migrations, both sides return the same answers (the harness compares them and
+raises otherwise), and the report names every workload, with the SQLAlchemy-alone floor
+for W3 and W6 only.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+from pathlib import Path
+
+import psycopg
+import pytest
+from conftest import PG_ADMIN_URL, _pg_unavailable
+
+from benchmarks.workloads import TARGETS, main
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_the_benchmark_runs_every_workload_and_reports_it(
+    backend: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pg_url = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
+    if backend == "postgres":
+        try:
+            psycopg.connect(pg_url, connect_timeout=5).close()
+        except psycopg.OperationalError as exc:
+            _pg_unavailable(str(exc).splitlines()[0])
+    out = tmp_path / "results.json"
+    args = ["--size", "small", "--runs", "1", "--backend", backend, "--json", str(out), "--pg-url", pg_url]
+
+    try:
+        main(args)  # exits 1 when a target fails, as most do at this size
+    finally:
+        gc.unfreeze()  # the harness freezes its heap; give the rest of the session its own back
+
+    printed = capsys.readouterr().out
+    results = json.loads(out.read_text())["results"]
+    assert [(r["backend"], r["id"]) for r in results] == [(backend, w) for w in TARGETS]
+    for r in results:
+        assert r["ours"] > 0 and r["raw"] > 0 and len(r["ours_runs"]) == len(r["raw_runs"]) == 1
+        assert r["ratio"] == pytest.approx(r["ours"] / r["raw"])
+        assert (r["alone"] is not None) is (r["id"] in ("W3", "W6"))
+        assert f"| {backend} | {r['id']} |" in printed
+    assert f"{backend} W3 " in printed.split("SQLAlchemy alone (")[1]
