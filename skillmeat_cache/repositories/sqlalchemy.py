@@ -287,11 +287,16 @@ _ARTIFACT_BY_KEY = select(Artifact).where(
     Artifact.type == bindparam("type"),
     Artifact.name == bindparam("name"),
 )
-_ARTIFACTS_OF_PROJECT = select(Artifact).where(Artifact.project_id == bindparam("project_id")).order_by(*_ORDER)
+# Where the filter fixes the leading columns, only the rest is sorted on: the same order,
+# and PostgreSQL need not sort on a fixed project_id under COLLATE "C".
+_IN_PROJECT_ORDER = _ORDER[1:]
+_ARTIFACTS_OF_PROJECT = (
+    select(Artifact).where(Artifact.project_id == bindparam("project_id")).order_by(*_IN_PROJECT_ORDER)
+)
 _ARTIFACTS_OF_PROJECT_TYPE = (
     select(Artifact)
     .where(Artifact.project_id == bindparam("project_id"), Artifact.type == bindparam("type"))
-    .order_by(*_ORDER)
+    .order_by(*_ORDER[2:])
 )
 _ARTIFACTS_OF_TYPE = select(Artifact).where(Artifact.type == bindparam("type")).order_by(*_ORDER)
 # ``= true()`` (not ``IS true``): an equality both engines answer from an index.
@@ -299,7 +304,7 @@ _OUTDATED = select(Artifact).where(Artifact.is_outdated == true()).order_by(*_OR
 _OUTDATED_OF_PROJECT = (
     select(Artifact)
     .where(Artifact.is_outdated == true(), Artifact.project_id == bindparam("project_id"))
-    .order_by(*_ORDER)
+    .order_by(*_IN_PROJECT_ORDER)
 )
 
 
