@@ -210,10 +210,9 @@ def _install_sqlite_events(
         if transaction is None:  # not in a SQLAlchemy transaction (AUTOCOMMIT): nothing to begin
             return
         dbapi_connection = cursor.connection
-        record_info = context.root_connection.connection.info
         if dbapi_connection.in_transaction:
             if memory:
-                owner = record_info.get(_BEGUN_BY)
+                owner = context.root_connection.connection.info.get(_BEGUN_BY)
                 if owner is None or owner() is not transaction:
                     raise ConcurrentUseError(
                         "the in-memory test database has one connection and it is in use by another unit of work; "
@@ -225,7 +224,7 @@ def _install_sqlite_events(
         # busy_timeout) come out as the statement's own, wrapped by SQLAlchemy.
         dbapi_connection.execute("BEGIN" if context.execution_options.get(READ_ONLY_OPTION) else "BEGIN IMMEDIATE")
         if memory:
-            record_info[_BEGUN_BY] = weakref.ref(transaction)
+            context.root_connection.connection.info[_BEGUN_BY] = weakref.ref(transaction)
 
     # Dialect-level hooks, not the engine's ``begin`` event: any engine-level listener
     # makes SQLAlchemy join event dispatchers for every connection and statement, which
