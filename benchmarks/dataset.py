@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # One vocabulary for generated trees and benchmark rows (see corpus.py).
+from skillmeat_cache.values import default_artifact_path
+
 from .corpus import _AUTHORS, _OBJECTS, _TAGS, _VERBS
 
 __all__ = ["SIZES", "Dataset", "build"]
@@ -134,6 +136,7 @@ def build(size: str = "full", seed: int = 4) -> Dataset:
                     "project_id": pid,
                     "type": type_,
                     "name": art,
+                    "path": default_artifact_path(type_, art),
                     "source": source,
                     "deployed_version": deployed,
                     "upstream_version": upstream,

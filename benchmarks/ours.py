@@ -47,7 +47,7 @@ class Ours:
             uow.artifacts.upsert_many(rows)
             ids = uow.artifacts.keys_for_project(project["id"])
             uow.metadata.set_many(
-                [{"artifact_id": ids[(r["type"], r["name"])], **m} for r, m in zip(rows, metas, strict=True)]
+                [{"artifact_id": ids[(r["type"], r["path"], r["name"])], **m} for r, m in zip(rows, metas, strict=True)]
             )
 
     def summaries(self) -> list[Any]:

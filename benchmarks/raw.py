@@ -80,12 +80,12 @@ class _Raw:
             f"VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, 'active')"
         )
         self.sql_upsert_artifact = (
-            "INSERT INTO artifacts (id, project_id, type, name, source, deployed_version, upstream_version, "
-            f"is_outdated, local_modified, content_hash, created_at, updated_at) VALUES ({', '.join([p] * 12)}) "
-            f"ON CONFLICT (project_id, type, name) DO UPDATE SET {carried_set}, updated_at = excluded.updated_at "
+            "INSERT INTO artifacts (id, project_id, type, name, path, source, deployed_version, upstream_version, "
+            f"is_outdated, local_modified, content_hash, created_at, updated_at) VALUES ({', '.join([p] * 13)}) "
+            f"ON CONFLICT (project_id, type, path, name) DO UPDATE SET {carried_set}, updated_at = excluded.updated_at "
             f"WHERE {carried_where}"
         )
-        self.sql_keys = f"SELECT type, name, id FROM artifacts WHERE project_id = {p}"
+        self.sql_keys = f"SELECT type, path, name, id FROM artifacts WHERE project_id = {p}"
         self.sql_upsert_metadata = (
             "INSERT INTO artifact_metadata (artifact_id, metadata, description, tags, aliases) "
             f"VALUES ({p}, {j}, {p}, {j}, {j}) ON CONFLICT (artifact_id) DO UPDATE SET "
@@ -150,6 +150,7 @@ class _Raw:
                 r["project_id"],
                 r["type"],
                 r["name"],
+                r["path"],
                 r["source"],
                 r["deployed_version"],
                 r["upstream_version"],
@@ -179,11 +180,11 @@ class _Raw:
                 self.sql_insert_project, (pid, project["name"], project["path"], project["description"], ts, ts, ts)
             )
             self.executemany(self.sql_upsert_artifact, self._artifact_params(rows, ts))
-            ids = {(t, n): i for t, n, i in self.fetchall(self.sql_keys, (pid,))}
+            ids = {(t, path, n): i for t, path, n, i in self.fetchall(self.sql_keys, (pid,))}
             params = []
             tags = []
             for r, m in zip(rows, metas, strict=True):
-                aid = ids[(r["type"], r["name"])]
+                aid = ids[(r["type"], r["path"], r["name"])]
                 params.append((aid, dumps(m["data"]), m["description"], dumps(m["tags"]), dumps(m["aliases"])))
                 tags.extend((aid, t) for t in m["tags"])
             self._write_metadata(params, tags)

@@ -40,6 +40,7 @@ from .values import (
     PROJECT_STATUSES,
     aware_utc,
     check_choice,
+    default_artifact_path,
     ensure_utc,
     sqlite_timestamp,
     timestamp_from_sqlite,
@@ -59,6 +60,7 @@ __all__ = [
     "Project",
     "TEXT_LIMITS",
     "by_code_point",
+    "check_artifact_path",
     "derive_outdated",
     "ensure_utc",
     "new_id",
@@ -97,6 +99,23 @@ def derive_outdated(deployed: str | None, upstream: str | None) -> bool:
         return Version(upstream) > Version(deployed)
     except InvalidVersion:
         return deployed != upstream
+
+
+def check_warnings(value: Any) -> list[dict[str, str]] | None:
+    """Validate a project's stored scan warnings: None, or a list of ``{"path": text,
+    "message": text}`` objects (copied).
+    """
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)):
+        raise ValidationError("warnings", f"expected a list, got {type(value).__name__}")
+    out = []
+    for item in value:
+        if not isinstance(item, dict) or set(item) != {"path", "message"}:
+            raise ValidationError("warnings", "each warning must be an object with 'path' and 'message'")
+        path = check_text("path", item["path"], lookup=True)  # a warning's path is never an index key
+        out.append({"path": path, "message": check_text("message", item["message"])})
+    return out
 
 
 def check_json(field: str, value: Any) -> Any:
@@ -153,6 +172,20 @@ def check_text(field: str, value: Any, *, required: bool = False, lookup: bool =
     if limit is not None and size > limit:
         raise ValidationError(field, f"is {size} bytes long; at most {limit} bytes (UTF-8) are allowed")
     return value
+
+
+def check_artifact_path(value: Any) -> str:
+    """Validate an artifact's path: text (see :func:`check_text`, at most
+    ``TEXT_LIMITS["path"]`` bytes), relative to its project folder, POSIX, with no empty,
+    ``.`` or ``..`` component (a backslash is an ordinary character of a file name).
+    Returns it unchanged.
+    """
+    check_text("path", value, required=True)
+    if value.startswith("/"):
+        raise ValidationError("path", f"must be a relative POSIX path inside the project, got {value!r}")
+    if any(part in ("", ".", "..") for part in value.split("/")):
+        raise ValidationError("path", f"must not hold empty, '.' or '..' components, got {value!r}")
+    return value  # type: ignore[no-any-return]
 
 
 class CodePointOrder(ColumnElement[Any]):
@@ -265,6 +298,7 @@ class Base(DeclarativeBase):
         datetime: UTCDateTime(),
         dict[str, Any]: JSONType,
         list[str]: JSONType,
+        list[dict[str, str]]: JSONType,
     }
 
     _defaults: ClassVar[dict[str, Any]] = {}
@@ -333,6 +367,8 @@ class Project(Base):
     error_message: Mapped[str | None]
     # Digest of the sizes and mtimes of what a scan read (revision 0002); None: never read.
     fingerprint: Mapped[str | None]
+    # The warnings of the last read, [{"path", "message"}] (revision 0005); None: none.
+    warnings: Mapped[list[dict[str, str]] | None]
 
     artifacts: Mapped[list[Artifact]] = relationship(
         back_populates="project",
@@ -356,6 +392,10 @@ class Project(Base):
     def _validate_status(self, key: str, value: Any) -> str:
         return check_choice(key, value, PROJECT_STATUSES)
 
+    @validates("warnings")
+    def _validate_warnings(self, key: str, value: Any) -> list[dict[str, str]] | None:
+        return check_warnings(value)
+
     @validates("created_at", "updated_at", "last_fetched")
     def _validate_ts(self, key: str, value: datetime | None) -> datetime | None:
         return _validate_timestamp(key, value, required=key != "last_fetched")
@@ -377,7 +417,8 @@ class Artifact(Base):
 
     __tablename__ = "artifacts"
     __table_args__ = (
-        UniqueConstraint("project_id", "type", "name"),
+        # Revision 0005: two artifacts of one type and name are told apart by path.
+        UniqueConstraint("project_id", "type", "path", "name"),
         CheckConstraint(_one_of("type", ARTIFACT_TYPES), name="type"),
         # The seed's name, widened to (project_id, is_outdated) in revision 0003: project
         # summaries count artifacts and outdated ones from the index alone.
@@ -393,12 +434,14 @@ class Artifact(Base):
         "is_outdated": lambda: False,
         "local_modified": lambda: False,
     }
-    _required = ("project_id", "name", "type")
+    _required = ("project_id", "name", "type", "path")
 
     id: Mapped[str] = mapped_column(primary_key=True, default=new_id)
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     name: Mapped[str]
     type: Mapped[str]
+    # Relative to the project folder, POSIX (revision 0005); see default_artifact_path.
+    path: Mapped[str]
     source: Mapped[str | None]
     deployed_version: Mapped[str | None]
     upstream_version: Mapped[str | None]
@@ -418,6 +461,8 @@ class Artifact(Base):
         project = kwargs.get("project")
         if project is not None and kwargs.get("project_id") is None:
             kwargs["project_id"] = project.id
+        if kwargs.get("path") is None and kwargs.get("type") in ARTIFACT_TYPES and isinstance(kwargs.get("name"), str):
+            kwargs["path"] = default_artifact_path(kwargs["type"], kwargs["name"])
         super().__init__(**kwargs)
         self.is_outdated = derive_outdated(self.deployed_version, self.upstream_version)
 
@@ -428,6 +473,10 @@ class Artifact(Base):
     @validates("type")
     def _validate_type(self, key: str, value: Any) -> str:
         return check_choice(key, value, ARTIFACT_TYPES)
+
+    @validates("path")
+    def _validate_path(self, key: str, value: Any) -> str:
+        return check_artifact_path(value)
 
     @validates("deployed_version", "upstream_version")
     def _validate_version(self, key: str, value: Any) -> str | None:

@@ -27,16 +27,18 @@ def run_with_retry(
     attempts: int = 5,
     initial_wait: float = 0.05,
     max_wait: float = 2.0,
+    retry_on: tuple[type[BaseException], ...] = (DatabaseBusyError,),
 ) -> T:
-    """Run ``work(uow)`` inside ``with uow:``, retrying on DatabaseBusyError.
+    """Run ``work(uow)`` inside ``with uow:``, retrying on DatabaseBusyError (or the
+    exception types given as ``retry_on``).
 
     Each attempt gets a new unit of work from ``uow_factory`` and re-runs ``work`` from
     the start; waits are random, growing exponentially up to ``max_wait`` seconds. After
-    ``attempts`` tries the last DatabaseBusyError propagates. Other errors are not retried.
+    ``attempts`` tries the last error propagates. Other errors are not retried.
     """
     result: T
     for attempt in Retrying(
-        retry=retry_if_exception_type(DatabaseBusyError),
+        retry=retry_if_exception_type(retry_on),
         stop=stop_after_attempt(attempts),
         wait=wait_random_exponential(multiplier=initial_wait, max=max_wait),
         reraise=True,

@@ -3,63 +3,76 @@
 A pure filesystem layer: no database, no console output. Three entry points:
 
 - :func:`discover_projects` walks folders (``os.scandir``, lazily) and yields every project
-  folder, i.e. every folder that holds a ``.claude/`` directory.
+  folder (see :func:`is_project_folder`).
 - :func:`project_fingerprint` digests the stat data (never the contents) of everything
   :func:`read_project` reads, so a caller can skip a project whose fingerprint is unchanged.
-- :func:`read_project` reads a project's ``.claude/`` folder: its artifacts (skills, agents,
-  commands, hooks, MCP servers) with their frontmatter and content hashes, and the two
-  SkillMeat files ``.skillmeat-project.toml`` and ``.skillmeat-deployed.toml``.
+- :func:`read_project` reads a project's profile folders: its artifacts (skills, agents,
+  commands, hooks, MCP servers) with their metadata and content hashes, and SkillMeat's
+  ``.skillmeat-project.toml`` and ``.skillmeat-deployed.toml``.
 
 Nothing here raises for a bad file: each problem becomes a :class:`ScanWarning` and the scan
 goes on. Nothing outside the project (or the discovery root) is read and nothing is executed.
 
-Layout of ``.claude/`` (anything else in it is ignored quietly)::
+Profile roots (SkillMeat's): ``.claude``, ``.codex``, ``.gemini``, ``.cursor``. ``.claude/``
+always makes a project; the others only when they hold ``skills/``, ``agents/`` or
+``commands/``. In each profile root (anything else in it is ignored quietly)::
 
-    skills/<name>/SKILL.md
-    commands/<name>.md        or  commands/<name>/COMMAND.md
-    agents/<name>.md          or  agents/<name>/AGENT.md
-    hooks/<name>/HOOK.md
-    mcp/<name>/MCP.md         or  mcp/<name>/mcp.json
-    .skillmeat-project.toml   (name, description)
-    .skillmeat-deployed.toml  ([[deployed]] tables)
+    skills/<name>/SKILL.md          (manifest name in any case: skill.md too)
+    agents/**/<name>.md             (any depth; README/CHANGELOG/LICENSE/CONTRIBUTING.md excluded)
+    agents/<name>/AGENT.md          (folder form, directly under agents/)
+    commands/**/<name>.md           commands/<name>/COMMAND.md
+    hooks/<name>/HOOK.md            (older form; other files under hooks/ are hook code)
+    mcp/<name>/MCP.md  or  mcp/<name>/mcp.json
+    settings.json, settings.local.json   key "hooks" (see config_files)
+    .skillmeat-deployed.toml        ([[deployed]] records)
+    .skillmeat-project.toml         (.claude only: a [project] table, or top-level keys)
+
+and at the project root ``.mcp.json`` (key ``mcpServers``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import math
 import os
 import posixpath
 import stat
-import tomllib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
-import frontmatter
-import yaml
-
-from .errors import ValidationError
+from .config_files import MCP_FILE, SETTINGS_FILES, ConfigArtifact, hooks_from_settings, mcp_servers
+from .formats import (
+    FRONTMATTER_READ_LIMIT,
+    Meta,
+    Warn,
+    is_valid_text,
+    load_toml,
+    one_line,
+    read_markdown,
+    read_mcp_json,
+    text_path,
+)
 from .hashing import content_hash
-from .models import ARTIFACT_TYPES, TEXT_LIMITS, check_text
+from .values import ARTIFACT_TYPES
 
 __all__ = [
     "FRONTMATTER_READ_LIMIT",
+    "PROFILE_ROOTS",
     "ArtifactOnDisk",
     "ProjectOnDisk",
     "ScanWarning",
     "discover_projects",
+    "is_project_folder",
     "project_fingerprint",
     "read_project",
 ]
 
-#: At most this many bytes of a markdown file (or of an ``mcp.json``) are read for metadata.
-FRONTMATTER_READ_LIMIT = 256 * 1024
-
-#: ``.claude/`` sub-folder -> artifact type.
+#: SkillMeat's profile roots; the first is Claude Code's and always makes a project.
+PROFILE_ROOTS: tuple[str, ...] = (".claude", ".codex", ".gemini", ".cursor")
+#: What a profile root other than ``.claude`` must hold to count.
+ARTIFACT_FOLDERS: tuple[str, ...] = ("skills", "agents", "commands")
+#: Profile sub-folder -> artifact type.
 TYPE_FOLDERS: dict[str, str] = {
     "agents": "agent",
     "commands": "command",
@@ -67,26 +80,24 @@ TYPE_FOLDERS: dict[str, str] = {
     "mcp": "mcp",
     "skills": "skill",
 }
-#: The file a folder-form artifact must hold, by type (the first one present is read).
-MARKER_FILES: dict[str, tuple[str, ...]] = {
-    "agent": ("AGENT.md",),
-    "command": ("COMMAND.md",),
-    "hook": ("HOOK.md",),
-    "mcp": ("MCP.md", "mcp.json"),
-    "skill": ("SKILL.md",),
+#: The file a folder-form artifact must hold, by type, lower case (matched in any case;
+#: the first one present is read).
+MANIFESTS: dict[str, tuple[str, ...]] = {
+    "agent": ("agent.md",),
+    "command": ("command.md",),
+    "hook": ("hook.md",),
+    "mcp": ("mcp.md", "mcp.json"),
+    "skill": ("skill.md",),
 }
-#: Types that may also be a single ``<name>.md`` file directly in their type folder.
-FILE_FORM_TYPES = frozenset({"agent", "command"})
+_NOUN = {"skill": "a skill", "agent": "an agent", "command": "a command", "hook": "a hook", "mcp": "an MCP server"}
+#: Markdown files below agents/ and commands/ that are documentation, not artifacts.
+EXCLUDED_MARKDOWN = frozenset({"readme.md", "changelog.md", "license.md", "contributing.md"})
 
 PROJECT_FILE = ".skillmeat-project.toml"
 DEPLOYED_FILE = ".skillmeat-deployed.toml"
-_TOML_LIMIT = 16 * 1024 * 1024
+_PROFILE_FILES = frozenset({PROJECT_FILE, DEPLOYED_FILE, *SETTINGS_FILES})
 _SKIPPED_DIRS = frozenset({".git", "node_modules", ".venv", "venv", "__pycache__"})
-_DATA_BUDGET = 100_000  # values in one frontmatter document (guards against alias bombs)
-# libyaml's safe loader when PyYAML was built with it (8x faster), else the pure-Python one.
-_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_YAML_NULL = "tag:yaml.org,2002:null"
-_YAML_HANDLER = frontmatter.YAMLHandler()
+_MAX_DEPTH = 40  # folders below a type folder (symlink loops are caught before this)
 
 # --------------------------------------------------------------------------- public types
 
@@ -101,11 +112,11 @@ class ScanWarning:
 
 @dataclass
 class ArtifactOnDisk:
-    """One artifact found in a project's ``.claude/`` folder."""
+    """One artifact found in a project."""
 
     type: str
     name: str
-    path: Path
+    path: Path  # absolute, through the project folder
     content_hash: str
     deployed_version: str | None = None
     source: str | None = None
@@ -114,6 +125,8 @@ class ArtifactOnDisk:
     aliases: list[str] = field(default_factory=list)
     data: dict[str, Any] | None = None
     local_modified: bool = False
+    #: The path relative to the project folder, POSIX (``.claude/agents/pm/prd-writer.md``).
+    rel: str = ""
 
 
 @dataclass
@@ -126,52 +139,47 @@ class ProjectOnDisk:
     fingerprint: str
     artifacts: list[ArtifactOnDisk]
     warnings: list[ScanWarning]
-    #: What was found at ``.claude``: ok, missing, outside (a symlink leading out of the
-    #: project), notdir, error (not readable). Anything but ok means no artifacts were read.
+    #: ok when at least one profile root was read; otherwise what was found at ``.claude``:
+    #: missing, outside (a symlink leading out of the project), notdir, error (not readable).
     claude: str = "ok"
+    #: The profile roots read, in PROFILE_ROOTS order.
+    profiles: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- helpers
 
-_Warn = Callable[[str, str], None]
-
-
-def _text_path(path: str) -> str:
-    """A path as valid text (undecodable bytes shown as backslash escapes)."""
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    return path
-
-
-def _one_line(message: object, limit: int = 300) -> str:
-    text = " ".join(_text_path(str(message)).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+_Warn = Warn
 
 
 def _collector(warnings: list[ScanWarning] | None) -> _Warn:
     def warn(path: str, message: str) -> None:
         if warnings is not None:
-            warnings.append(ScanWarning(_text_path(os.fspath(path)), _one_line(message)))
+            warnings.append(ScanWarning(text_path(os.fspath(path)), one_line(message)))
 
     return warn
-
-
-def _is_valid_text(value: str) -> bool:
-    """Whether ``value`` passes :func:`check_text` (no NUL byte, no unpaired surrogate)."""
-    if value.isascii() and "\x00" not in value:  # the common case, without the call
-        return True
-    try:
-        check_text("text", value)
-    except ValidationError:
-        return False
-    return True
 
 
 def _inside(real: str, root_real: str) -> bool:
     """Whether the resolved path ``real`` is ``root_real`` or lies below it."""
     return real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep)
+
+
+def _is_profile(path: str, name: str) -> bool:
+    """Whether ``path`` (a profile root named ``name``) makes its folder a project."""
+    if not os.path.isdir(path):
+        return False
+    return name == PROFILE_ROOTS[0] or any(os.path.isdir(os.path.join(path, sub)) for sub in ARTIFACT_FOLDERS)
+
+
+def is_project_folder(path: Path | str) -> bool:
+    """Whether ``path`` holds ``.claude/``, or another profile root (``.codex``, ``.gemini``,
+    ``.cursor``) holding ``skills/``, ``agents/`` or ``commands/``.
+    """
+    folder = os.fspath(path)
+    try:
+        return any(_is_profile(os.path.join(folder, name), name) for name in PROFILE_ROOTS)
+    except (OSError, ValueError):
+        return False
 
 
 # --------------------------------------------------------------------------- discovery
@@ -182,7 +190,7 @@ def discover_projects(
     max_depth: int = 5,
     warnings: list[ScanWarning] | None = None,
 ) -> Iterator[Path]:
-    """Yield the resolved path of every project folder (a folder holding ``.claude/``) under ``roots``.
+    """Yield the resolved path of every project folder (see :func:`is_project_folder`) under ``roots``.
 
     A generator: folders are read one at a time with ``os.scandir`` and only the pending
     siblings of the current folder's ancestors are kept, never the whole tree.
@@ -190,12 +198,12 @@ def discover_projects(
     - Each root is level 0 and is itself yielded when it is a project; a folder at most
       ``max_depth`` levels below a root is examined (``max_depth=0``: only the root).
     - Nested projects (a project below a project folder) are found. A project's own
-      ``.claude/`` is not walked (it is hidden; :func:`read_project` reads it).
+      profile folders are not walked (they are hidden; :func:`read_project` reads them).
     - Not descended into: hidden folders (name starting with "."), ``.git``,
       ``node_modules``, ``__pycache__``, ``venv``/``.venv`` and any folder holding a
       ``pyvenv.cfg`` (a virtualenv). These rules apply below a root, not to a root itself.
     - Symlinks: symlinked folders are never followed (so a link can neither lead out of a
-      root nor form a loop); a symlinked ``.claude`` still marks its folder as a project
+      root nor form a loop); a symlinked profile folder still marks its folder as a project
       (:func:`read_project` checks where it leads). A root given as a symlink is resolved.
     - Order: depth first, entries sorted by name within each folder, a project before the
       projects nested in it. Each resolved path is yielded once, across all roots.
@@ -220,7 +228,7 @@ def _discover(roots: Iterable[Path | str], max_depth: int, warn: _Warn) -> Itera
             warn(raw.replace("\x00", "\\x00"), "root not scanned: its path holds a NUL byte")
             continue
         real = os.path.realpath(os.path.abspath(raw))
-        if not _is_valid_text(real):
+        if not is_valid_text(real):
             warn(os.path.abspath(raw), "root not scanned: its path is not valid UTF-8 text (it could not be stored)")
             continue
         try:
@@ -253,7 +261,7 @@ def _walk_root(root: str, max_depth: int, warn: _Warn, seen: set[str]) -> Iterat
         subdirs.sort(reverse=True)
         for name in subdirs:
             child = os.path.join(folder, name)
-            if not _is_valid_text(name):
+            if not is_valid_text(name):
                 warn(child, "folder not scanned: its name is not valid UTF-8 text")
                 continue
             stack.append((child, level + 1))
@@ -265,8 +273,8 @@ def _classify(listing: Iterable[os.DirEntry[str]], *, venv_check: bool, descend:
     subdirs: list[str] = []
     for entry in listing:
         name = entry.name
-        if name == ".claude":
-            is_project = _entry_is_dir(entry, follow=True)
+        if name in PROFILE_ROOTS:
+            is_project = is_project or _is_profile(entry.path, name)
         elif name == "pyvenv.cfg" and venv_check:
             return "venv", []
         elif descend and not name.startswith(".") and name not in _SKIPPED_DIRS and _entry_is_dir(entry, follow=False):
@@ -281,32 +289,51 @@ def _entry_is_dir(entry: os.DirEntry[str], *, follow: bool) -> bool:
         return False
 
 
-# --------------------------------------------------------------------------- the .claude walk
+# --------------------------------------------------------------------------- the profile walk
 
 
 @dataclass(slots=True, eq=False)
 class _Node:
-    """One entry below ``.claude`` as seen (lstat) by the fingerprint walk."""
+    """One entry below a profile root as seen (lstat) by the fingerprint walk."""
 
     name: str
-    path: str  # absolute, through .claude (not resolved)
-    rel: str  # POSIX, relative to .claude
+    path: str  # absolute, through the project folder (not resolved)
+    rel: str  # POSIX, relative to the project folder
     kind: str  # "d" folder, "f" regular file, "l" symlink, "o" other
     real: str | None = None  # symlinks: resolved target
     inside: bool = True  # symlinks: target within the project
-    children: dict[str, _Node] | None = None  # listed folders, sorted by name
+    target: str | None = None  # symlinks inside the project: kind of the target; None: dangling
+    children: dict[str, _Node] | None = None  # listed folders (and followed links), sorted by name
     error: str | None = None  # folders that could not be listed
+    ident: tuple[int, int] | None = None  # folders: (st_dev, st_ino), to catch symlink loops
+    parent: _Node | None = None
+
+    @property
+    def effective(self) -> str | None:
+        """The kind of what the entry leads to: "d", "f", "o"; None for a link not followed."""
+        if self.kind != "l":
+            return self.kind
+        return self.target if self.inside else None
 
 
 @dataclass(slots=True)
-class _Claude:
-    """What the fingerprint walk saw of ``.claude``."""
+class _Profile:
+    """What the walk saw of one profile root."""
 
+    name: str
     path: str
     state: str = "ok"  # ok | missing | outside | notdir | error
     reason: str | None = None
     types: dict[str, _Node] = field(default_factory=dict)  # type folder name -> node
-    tomls: dict[str, _Node] = field(default_factory=dict)  # file name -> node
+    files: dict[str, _Node] = field(default_factory=dict)  # file name -> node
+
+
+@dataclass(slots=True)
+class _Walk:
+    project: str
+    profiles: list[_Profile] = field(default_factory=list)  # the readable ones, in order
+    claude: _Profile | None = None  # .claude, whatever its state
+    mcp: _Node | None = None
 
 
 def _kind(mode: int) -> str:
@@ -321,7 +348,7 @@ def _kind(mode: int) -> str:
 
 class _Fingerprint:
     def __init__(self) -> None:
-        self._digest = hashlib.sha256(b"skillmeat-project-fingerprint/1\n")
+        self._digest = hashlib.sha256(b"skillmeat-project-fingerprint/2\n")
 
     def add(self, rel: str, kind: str, st: os.stat_result | None = None) -> None:
         line = f"{rel}\0{kind}"
@@ -333,89 +360,46 @@ class _Fingerprint:
         return self._digest.hexdigest()
 
 
-def _record(fp: _Fingerprint, node: _Node, st: os.stat_result, project: str) -> None:
+def _record(fp: _Fingerprint, node: _Node, st: os.stat_result, project: str) -> os.stat_result | None:
     """Digest one entry; for a symlink also resolve it and digest its target's stat when the
-    target lies inside the project (the link itself is never walked).
+    target lies inside the project. Returns the stat of what the entry leads to (None for a
+    link not followed).
     """
     fp.add(node.rel, node.kind, st)
     if node.kind != "l":
-        return
+        return st
     node.real = os.path.realpath(node.path)
     node.inside = _inside(node.real, project)
     if not node.inside:
         fp.add(node.rel, "->outside")
-        return
+        return None
     try:
-        fp.add(node.rel, "->", os.stat(node.path))
+        target = os.stat(node.path)
     except OSError:
         fp.add(node.rel, "->missing")
+        return None
+    node.target = _kind(target.st_mode)
+    fp.add(node.rel, "->", target)
+    return target
 
 
-def _walk_claude(project: str, warn: _Warn) -> tuple[str, _Claude]:
-    """Stat (never read) everything read_project reads; return the fingerprint and the tree.
-
-    ``project`` is resolved. ``.claude`` and the type folders are followed when they are
-    symlinks resolving inside the project; below them no symlink is followed.
-    """
-    fp = _Fingerprint()
-    claude = _Claude(os.path.join(project, ".claude"))
-    try:
-        st = os.lstat(claude.path)
-    except FileNotFoundError:
-        claude.state = "missing"
-        fp.add(".claude", "missing")
-        return fp.hexdigest(), claude
-    except OSError as exc:
-        claude.state, claude.reason = "error", exc.strerror or str(exc)
-        fp.add(".claude", "error")
-        return fp.hexdigest(), claude
-    if stat.S_ISLNK(st.st_mode):
-        real = os.path.realpath(claude.path)
-        if not _inside(real, project):
-            claude.state = "outside"
-            fp.add(".claude", "->outside")
-            return fp.hexdigest(), claude
-        try:
-            st = os.stat(claude.path)
-        except OSError:
-            claude.state = "missing"
-            fp.add(".claude", "->missing")
-            return fp.hexdigest(), claude
-    if not stat.S_ISDIR(st.st_mode):
-        claude.state = "notdir"
-        fp.add(".claude", "notdir")
-        return fp.hexdigest(), claude
-    try:
-        with os.scandir(claude.path) as listing:
-            wanted = sorted(
-                (e for e in listing if e.name in TYPE_FOLDERS or e.name in (PROJECT_FILE, DEPLOYED_FILE)),
-                key=lambda e: e.name,
-            )
-    except OSError as exc:
-        claude.state, claude.reason = "error", exc.strerror or str(exc)
-        fp.add(".claude", "error")
-        return fp.hexdigest(), claude
-    for entry in wanted:
-        try:
-            st = entry.stat(follow_symlinks=False)
-        except OSError:
-            continue  # vanished meanwhile
-        node = _Node(entry.name, entry.path, entry.name, _kind(st.st_mode))
-        _record(fp, node, st, project)
-        if entry.name in TYPE_FOLDERS:
-            claude.types[entry.name] = node
-            if node.kind == "d" or (node.kind == "l" and node.inside and os.path.isdir(node.path)):
-                _walk_tree(node, fp, project, warn)
-        else:
-            claude.tomls[entry.name] = node
-    return fp.hexdigest(), claude
+def _loops(node: _Node, ident: tuple[int, int]) -> bool:
+    current = node.parent
+    while current is not None:
+        if current.ident == ident:
+            return True
+        current = current.parent
+    return False
 
 
 def _walk_tree(top: _Node, fp: _Fingerprint, project: str, warn: _Warn) -> None:
-    """List ``top`` and everything below it (pre-order, sorted by name) into the digest."""
-    stack = [top]
+    """List ``top`` and everything below it (pre-order, sorted by name) into the digest,
+    following symlinks that resolve inside the project (a link back to an ancestor is a
+    loop: warned, not followed).
+    """
+    stack = [(top, 0)]
     while stack:
-        folder = stack.pop()
+        folder, depth = stack.pop()
         try:
             with os.scandir(folder.path) as listing:
                 entries = sorted(listing, key=lambda e: e.name)
@@ -431,371 +415,152 @@ def _walk_tree(top: _Node, fp: _Fingerprint, project: str, warn: _Warn) -> None:
                 st = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
-            node = _Node(entry.name, entry.path, f"{folder.rel}/{entry.name}", _kind(st.st_mode))
-            _record(fp, node, st, project)
+            node = _Node(entry.name, entry.path, f"{folder.rel}/{entry.name}", _kind(st.st_mode), parent=folder)
+            leads_to = _record(fp, node, st, project)
             children[entry.name] = node
-            if node.kind == "d":
+            if leads_to is None or not stat.S_ISDIR(leads_to.st_mode):
+                continue
+            node.ident = (leads_to.st_dev, leads_to.st_ino)
+            if _loops(node, node.ident):  # only a symlink can lead back to an ancestor
+                fp.add(node.rel, "->loop")
+                warn(node.path, "folder already walked above it (a symlink loop); not followed")
+            elif depth >= _MAX_DEPTH:
+                warn(node.path, f"more than {_MAX_DEPTH} folders deep; not read")
+            else:
                 subfolders.append(node)
         folder.children = children
-        stack.extend(reversed(subfolders))
+        stack.extend((sub, depth + 1) for sub in reversed(subfolders))
+
+
+def _walk_profile(project: str, name: str, fp: _Fingerprint, warn: _Warn) -> _Profile | None:
+    """Walk one profile root; None when it is absent or (not ``.claude``) does not count."""
+    profile = _Profile(name, os.path.join(project, name))
+    primary = name == PROFILE_ROOTS[0]
+    try:
+        st = os.lstat(profile.path)
+    except FileNotFoundError:
+        return _Profile(name, profile.path, "missing") if primary else None
+    except OSError as exc:
+        profile.state, profile.reason = "error", exc.strerror or str(exc)
+        fp.add(name, "error")
+        return profile
+    if stat.S_ISLNK(st.st_mode):
+        if not _inside(os.path.realpath(profile.path), project):
+            profile.state = "outside"
+            fp.add(name, "->outside")
+            return profile if primary or _is_profile(profile.path, name) else None
+        try:
+            st = os.stat(profile.path)
+        except OSError:
+            return _Profile(name, profile.path, "missing") if primary else None
+    if not stat.S_ISDIR(st.st_mode):
+        if primary:
+            profile.state = "notdir"
+            fp.add(name, "notdir")
+            return profile
+        return None
+    try:
+        with os.scandir(profile.path) as listing:
+            wanted = sorted(
+                (e for e in listing if e.name in TYPE_FOLDERS or e.name in _PROFILE_FILES), key=lambda e: e.name
+            )
+    except OSError as exc:
+        profile.state, profile.reason = "error", exc.strerror or str(exc)
+        fp.add(name, "error")
+        return profile
+    if not primary and not any(e.name in ARTIFACT_FOLDERS and _is_dir(e) for e in wanted):
+        return None  # an editor's settings folder, not a profile
+    fp.add(name, "profile")  # not its stat: its mtime moves with entries read_project ignores
+    root = _Node(name, profile.path, name, "d", ident=(st.st_dev, st.st_ino))
+    for entry in wanted:
+        try:
+            est = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue  # vanished meanwhile
+        node = _Node(entry.name, entry.path, f"{name}/{entry.name}", _kind(est.st_mode), parent=root)
+        leads_to = _record(fp, node, est, project)
+        if entry.name in TYPE_FOLDERS:
+            profile.types[entry.name] = node
+            if leads_to is not None and stat.S_ISDIR(leads_to.st_mode):
+                node.ident = (leads_to.st_dev, leads_to.st_ino)
+                _walk_tree(node, fp, project, warn)
+        else:
+            profile.files[entry.name] = node
+    return profile
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=True)
+    except OSError:
+        return False
+
+
+def _walk_project(project: str, warn: _Warn) -> tuple[str, _Walk]:
+    """Stat (never read) everything read_project reads; return the fingerprint and the tree."""
+    fp = _Fingerprint()
+    walk = _Walk(project)
+    for name in PROFILE_ROOTS:
+        profile = _walk_profile(project, name, fp, warn)
+        if profile is None:
+            continue
+        if name == PROFILE_ROOTS[0]:
+            walk.claude = profile
+        if profile.state == "ok":
+            walk.profiles.append(profile)
+    if not walk.profiles and walk.claude is not None and walk.claude.state == "missing":
+        fp.add(PROFILE_ROOTS[0], "missing")
+    path = os.path.join(project, MCP_FILE)
+    try:
+        st = os.lstat(path)
+    except OSError:
+        pass
+    else:
+        walk.mcp = _Node(MCP_FILE, path, MCP_FILE, _kind(st.st_mode))
+        _record(fp, walk.mcp, st, project)
+    return fp.hexdigest(), walk
 
 
 def project_fingerprint(project: Path | str) -> str:
     """A cheap digest of the stat data of everything :func:`read_project` reads.
 
-    Covers ``.claude/.skillmeat-project.toml``, ``.claude/.skillmeat-deployed.toml`` and every
-    file and folder below the five type folders (skills, agents, commands, hooks, mcp): the
-    relative path, kind, ``st_size``, ``st_mtime_ns`` and ``st_ino`` of each, in sorted order,
-    from ``os.scandir`` without following symlinks (a symlink contributes its own stat and,
-    when it resolves inside the project, its target's stat; a symlinked folder's contents are
-    not walked, except ``.claude`` itself and a type folder when they resolve inside the
-    project, which read_project follows too). No file content is read. An unchanged tree
-    gives the same value; an edited, added or removed artifact file, or a touched toml,
-    gives another.
+    Covers, in each profile root that counts, the SkillMeat TOML files, the settings files
+    and every file and folder below the five type folders (skills, agents, commands, hooks,
+    mcp), plus the project's ``.mcp.json``: the relative path, kind, ``st_size``,
+    ``st_mtime_ns`` and ``st_ino`` of each, in sorted order, from ``os.scandir`` without
+    following symlinks (a symlink contributes its own stat and, when it resolves inside
+    the project, its target's stat; a symlinked folder inside the project is walked, as
+    read_project follows it). No file content is read. An unchanged tree gives the same
+    value; an edited, added or removed artifact file, or a touched settings or TOML file,
+    gives another. Not covered: a script outside ``<profile>/hooks/`` named by a hook's
+    command (its bytes are in the hook's content hash; a ``--full`` scan rereads it).
     """
     real = os.path.realpath(os.fspath(project))
-    fingerprint, _ = _walk_claude(real, lambda path, message: None)
+    fingerprint, _ = _walk_project(real, lambda path, message: None)
     return fingerprint
 
 
-# --------------------------------------------------------------------------- metadata
+# --------------------------------------------------------------------------- deployment records
 
 
 @dataclass(slots=True)
-class _Meta:
-    """The metadata of one artifact. ``state``: absent (no frontmatter), ok, broken."""
-
-    state: str = "absent"
-    data: dict[str, Any] | None = None
-    version: str | None = None
-    source: str | None = None
-    description: str | None = None
-    tags: list[str] = field(default_factory=list)
-    aliases: list[str] = field(default_factory=list)
-
-
-class _TooComplex(Exception):
-    pass
-
-
-_NON_SCALAR = object()  # a raw value that is a list or a mapping
-
-
-class _Text:
-    """Cleans text values: NUL bytes and unpaired surrogates become U+FFFD, once warned."""
-
-    def __init__(self, path: str, warn: _Warn) -> None:
-        self.path, self.warn, self.warned = path, warn, False
-
-    def __call__(self, value: str) -> str:
-        if _is_valid_text(value):
-            return value
-        if not self.warned:
-            self.warned = True
-            self.warn(self.path, "metadata text holds NUL bytes or invalid Unicode; replaced by U+FFFD")
-        return "".join("\ufffd" if ch == "\x00" or "\ud800" <= ch <= "\udfff" else ch for ch in value)
-
-
-def _jsonable(value: Any, clean: _Text) -> Any:
-    """A JSON-serialisable copy: dates and datetimes as ISO 8601 text, tuples as lists,
-    mapping keys as text, anything else JSON cannot hold (bytes, sets, NaN...) as str.
-    """
-    budget = [_DATA_BUDGET]
-    active: set[int] = set()
-
-    def key(k: Any) -> str:
-        if isinstance(k, str):
-            return clean(k)
-        if k is None:
-            return "null"
-        if isinstance(k, bool):
-            return "true" if k else "false"
-        return clean(k.isoformat() if isinstance(k, (date, time)) else str(k))
-
-    def convert(v: Any) -> Any:
-        budget[0] -= 1
-        if budget[0] < 0:
-            raise _TooComplex("frontmatter too large once aliases are expanded")
-        if v is None or isinstance(v, bool):
-            return v
-        if isinstance(v, str):
-            return clean(v)
-        if isinstance(v, int):
-            return int(v)
-        if isinstance(v, float):
-            return float(v) if math.isfinite(v) else str(v)
-        if isinstance(v, (datetime, date, time)):
-            return v.isoformat()
-        if isinstance(v, (dict, list, tuple)):
-            if id(v) in active:
-                raise _TooComplex("frontmatter refers to itself (recursive alias)")
-            active.add(id(v))
-            try:
-                if isinstance(v, dict):
-                    return {key(k): convert(item) for k, item in v.items()}
-                return [convert(item) for item in v]
-            finally:
-                active.discard(id(v))
-        return clean(str(v))
-
-    return convert(value)
-
-
-def _labels(raw: Any, clean: _Text, limit: int | None = None) -> list[str]:
-    """Tags or aliases: a list of scalars (each as written) or one scalar; blanks and
-    duplicates dropped, order kept; items over ``limit`` UTF-8 bytes dropped, with a warning.
-    """
-    if raw is None or raw is _NON_SCALAR:
-        return []
-    items = raw if isinstance(raw, list) else [raw]
-    out = [clean(item) for item in items if isinstance(item, str) and item.strip()]
-    if limit is not None:
-        kept = [item for item in out if len(item.encode("utf-8")) <= limit]
-        if len(kept) < len(out):
-            # The frontmatter document keeps them; only the indexed tag list cannot.
-            clean.warn(clean.path, f"{len(out) - len(kept)} tags longer than {limit} bytes left out of the tag list")
-        out = kept
-    return list(dict.fromkeys(out))
-
-
-def _meta_from_raw(data: dict[str, Any], raw: dict[str, Any], clean: _Text) -> _Meta:
-    """Build the metadata from the JSON-ready ``data`` and the as-written ``raw`` texts."""
-
-    def scalar(name: str) -> str | None:
-        value = raw.get(name)
-        if isinstance(value, str) and value.strip():
-            return clean(value)
-        return None
-
-    # data carries the as-written text too (version 1.10 stays "1.10", not 1.1).
-    for name, value in raw.items():
-        if name not in data:
-            continue
-        if isinstance(value, str):
-            data[name] = clean(value)
-        elif isinstance(value, list) and isinstance(data[name], list) and len(value) == len(data[name]):
-            data[name] = [
-                clean(item) if isinstance(item, str) else converted
-                for item, converted in zip(value, data[name], strict=True)
-            ]
-    return _Meta(
-        state="ok",
-        data=data,
-        version=scalar("version"),
-        source=scalar("source") or scalar("upstream"),
-        description=scalar("description"),
-        tags=_labels(raw.get("tags"), clean, TEXT_LIMITS["tags"]),
-        aliases=_labels(raw.get("aliases"), clean),
-    )
-
-
-_RAW_KEYS = ("version", "source", "upstream", "description", "tags", "aliases")
-
-
-def _yaml_raw(node: yaml.MappingNode) -> dict[str, Any]:
-    """The as-written text of the scalar fields, from the composed node tree."""
-
-    def text(item: yaml.Node) -> Any:
-        if isinstance(item, yaml.ScalarNode):
-            return None if item.tag == _YAML_NULL else item.value
-        return _NON_SCALAR
-
-    raw: dict[str, Any] = {}
-    for key_node, value_node in node.value:  # later duplicates win, as in the constructed dict
-        if isinstance(key_node, yaml.ScalarNode) and key_node.value in _RAW_KEYS:
-            if isinstance(value_node, yaml.SequenceNode):
-                raw[key_node.value] = [text(item) for item in value_node.value]
-            else:
-                raw[key_node.value] = text(value_node)
-    return raw
-
-
-def _parse_yaml(text: str, path: str, warn: _Warn) -> _Meta:
-    loader = _YAML_LOADER(text)
-    try:
-        node = loader.get_single_node()
-        value = loader.construct_document(node) if node is not None else None
-    except Exception as exc:  # any parse failure is a warning, never fatal
-        warn(path, f"malformed frontmatter: {_yaml_problem(exc)}")
-        return _Meta(state="broken")
-    finally:
-        loader.dispose()
-    if value is None:  # empty frontmatter
-        return _Meta(state="ok", data={})
-    if not isinstance(value, dict) or not isinstance(node, yaml.MappingNode):
-        warn(path, f"malformed frontmatter: a {type(value).__name__}, not a mapping")
-        return _Meta(state="broken")
-    clean = _Text(path, warn)
-    try:
-        data = _jsonable(value, clean)
-    except _TooComplex as exc:
-        warn(path, f"malformed frontmatter: {exc}")
-        return _Meta(state="broken")
-    return _meta_from_raw(data, _yaml_raw(node), clean)
-
-
-def _yaml_problem(exc: BaseException) -> str:
-    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem:
-        mark = exc.problem_mark
-        where = f" (frontmatter line {mark.line + 1})" if mark is not None else ""
-        return f"{exc.problem}{where}"
-    if isinstance(exc, RecursionError):
-        return "nested too deeply"
-    return f"{type(exc).__name__}: {exc}"
-
-
-def _read_head(path: str, warn: _Warn) -> tuple[bytes, bool] | None:
-    """The first FRONTMATTER_READ_LIMIT bytes and whether the file is longer."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(FRONTMATTER_READ_LIMIT + 1)
-    except OSError as exc:
-        warn(path, f"file not readable: {exc.strerror or exc}")
-        return None
-    return head[:FRONTMATTER_READ_LIMIT], len(head) > FRONTMATTER_READ_LIMIT
-
-
-def _decode(head: bytes, truncated: bool, path: str, warn: _Warn) -> str | None:
-    if b"\x00" in head:
-        warn(path, "binary file (holds NUL bytes); metadata not read")
-        return None
-    try:
-        return head.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        if truncated and exc.start >= len(head) - 3 and exc.reason == "unexpected end of data":
-            return head[: exc.start].decode("utf-8-sig")  # the read limit cut a character
-        warn(path, f"not UTF-8 text (byte {exc.start}); metadata not read")
-        return None
-
-
-def _read_markdown(path: str, warn: _Warn) -> _Meta:
-    """Frontmatter of a markdown file, reading at most FRONTMATTER_READ_LIMIT bytes."""
-    read = _read_head(path, warn)
-    if read is None:
-        return _Meta(state="broken")
-    head, truncated = read
-    text = _decode(head, truncated, path, warn)
-    if text is None:
-        return _Meta(state="broken")
-    if not _YAML_HANDLER.detect(text):
-        return _Meta(state="absent")
-    try:
-        fm_text, _content = _YAML_HANDLER.split(text)
-    except ValueError:
-        if truncated:
-            warn(path, f"frontmatter does not end within the first {FRONTMATTER_READ_LIMIT // 1024} KiB")
-        else:
-            warn(path, "malformed frontmatter: no closing '---' line")
-        return _Meta(state="broken")
-    return _parse_yaml(fm_text, path, warn)
-
-
-class _RawFloat(float):
-    """A JSON number that remembers how it was written."""
-
-    text: str
-
-    def __new__(cls, text: str) -> _RawFloat:
-        number = super().__new__(cls, text)
-        number.text = text
-        return number
-
-
-class _RawInt(int):
-    """A JSON integer that remembers how it was written."""
-
-    text: str
-
-    def __new__(cls, text: str) -> _RawInt:
-        number = super().__new__(cls, text)
-        number.text = text
-        return number
-
-
-def _json_raw(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_json_scalar(item) for item in value]
-    return _json_scalar(value)
-
-
-def _json_scalar(value: Any) -> Any:
-    if isinstance(value, (_RawFloat, _RawInt)):
-        return value.text
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, float):  # NaN / Infinity literals
-        return str(value)
-    return _NON_SCALAR
-
-
-def _read_mcp_json(path: str, warn: _Warn) -> _Meta:
-    """An ``mcp.json``: its top-level keys play the role of frontmatter."""
-    read = _read_head(path, warn)
-    if read is None:
-        return _Meta(state="broken")
-    head, truncated = read
-    if truncated:
-        warn(path, f"larger than {FRONTMATTER_READ_LIMIT // 1024} KiB; metadata not read")
-        return _Meta(state="broken")
-    text = _decode(head, False, path, warn)
-    if text is None:
-        return _Meta(state="broken")
-    try:
-        value = json.loads(text, parse_float=_RawFloat, parse_int=_RawInt)
-    except (ValueError, RecursionError) as exc:
-        reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
-        warn(path, f"malformed JSON: {reason}")
-        return _Meta(state="broken")
-    if not isinstance(value, dict):
-        warn(path, f"malformed mcp.json: a JSON {type(value).__name__}, not an object")
-        return _Meta(state="broken")
-    clean = _Text(path, warn)
-    data = _jsonable(value, clean)
-    raw = {k: _json_raw(value[k]) for k in _RAW_KEYS if k in value}
-    return _meta_from_raw(data, raw, clean)
-
-
-# --------------------------------------------------------------------------- TOML files
-
-
-def _load_toml(node: _Node | None, warn: _Warn) -> dict[str, Any] | None:
-    """A toml file below .claude, or None when absent (quietly) or unusable (warned)."""
-    if node is None:
-        return None
-    if node.kind == "l" and not node.inside:
-        warn(node.path, "symlink resolves outside the project; not read")
-        return None
-    try:
-        st = os.stat(node.path)
-        if not stat.S_ISREG(st.st_mode):
-            warn(node.path, "not a regular file; not read")
-            return None
-        if st.st_size > _TOML_LIMIT:
-            warn(node.path, f"larger than {_TOML_LIMIT // (1024 * 1024)} MiB; not read")
-            return None
-        with open(node.path, "rb") as handle:
-            return tomllib.load(handle)
-    except tomllib.TOMLDecodeError as exc:
-        warn(node.path, f"malformed TOML: {exc}")
-    except UnicodeDecodeError:
-        warn(node.path, "malformed TOML: not UTF-8 text")
-    except OSError as exc:
-        warn(node.path, f"file not readable: {exc.strerror or exc}")
-    return None
+class _Record:
+    entry: dict[str, Any]
+    rel: str | None  # project-relative path it names; None for a record without one
+    file: str  # the .skillmeat-deployed.toml it came from
+    used: bool = False
 
 
 @dataclass(slots=True)
 class _Deployed:
-    by_path: dict[str, dict[str, Any]] = field(default_factory=dict)
-    by_type_name: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    by_path: dict[str, _Record] = field(default_factory=dict)
+    by_type_name: dict[tuple[str, str], _Record] = field(default_factory=dict)
 
-    def find(self, type_: str, name: str, rels: Iterable[str]) -> dict[str, Any] | None:
+    def find(self, type_: str, name: str, rels: Iterable[str]) -> _Record | None:
         for rel in rels:
-            entry = self.by_path.get(rel)
-            if entry is not None:
-                return entry
+            record = self.by_path.get(rel)
+            if record is not None:
+                return record
         return self.by_type_name.get((type_, name))
 
 
@@ -814,28 +579,36 @@ def _deployed_type(value: Any) -> str | None:
     return TYPE_FOLDERS.get(value)  # the plural folder name
 
 
-def _parse_deployed(doc: dict[str, Any] | None, path: str, warn: _Warn) -> _Deployed:
-    deployed = _Deployed()
+def _parse_deployed(deployed: _Deployed, doc: dict[str, Any] | None, profile: str, path: str, warn: _Warn) -> None:
+    """Add the records of one profile's ``.skillmeat-deployed.toml``: ``artifact_path`` is
+    relative to the record's ``profile_root_dir`` (else the profile holding the file).
+    When several records name one path the first wins and the others are warned about.
+    """
     if doc is None:
-        return deployed
+        return
     entries = doc.get("deployed", [])
     if not isinstance(entries, list):
         warn(path, "malformed deployment record: 'deployed' is not an array of tables")
-        return deployed
+        return
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict):
             warn(path, f"malformed deployment record: deployed[{index}] is not a table; ignored")
             continue
         rel = entry.get("artifact_path")
         if isinstance(rel, str) and rel.strip():
-            key = _normalise_rel(rel)
-            if key is not None:
-                deployed.by_path[key] = entry  # a later record of the same path wins
+            base = entry.get("profile_root_dir")
+            base = base if isinstance(base, str) and base in PROFILE_ROOTS else profile
+            key = _normalise_rel(f"{base}/{rel}")
+            if key is None:
+                warn(path, f"deployed[{index}]: artifact_path {rel!r} leaves the profile folder; ignored")
+            elif key in deployed.by_path:
+                warn(path, f"deployed[{index}] names {key} again; the first record for it is used")
+            else:
+                deployed.by_path[key] = _Record(entry, key, path)
             continue
         type_, name = _deployed_type(entry.get("artifact_type")), entry.get("artifact_name")
         if type_ is not None and isinstance(name, str):
-            deployed.by_type_name[(type_, name)] = entry
-    return deployed
+            deployed.by_type_name.setdefault((type_, name), _Record(entry, None, path))
 
 
 def _normalise_hash(value: Any) -> str | None:
@@ -845,51 +618,64 @@ def _normalise_hash(value: Any) -> str | None:
     return value.removeprefix("sha256:")
 
 
+def _apply_deployment(artifact: ArtifactOnDisk, meta_state: str, rels: list[str], deployed: _Deployed) -> None:
+    record = deployed.find(artifact.type, artifact.name, rels)
+    if record is None:
+        return
+    record.used = True
+    entry = record.entry
+    name = entry.get("artifact_name")
+    if record.rel is not None and isinstance(name, str) and name.strip() and is_valid_text(name):
+        artifact.name = name
+    recorded = _normalise_hash(entry.get("content_hash"))
+    artifact.local_modified = recorded is not None and recorded != artifact.content_hash
+    collection = entry.get("from_collection")
+    if isinstance(collection, str) and collection.strip():
+        if artifact.data is not None:
+            artifact.data["from_collection"] = collection
+        elif meta_state == "absent":
+            artifact.data = {"from_collection": collection}
+
+
+def _warn_unmatched(deployed: _Deployed, project: str, warn: _Warn) -> None:
+    for record in deployed.by_path.values():
+        if record.used or record.rel is None:
+            continue
+        where = os.path.join(project, *record.rel.split("/"))
+        if not os.path.lexists(where):
+            warn(record.file, f"deployed artifact missing on disk: {record.rel}")
+        elif posixpath.basename(record.rel).lower() in EXCLUDED_MARKDOWN:
+            warn(record.file, f"deployed record names {record.rel}, a documentation file, not an artifact")
+        else:
+            warn(record.file, f"deployed record names {record.rel}, which the scan does not read as an artifact")
+
+
 # --------------------------------------------------------------------------- reading a project
 
 
-def _find_escape(folder: str, project: str) -> str | None:
-    """The first symlink below ``folder`` (not following any) that resolves outside the project."""
-    stack = [folder]
-    while stack:
-        current = stack.pop()
-        try:
-            with os.scandir(current) as listing:
-                entries = list(listing)
-        except OSError:
-            continue
-        for entry in entries:
-            if entry.is_symlink():
-                if not _inside(os.path.realpath(entry.path), project):
-                    return entry.path
-            elif _entry_is_dir(entry, follow=False):
-                stack.append(entry.path)
-    return None
-
-
 def _subtree_escape(node: _Node) -> str | None:
-    """The first walked symlink below ``node`` that resolves outside the project."""
+    """The first walked symlink below ``node`` that resolves outside the project (or dangles)."""
     stack = [node]
     while stack:
         current = stack.pop()
         for child in (current.children or {}).values():
             if child.kind == "l" and not child.inside:
                 return child.path
-            if child.kind == "d":
+            if child.children is not None:
                 stack.append(child)
     return None
 
 
 class _Reader:
-    """Reads the artifacts of one project from the walked ``.claude`` tree."""
+    """Reads the artifacts of one project from the walked profile trees."""
 
-    def __init__(self, project: str, claude: _Claude, warn: _Warn) -> None:
-        self.project, self.claude, self.warn = project, claude, warn
+    def __init__(self, project: str, warn: _Warn, deployed: _Deployed) -> None:
+        self.project, self.warn, self.deployed = project, warn, deployed
+        self.found: list[ArtifactOnDisk] = []
 
-    def artifacts(self, deployed: _Deployed) -> list[ArtifactOnDisk]:
-        found: dict[tuple[str, str], ArtifactOnDisk] = {}
+    def profile(self, profile: _Profile) -> None:
         for folder_name, type_ in TYPE_FOLDERS.items():
-            node = self.claude.types.get(folder_name)
+            node = profile.types.get(folder_name)
             if node is None:
                 continue
             if node.kind == "l" and not node.inside:
@@ -899,73 +685,79 @@ class _Reader:
                 if node.error is None:
                     self.warn(node.path, f"'{folder_name}' is not a folder; ignored")
                 continue
-            # File-form entries first so that agents/x.md wins over agents/x/.
-            entries = sorted(node.children.values(), key=lambda n: (n.kind == "d", n.name))
-            for entry in entries:
-                if entry.name.startswith("."):
-                    continue
-                built = self._artifact(type_, entry)
-                if built is None:
-                    continue
-                artifact, meta_state, marker_rel = built
-                key = (artifact.type, artifact.name)
-                if key in found:
-                    self.warn(entry.path, f"duplicate {type_} '{artifact.name}' ({found[key].path} kept); ignored")
-                    continue
-                _apply_deployment(artifact, meta_state, [entry.rel, *marker_rel], deployed)
-                found[key] = artifact
-        return sorted(found.values(), key=lambda a: (a.type, a.name))
-
-    def _artifact(self, type_: str, entry: _Node) -> tuple[ArtifactOnDisk, str, list[str]] | None:
-        """The artifact, its frontmatter state and the extra paths a deployment record may
-        name it by (a folder-form artifact's marker files); None when skipped (warned).
-        """
-        warn = self.warn
-        if not _is_valid_text(entry.name):
-            warn(entry.path, "name is not valid UTF-8 text; skipped")
-            return None
-        kind = entry.kind
-        if kind == "l":
-            if not entry.inside:
-                warn(entry.path, "symlink resolves outside the project; skipped")
-                return None
-            try:
-                kind = _kind(os.stat(entry.path).st_mode)
-            except OSError:
-                warn(entry.path, "broken symlink; skipped")
-                return None
-            escape = _find_escape(entry.path, self.project) if kind == "d" else None
-        else:
-            escape = _subtree_escape(entry) if kind == "d" else None
-        if escape is not None:
-            warn(escape, "symlink resolves outside the project; artifact skipped")
-            return None
-        if kind == "d":
-            if entry.error is not None:
-                return None  # already warned by the walk
-            marker = self._marker(type_, entry)
-            if marker is None:
-                expected = " or ".join(MARKER_FILES[type_])
-                warn(entry.path, f"not a {type_}: no {expected} in it; skipped")
-                return None
-            name, meta_file = entry.name, marker
-            marker_rels = [f"{entry.rel}/{m}" for m in MARKER_FILES[type_]]
-        elif kind == "f" and type_ in FILE_FORM_TYPES and entry.name.endswith(".md") and len(entry.name) > 3:
-            name, meta_file, marker_rels = entry.name[:-3], entry.path, []
-        else:
-            if type_ in FILE_FORM_TYPES:
-                expected = f"a <name>.md file or a folder holding {MARKER_FILES[type_][0]}"
+            if type_ in ("agent", "command"):
+                self._markdown_tree(type_, node, top=True)
             else:
-                expected = f"a folder holding {' or '.join(MARKER_FILES[type_])}"
-            warn(entry.path, f"not a {type_}: expected {expected}; skipped")
+                self._folders(type_, node)
+
+    def _usable(self, entry: _Node) -> str | None:
+        """The effective kind of an entry, or None when it must be skipped (warned)."""
+        if not is_valid_text(entry.name):
+            self.warn(entry.path, "name is not valid UTF-8 text; skipped")
             return None
+        if entry.kind == "l" and not entry.inside:
+            self.warn(entry.path, "symlink resolves outside the project; skipped")
+            return None
+        if entry.kind == "l" and entry.target is None:
+            self.warn(entry.path, "broken symlink; skipped")
+            return None
+        if entry.effective == "d" and entry.children is None:
+            return None  # unreadable (warned by the walk) or a loop (warned too)
+        return entry.effective
+
+    def _folders(self, type_: str, top: _Node) -> None:
+        """skills/, hooks/, mcp/: one artifact per folder holding the type's manifest."""
+        for entry in (top.children or {}).values():
+            if entry.name.startswith("."):
+                continue
+            kind = self._usable(entry)
+            if kind is None:
+                continue
+            if kind == "d":
+                manifest = _manifest(type_, entry)
+                if manifest is not None:
+                    self._add(type_, entry, manifest, entry.name)
+                elif type_ != "hook":  # other folders under hooks/ hold hook code
+                    expected = " or ".join(_shown(m) for m in MANIFESTS[type_])
+                    self.warn(entry.path, f"not {_NOUN[type_]}: no {expected} in it; skipped")
+            elif type_ != "hook":  # a script under hooks/ is a hook's code, not junk
+                expected = " or ".join(_shown(m) for m in MANIFESTS[type_])
+                self.warn(entry.path, f"not {_NOUN[type_]}: expected a folder holding {expected}; skipped")
+
+    def _markdown_tree(self, type_: str, folder: _Node, *, top: bool) -> None:
+        """agents/ and commands/: every .md file at any depth, and the folder form directly
+        below the type folder (whose files are part of it, not artifacts of their own).
+        """
+        for entry in (folder.children or {}).values():
+            if entry.name.startswith("."):
+                continue
+            kind = self._usable(entry)
+            if kind == "d":
+                manifest = _manifest(type_, entry) if top else None
+                if manifest is not None:
+                    self._add(type_, entry, manifest, entry.name)
+                else:
+                    self._markdown_tree(type_, entry, top=False)
+            elif kind == "f" and entry.name.lower().endswith(".md") and len(entry.name) > 3:
+                if entry.name.lower() not in EXCLUDED_MARKDOWN:
+                    self._add(type_, entry, entry.path, entry.name[:-3])
+            elif kind is not None:
+                expected = f"a .md file or a folder holding {type_.upper()}.md"
+                self.warn(entry.path, f"not {_NOUN[type_]}: expected {expected}; skipped")
+
+    def _add(self, type_: str, entry: _Node, meta_file: str, name: str) -> None:
+        if entry.effective == "d":
+            escape = _subtree_escape(entry)
+            if escape is not None:
+                self.warn(escape, "symlink resolves outside the project; artifact skipped")
+                return
         try:
             digest = content_hash(Path(entry.path))
         except OSError as exc:
-            warn(entry.path, f"content not readable: {exc.strerror or exc}; skipped")
-            return None
-        read_meta = _read_mcp_json if meta_file.endswith(".json") else _read_markdown
-        meta = read_meta(meta_file, warn)
+            self.warn(entry.path, f"content not readable: {exc.strerror or exc}; skipped")
+            return
+        read_meta = read_mcp_json if meta_file.endswith(".json") else read_markdown
+        meta: Meta = read_meta(meta_file, self.warn)
         artifact = ArtifactOnDisk(
             type=type_,
             name=name,
@@ -977,77 +769,100 @@ class _Reader:
             tags=meta.tags,
             aliases=meta.aliases,
             data=meta.data,
+            rel=entry.rel,
         )
-        return artifact, meta.state, marker_rels
+        rels = [entry.rel]
+        if entry.effective == "d":
+            rels.append(f"{entry.rel}/{os.path.basename(meta_file)}")
+        _apply_deployment(artifact, meta.state, rels, self.deployed)
+        self.found.append(artifact)
 
-    def _marker(self, type_: str, entry: _Node) -> str | None:
-        """The marker file of a folder-form artifact, when it is (or links to) a regular file."""
-        for marker in MARKER_FILES[type_]:
-            path = os.path.join(entry.path, marker)
-            child = entry.children.get(marker) if entry.children is not None else None
-            if child is not None and child.kind == "f":
-                return path
-            if child is None and entry.children is not None:
-                continue
-            try:  # a symlink (already checked to stay inside), or a folder reached through one
-                if stat.S_ISREG(os.stat(path).st_mode):
-                    return path
-            except OSError:
-                continue
+    def config(self, found: Iterable[ConfigArtifact]) -> None:
+        for item in found:
+            self.found.append(
+                ArtifactOnDisk(
+                    type=item.type,
+                    name=item.name,
+                    path=Path(self.project, *item.path.split("/")),
+                    content_hash=item.content_hash,
+                    description=item.description,
+                    data=item.data,
+                    rel=item.path,
+                )
+            )
+
+
+def _shown(manifest: str) -> str:
+    """A manifest name as SkillMeat writes it (``SKILL.md``, ``mcp.json``)."""
+    return manifest[:-3].upper() + ".md" if manifest.endswith(".md") else manifest
+
+
+def _manifest(type_: str, folder: _Node) -> str | None:
+    """The manifest of a folder-form artifact (name matched in any case), when it is a
+    regular file (or a link to one inside the project); the first of MANIFESTS wins.
+    """
+    by_lower: dict[str, _Node] = {}
+    for child in (folder.children or {}).values():
+        by_lower.setdefault(child.name.lower(), child)
+    for manifest in MANIFESTS[type_]:
+        child = by_lower.get(manifest)
+        if child is not None and child.effective == "f":
+            return child.path
+    return None
+
+
+def _usable_file(node: _Node | None, warn: _Warn) -> str | None:
+    """The path of a profile-level file the walk saw, unless it is a link leaving the project."""
+    if node is None:
         return None
+    if node.kind == "l" and not node.inside:
+        warn(node.path, "symlink resolves outside the project; not read")
+        return None
+    if node.kind == "l" and node.target is None:
+        warn(node.path, "broken symlink; not read")
+        return None
+    return node.path
 
 
-def _apply_deployment(artifact: ArtifactOnDisk, meta_state: str, rels: list[str], deployed: _Deployed) -> None:
-    record = deployed.find(artifact.type, artifact.name, rels)
-    if record is None:
-        return
-    recorded = _normalise_hash(record.get("content_hash"))
-    artifact.local_modified = recorded is not None and recorded != artifact.content_hash
-    collection = record.get("from_collection")
-    if isinstance(collection, str) and collection.strip():
-        if artifact.data is not None:
-            artifact.data["from_collection"] = collection
-        elif meta_state == "absent":
-            artifact.data = {"from_collection": collection}
+_CLAUDE_STATES = {
+    "missing": "no .claude folder",
+    "outside": ".claude is a symlink that resolves outside the project; not read",
+    "notdir": ".claude is not a folder",
+}
 
 
 def read_project(project: Path | str) -> ProjectOnDisk:
     """Read a project folder: its name, description, fingerprint and artifacts.
 
     The fingerprint (see :func:`project_fingerprint`) is taken first, from the same walk
-    that lists ``.claude``, so a change made while reading shows in the next fingerprint.
+    that lists the profile roots, so a change made while reading shows in the next one.
 
-    Artifacts (sorted by type, then name):
+    Artifacts (sorted by type, name, then path; see the module docstring for the layout):
 
-    - ``name`` is the folder name, or the file stem for ``agents/<name>.md`` and
-      ``commands/<name>.md``; the frontmatter ``name`` stays in ``data``. When both
-      ``agents/x.md`` and ``agents/x/`` exist the file wins and the folder is warned about.
-      An ``mcp/<name>/`` folder holding both ``MCP.md`` and ``mcp.json`` is read from MCP.md.
+    - ``rel`` is the path relative to the project folder; ``name`` is the file stem, or the
+      folder name for folder forms, unless a ``[[deployed]]`` record names the same path:
+      its ``artifact_name`` wins. Two artifacts of one type and name (two nested commands
+      with one stem, one skill under ``.claude`` and ``.codex``) are both returned.
     - ``deployed_version``, ``tags``, ``aliases``, ``description`` and ``source`` (else
-      ``upstream``) are the text exactly as written (taken from the YAML node tree, or from
-      the JSON text for ``mcp.json``); blank values count as absent, blank and duplicate tags
-      and aliases are dropped. ``data`` is the whole frontmatter made JSON-ready, holding
-      the same as-written text for those keys (``version: 1.10`` gives ``"1.10"``).
-    - Only the first FRONTMATTER_READ_LIMIT bytes of a markdown file are read for its
-      frontmatter (and checked for UTF-8); the content hash streams the whole artifact.
-    - A broken frontmatter (YAML error, not a mapping, not closed, non-UTF-8 or binary file)
-      gives a warning; the artifact is still returned with ``data`` None and no metadata. A
-      file without frontmatter gives ``data`` None and no warning.
-    - From ``.skillmeat-deployed.toml``: an artifact matches a ``[[deployed]]`` record by
-      ``artifact_path`` (normalised, relative to ``.claude``; the path of a folder-form
-      artifact's marker file matches too), else by (``artifact_type``, ``artifact_name``)
-      for records without ``artifact_path``; a later record wins. ``local_modified`` is True
-      when the record's ``content_hash`` differs from the current one. ``from_collection``
-      is added to ``data``; when the frontmatter is absent ``data`` becomes
-      ``{"from_collection": ...}``, when it is broken ``data`` stays None.
-    - Invalid entries of a type folder are warned about and skipped; hidden entries and the
-      other entries of ``.claude`` are ignored quietly. Symlinks inside ``.claude`` are
-      followed only when they resolve inside the project; otherwise (also for a link deep in
-      an artifact folder, which the content hash would follow) the artifact is skipped with
-      a warning.
+      ``upstream``) are the text exactly as written; ``version`` and ``tags`` under a
+      nested ``metadata:`` mapping count when the top level has none; ``tags`` written as
+      one comma-separated string is split. ``data`` is the whole frontmatter, JSON-ready.
+    - YAML that does not parse: ``name`` and ``description`` are recovered from the
+      top-level lines when present (as Claude Code does), with a warning saying so;
+      otherwise ``data`` is None, with a warning. No frontmatter: ``data`` None, no warning.
+    - Hooks come from ``settings.json`` / ``settings.local.json`` and MCP servers from
+      ``.mcp.json`` (see :mod:`.config_files`).
+    - ``[[deployed]]`` records match by path (``artifact_path`` relative to the record's
+      profile root; a folder-form artifact's manifest path matches too), else by
+      (``artifact_type``, ``artifact_name``) for records without a path. ``local_modified``
+      is True when the record's ``content_hash`` differs. A record whose path is missing,
+      names a documentation file, or is not an artifact by these rules is a warning.
+    - Symlinks are followed when they resolve inside the project (an artifact linked from
+      one profile into another counts under each); one that leaves the project or
+      dangles is a warning, and a folder artifact holding such a link is skipped.
 
-    A folder without ``.claude`` gives a warning and no artifacts. Raises FileNotFoundError
-    or NotADirectoryError when ``project`` is not an existing folder.
+    A folder without any profile root gives a warning and no artifacts. Raises
+    FileNotFoundError or NotADirectoryError when ``project`` is not an existing folder.
     """
     real = os.path.realpath(os.fspath(project))
     st = os.stat(real)  # FileNotFoundError for a missing project
@@ -1055,48 +870,69 @@ def read_project(project: Path | str) -> ProjectOnDisk:
         raise NotADirectoryError(f"not a folder: {real}")
     warnings: list[ScanWarning] = []
     warn = _collector(warnings)
-    fingerprint, claude = _walk_claude(real, warn)
+    fingerprint, walk = _walk_project(real, warn)
 
     name = os.path.basename(real) or real
     description: str | None = None
-    artifacts: list[ArtifactOnDisk] = []
-    if claude.state != "ok":
-        reasons = {
-            "missing": "no .claude folder",
-            "outside": ".claude is a symlink that resolves outside the project; not read",
-            "notdir": ".claude is not a folder",
-            "error": f".claude not readable: {claude.reason}",
-        }
-        warn(claude.path, reasons[claude.state])
-    else:
-        settings = _load_toml(claude.tomls.get(PROJECT_FILE), warn)
-        if settings is not None:
-            name, description = _project_settings(settings, name, claude.tomls[PROJECT_FILE].path, warn)
-        deployed_node = claude.tomls.get(DEPLOYED_FILE)
-        deployed_doc = _load_toml(deployed_node, warn)
-        deployed = _parse_deployed(deployed_doc, deployed_node.path if deployed_node else "", warn)
-        artifacts = _Reader(real, claude, warn).artifacts(deployed)
+    claude = walk.claude
+    if claude is not None and claude.state != "ok" and (claude.state != "missing" or not walk.profiles):
+        reason = _CLAUDE_STATES.get(claude.state) or f".claude not readable: {claude.reason}"
+        warn(claude.path, reason)
+    deployed = _Deployed()
+    for profile in walk.profiles:
+        path = _usable_file(profile.files.get(DEPLOYED_FILE), warn)
+        if path is not None:
+            _parse_deployed(deployed, load_toml(path, warn), profile.name, path, warn)
+    reader = _Reader(real, warn, deployed)
+    used_hook_names: set[str] = set()
+    for profile in walk.profiles:
+        if profile is claude:
+            path = _usable_file(profile.files.get(PROJECT_FILE), warn)
+            settings = load_toml(path, warn) if path is not None else None
+            if path is not None and settings is not None:
+                name, description = _project_settings(settings, name, path, warn)
+        reader.profile(profile)
+        for settings_file in SETTINGS_FILES:
+            path = _usable_file(profile.files.get(settings_file), warn)
+            if path is not None:
+                rel = f"{profile.name}/{settings_file}"
+                reader.config(hooks_from_settings(path, rel, real, used_hook_names, warn))
+    mcp_path = _usable_file(walk.mcp, warn)
+    if mcp_path is not None and walk.profiles:
+        reader.config(mcp_servers(mcp_path, MCP_FILE, warn))
+    if walk.profiles:
+        _warn_unmatched(deployed, real, warn)
+    state = "ok" if walk.profiles else (claude.state if claude is not None else "missing")
     return ProjectOnDisk(
         path=Path(real),
         name=name,
         description=description,
         fingerprint=fingerprint,
-        artifacts=artifacts,
+        artifacts=sorted(reader.found, key=lambda a: (a.type, a.name, a.rel)),
         warnings=warnings,
-        claude=claude.state,
+        claude=state,
+        profiles=[p.name for p in walk.profiles],
     )
 
 
 def _project_settings(doc: dict[str, Any], fallback: str, path: str, warn: _Warn) -> tuple[str, str | None]:
+    """Name and description from SkillMeat's project file: its ``[project]`` table (as
+    SkillMeat writes it), or top-level keys (the older form).
+    """
+    table = doc.get("project")
+    if isinstance(table, dict):
+        doc = table
+    elif table is not None:
+        warn(path, "'project' is not a table; top-level keys used")
     name = fallback
     raw_name = doc.get("name")
     if raw_name is not None:
-        if isinstance(raw_name, str) and raw_name.strip() and _is_valid_text(raw_name):
+        if isinstance(raw_name, str) and raw_name.strip() and is_valid_text(raw_name):
             name = raw_name
         else:
             warn(path, "'name' is not usable text; folder name used")
     description = doc.get("description")
-    if description is not None and not (isinstance(description, str) and _is_valid_text(description)):
+    if description is not None and not (isinstance(description, str) and is_valid_text(description)):
         warn(path, "'description' is not usable text; ignored")
         description = None
     return name, description or None

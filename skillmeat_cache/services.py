@@ -17,9 +17,18 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from .errors import CacheError, NotFoundError, ValidationError, ValueTooLargeError
+from .errors import CacheError, DatabaseBusyError, DuplicateError, NotFoundError, ValidationError, ValueTooLargeError
 from .models import Artifact, ArtifactMetadata, MarketplaceEntry, Project, check_text, ensure_utc, utcnow
-from .scanner import ArtifactOnDisk, ProjectOnDisk, ScanWarning, discover_projects, project_fingerprint, read_project
+from .retry import run_with_retry
+from .scanner import (
+    ArtifactOnDisk,
+    ProjectOnDisk,
+    ScanWarning,
+    discover_projects,
+    is_project_folder,
+    project_fingerprint,
+    read_project,
+)
 from .uow import AbstractUnitOfWork
 
 __all__ = [
@@ -83,11 +92,11 @@ def _resolve_root(root: Path | str) -> tuple[Path, bool]:
 
 def _still_there(path: str) -> bool:
     """Whether a cached project path still leads, on disk, to a project folder: the path
-    must still resolve to itself (no component has become a symlink) and hold ``.claude/``.
+    must still resolve to itself (no component has become a symlink) and hold a profile root.
     A path stored in the cache is never trusted without this check.
     """
     try:
-        return os.path.realpath(path) == path and (Path(path) / ".claude").is_dir()
+        return os.path.realpath(path) == path and is_project_folder(path)
     except (OSError, ValueError):
         return False
 
@@ -96,6 +105,7 @@ def _row(project_id: str, artifact: ArtifactOnDisk) -> dict[str, Any]:
     return {
         "project_id": project_id,
         "type": artifact.type,
+        "path": artifact.rel,
         "name": artifact.name,
         "source": artifact.source,
         "deployed_version": artifact.deployed_version,
@@ -143,6 +153,38 @@ class _Sync:
     artifacts_removed: int = 0
 
 
+def _match(stored: list[Artifact], on_disk: list[ArtifactOnDisk]) -> tuple[dict[int, Artifact], list[Artifact]]:
+    """Pair what is on disk with what is stored: by (type, path, name), then the leftovers
+    by (type, name) when exactly one of each is left (a moved file, or a path guessed by
+    the migration that added paths), so the artifact keeps its id. Returns the pairs (by
+    index into ``on_disk``) and the stored artifacts left unpaired.
+    """
+    by_key = {(a.type, a.path, a.name): a for a in stored}
+    pairs: dict[int, Artifact] = {}
+    loose: list[int] = []
+    for index, artifact in enumerate(on_disk):
+        existing = by_key.pop((artifact.type, artifact.rel, artifact.name), None)
+        if existing is None:
+            loose.append(index)
+        else:
+            pairs[index] = existing
+    left: dict[tuple[str, str], list[Artifact]] = {}
+    for existing in by_key.values():
+        left.setdefault((existing.type, existing.name), []).append(existing)
+    wanted: dict[tuple[str, str], list[int]] = {}
+    for index in loose:
+        wanted.setdefault((on_disk[index].type, on_disk[index].name), []).append(index)
+    for key, indexes in wanted.items():
+        candidates = left.get(key, [])
+        if len(indexes) == 1 and len(candidates) == 1:
+            pairs[indexes[0]] = candidates.pop()
+    return pairs, [a for group in left.values() for a in group]
+
+
+def _warning_rows(warnings: list[ScanWarning]) -> list[dict[str, str]]:
+    return [{"path": w.path, "message": w.message} for w in warnings]
+
+
 def _sync_project(uow: AbstractUnitOfWork, disk: ProjectOnDisk, now: datetime) -> _Sync:
     """Bring one project's cache entry in line with what was read from disk."""
     result = _Sync()
@@ -157,45 +199,58 @@ def _sync_project(uow: AbstractUnitOfWork, disk: ProjectOnDisk, now: datetime) -
         ("description", disk.description),
         ("status", "active"),
         ("error_message", None),
+        ("warnings", _warning_rows(disk.warnings) or None),
     ):
         if getattr(project, key) != value:
             setattr(project, key, value)
             result.changed = True
     project.fingerprint = disk.fingerprint
     project.last_fetched = now
-    stored = {(a.type, a.name): a for a in uow.artifacts.list_for_project(project.id)}
-    metas = uow.metadata.get_many([a.id for a in stored.values()])
-    on_disk = {(a.type, a.name): a for a in disk.artifacts}
-    gone = [a.id for key, a in stored.items() if key not in on_disk]
+    stored = uow.artifacts.list_for_project(project.id)
+    metas = uow.metadata.get_many([a.id for a in stored])
+    pairs, gone = _match(stored, disk.artifacts)
     if gone:
-        result.artifacts_removed = uow.artifacts.delete_many(gone)
+        result.artifacts_removed = uow.artifacts.delete_many([a.id for a in gone])
     rows, meta_for_new, meta_rows = [], [], []
-    for key, artifact in on_disk.items():
-        existing = stored.get(key)
+    for index, artifact in enumerate(disk.artifacts):
+        existing = pairs.get(index)
         if existing is None:
             result.artifacts_added += 1
             rows.append(_row(project.id, artifact))
             meta_for_new.append(artifact)
             continue
+        moved = existing.path != artifact.rel
+        if moved:
+            existing.path = artifact.rel
         row_changed = _row_differs(existing, artifact)
         meta_changed = _meta_differs(metas.get(existing.id), artifact)
         if row_changed:
             rows.append(_row(project.id, artifact))
         if meta_changed:
             meta_rows.append(_meta(existing.id, artifact))
-        if row_changed or meta_changed:
+        if moved or row_changed or meta_changed:
             result.artifacts_updated += 1
     if rows:
         uow.artifacts.upsert_many(rows)
     if meta_for_new:
         ids = uow.artifacts.keys_for_project(project.id)
-        meta_rows.extend(_meta(ids[(a.type, a.name)], a) for a in meta_for_new)
+        meta_rows.extend(_meta(ids[(a.type, a.rel, a.name)], a) for a in meta_for_new)
     if meta_rows:
         uow.metadata.set_many(meta_rows)
     result.changed = result.changed or bool(
         result.added or result.artifacts_added or result.artifacts_updated or result.artifacts_removed
     )
     return result
+
+
+def _sync_with_retry(uow_factory: UowFactory, disk: ProjectOnDisk, now: datetime) -> _Sync:
+    """One project's unit of work, re-run when a concurrent scan of the same tree added the
+    same project first (DuplicateError) or the database was busy; the re-run sees the
+    other scan's rows and updates them instead.
+    """
+    return run_with_retry(
+        uow_factory, lambda uow: _sync_project(uow, disk, now), retry_on=(DuplicateError, DatabaseBusyError)
+    )
 
 
 def scan(
@@ -214,7 +269,11 @@ def scan(
     resolved = [path for path, usable in checked if usable]
     summary = ScanSummary()
     with uow_factory() as uow:
-        cached = {p.path: (p.id, p.fingerprint, p.status) for p in uow.projects.list() if _under(p.path, resolved)}
+        cached = {
+            p.path: (p.id, p.fingerprint, p.status, p.warnings)
+            for p in uow.projects.list()
+            if _under(p.path, resolved)
+        }
     seen: set[str] = set()
     unchanged: list[str] = []
     for path in discover_projects([p for p, _ in checked], max_depth=max_depth, warnings=summary.warnings):
@@ -230,8 +289,10 @@ def scan(
         except OSError as exc:
             fingerprint = None
             summary.warnings.append(ScanWarning(key, f"cannot read project: {exc.strerror or exc}"))
-        if not full and known is not None and fingerprint is not None and known[1:] == (fingerprint, "active"):
+        if not full and known is not None and fingerprint is not None and known[1:3] == (fingerprint, "active"):
             unchanged.append(known[0])
+            # What the last read warned about is still true of the unchanged files.
+            summary.warnings.extend(ScanWarning(w["path"], w["message"]) for w in known[3] or [])
             continue
         try:
             disk = read_project(path)
@@ -256,8 +317,7 @@ def scan(
             _record_error(uow_factory, key, path.name, f"cannot read project: {reason}", now)
             continue
         try:
-            with uow_factory() as uow:
-                sync = _sync_project(uow, disk, now)
+            sync = _sync_with_retry(uow_factory, disk, now)
         except (ValidationError, ValueTooLargeError) as exc:
             # What this project holds cannot be stored (e.g. a tag too long for an
             # index): the project is recorded as an error and the scan goes on.
@@ -278,7 +338,7 @@ def scan(
     summary.projects_unchanged += len(unchanged)
     stale = [
         id_
-        for path, (id_, _fp, status) in cached.items()
+        for path, (id_, _fp, status, _warnings) in cached.items()
         if path not in seen and status != "stale" and not _still_there(path)
     ]
     with uow_factory() as uow:

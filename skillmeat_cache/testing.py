@@ -191,8 +191,9 @@ def _contains(haystack: str | None, needle: str) -> bool:
     return haystack is not None and needle in ascii_lower(haystack)
 
 
-def _artifact_sort_key(row: Row) -> tuple[str, str, str]:
-    return (row["project_id"], row["type"], row["name"])
+def _artifact_sort_key(row: Row) -> tuple[str, str, str, str]:
+    """The list order (project_id, type, name, path); also the natural key, reordered."""
+    return (row["project_id"], row["type"], row["name"], row["path"])
 
 
 def _check_integrity(tables: Tables) -> None:
@@ -204,7 +205,7 @@ def _check_integrity(tables: Tables) -> None:
         if row["path"] in paths:
             raise _duplicate("projects", "path")
         paths.add(row["path"])
-    keys: set[tuple[str, str, str]] = set()
+    keys: set[tuple[str, str, str, str]] = set()
     for row in tables["artifacts"].values():
         if row["project_id"] not in tables["projects"]:
             raise _foreign_key("artifacts", "project_id")
@@ -624,7 +625,7 @@ class _Session:
             if key in tables["artifact_metadata"]:
                 self.load("artifact_metadata", key)
         for key in projects:
-            rows = sorted(children[key], key=lambda r: (r["type"], r["name"]))
+            rows = sorted(children[key], key=lambda r: (r["type"], r["name"], r["path"]))
             self._set_relation(
                 self.identity[("projects", key)], "artifacts", [self.identity[("artifacts", r["id"])] for r in rows]
             )
@@ -787,12 +788,17 @@ class FakeArtifactRepository(_FakeRepository, ArtifactRepository):
         with self._s.op():
             return self._s.load("artifacts", id)
 
-    def get_by_key(self, project_id: str, type: str, name: str) -> Artifact | None:  # noqa: D102
+    def get_by_key(self, project_id: str, type: str, name: str, path: str | None = None) -> Artifact | None:  # noqa: D102
         lookup_key("project_id", project_id)
         artifact_type_filter(type)
         lookup_key("name", name)
+        if path is not None:
+            lookup_key("path", path)
         with self._s.op():
-            rows = self._s.select("artifacts", lambda r: _artifact_sort_key(r) == (project_id, type, name))
+            rows = self._ordered(
+                lambda r: (r["project_id"], r["type"], r["name"]) == (project_id, type, name)
+                and path in (None, r["path"])
+            )
             return self._s.load("artifacts", rows[0]["id"]) if rows else None
 
     def list_for_project(self, project_id: str, type: str | None = None) -> builtins.list[Artifact]:  # noqa: D102
@@ -855,11 +861,12 @@ class FakeArtifactRepository(_FakeRepository, ArtifactRepository):
             with self._s.savepoint():
                 self._s.delete("artifacts", id)
 
-    def keys_for_project(self, project_id: str) -> dict[tuple[str, str], str]:  # noqa: D102
+    def keys_for_project(self, project_id: str) -> dict[tuple[str, str, str], str]:  # noqa: D102
         lookup_key("project_id", project_id)
         with self._s.op():
-            artifacts = self._s.tables["artifacts"]
-            return {(artifacts[i]["type"], artifacts[i]["name"]): i for i in self._s.by_project.get(project_id, ())}
+            rows = self._s.tables["artifacts"]
+            ids = self._s.by_project.get(project_id, ())
+            return {(rows[i]["type"], rows[i]["path"], rows[i]["name"]): i for i in ids}
 
     def delete_many(self, ids: Iterable[str]) -> int:  # noqa: D102
         wanted = lookup_keys("id", ids)

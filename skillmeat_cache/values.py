@@ -18,6 +18,7 @@ __all__ = [
     "PROJECT_STATUSES",
     "aware_utc",
     "check_choice",
+    "default_artifact_path",
     "ensure_utc",
     "sqlite_timestamp",
     "timestamp_from_sqlite",
@@ -27,6 +28,22 @@ __all__ = [
 
 ARTIFACT_TYPES: tuple[str, ...] = ("skill", "agent", "command", "mcp", "hook")
 PROJECT_STATUSES: tuple[str, ...] = ("active", "stale", "error")
+
+
+_CONVENTIONAL_PATHS = {
+    "skill": ".claude/skills/{}",
+    "agent": ".claude/agents/{}.md",
+    "command": ".claude/commands/{}.md",
+    "hook": ".claude/hooks/{}",
+    "mcp": ".claude/mcp/{}",
+}
+
+
+def default_artifact_path(type: str, name: str) -> str:
+    """Where an artifact of ``type`` named ``name`` conventionally lives in a project (its
+    path when none is given, and what revision 0005 filled in for rows older than paths).
+    """
+    return _CONVENTIONAL_PATHS[type].format(name)
 
 
 def check_choice(field: str, value: Any, choices: Sequence[str]) -> str:

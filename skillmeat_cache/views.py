@@ -10,6 +10,7 @@ databases.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,6 +41,7 @@ PROJECT_COLUMNS = (
     "status",
     "error_message",
     "fingerprint",
+    "warnings",
 )
 _TIMESTAMPS = ("created_at", "updated_at", "last_fetched")
 
@@ -90,6 +92,8 @@ def project_summaries(
         for key in _TIMESTAMPS:
             value = read_timestamp(item[key])
             item[key] = None if value is None else value.isoformat()
+        if isinstance(item["warnings"], str):  # SQLite hands JSON back as text
+            item["warnings"] = json.loads(item["warnings"])
         item["artifact_count"] = int(row[-2])
         item["outdated_count"] = int(row[-1])
         out.append(item)

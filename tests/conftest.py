@@ -159,6 +159,14 @@ def refuse_scandir(monkeypatch: pytest.MonkeyPatch, *paths: Path) -> None:
     monkeypatch.setattr(scanner.os, "scandir", scandir)
 
 
+def named_keys(keys: dict[tuple[str, str, str], str]) -> dict[tuple[str, str], str]:
+    """``keys_for_project``'s ``{(type, path, name): id}`` as ``{(type, name): id}`` for
+    tests whose artifacts each have a distinct (type, name)."""
+    named = {(type_, name): id_ for (type_, _path, name), id_ in keys.items()}
+    assert len(named) == len(keys), keys
+    return named
+
+
 def succeeded(result: Result) -> Result:
     """A CLI result that exited 0 without an exception."""
     assert result.exit_code == 0 and result.exception is None, (result.output, result.exception)

@@ -674,7 +674,7 @@ HOSTILE = {
     "malformed-mcp-json": (_malformed_mcp_json, "malformed JSON", 2),
     "non-utf8-file": (_non_utf8, "not UTF-8 text", 1),
     "binary-file": (_binary, "binary file", 1),
-    "symlink-loops": (_symlink_loops, "not a skill", 1),
+    "symlink-loops": (_symlink_loops, "symlink loop", 1),
     "symlink-out-of-root": (_symlink_out_of_root, None, 1),
     "symlink-out-of-project": (_symlink_out_of_project, "symlink resolves outside the project", 1),
     "type-folder-is-a-file": (_type_folder_is_a_file, "'skills' is not a folder", 0),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from conftest import named_keys
 
 from skillmeat_cache import Artifact, ForeignKeyViolationError, Project, ReadOnlyError, ValidationError
 
@@ -65,7 +66,12 @@ def test_keys_for_project_and_delete_many(any_uow):
     a, _ = _seed(any_uow)
     with any_uow() as uow:
         keys = uow.artifacts.keys_for_project(a)
-        assert set(keys) == {("skill", "s1"), ("skill", "s2"), ("agent", "g1")}
+        assert set(keys) == {
+            ("skill", ".claude/skills/s1", "s1"),
+            ("skill", ".claude/skills/s2", "s2"),
+            ("agent", ".claude/agents/g1.md", "g1"),
+        }
+        keys = named_keys(keys)
         uow.metadata.set(keys[("skill", "s1")], data={"x": 1}, tags=["t"])
         project = uow.projects.get(a)
         assert len(project.artifacts) == 3
@@ -73,7 +79,7 @@ def test_keys_for_project_and_delete_many(any_uow):
         assert [x.name for x in uow.projects.get(a).artifacts] == ["s2"]  # collection not stale
         assert uow.metadata.get(keys[("skill", "s1")]) is None
     with any_uow() as uow:
-        assert uow.artifacts.keys_for_project(a) == {("skill", "s2"): keys[("skill", "s2")]}
+        assert uow.artifacts.keys_for_project(a) == {("skill", ".claude/skills/s2", "s2"): keys[("skill", "s2")]}
         assert uow.metadata.artifacts_with_tag("t") == []
         assert uow.artifacts.keys_for_project("ghost") == {}
 
@@ -81,7 +87,7 @@ def test_keys_for_project_and_delete_many(any_uow):
 def test_set_many_inserts_replaces_skips_identical_and_keeps_tags_exact(any_uow):
     a, _ = _seed(any_uow)
     with any_uow() as uow:
-        keys = uow.artifacts.keys_for_project(a)
+        keys = named_keys(uow.artifacts.keys_for_project(a))
         s1, s2 = keys[("skill", "s1")], keys[("skill", "s2")]
         rows = [
             {"artifact_id": s1, "data": {"v": (1, 2)}, "description": "one", "tags": ["py", "cli"], "aliases": []},
@@ -112,7 +118,7 @@ def test_set_many_inserts_replaces_skips_identical_and_keeps_tags_exact(any_uow)
 def test_update_many_applies_changes_for_one_id_in_order(any_uow):
     a, _ = _seed(any_uow)
     with any_uow() as uow:
-        s2 = uow.artifacts.keys_for_project(a)[("skill", "s2")]
+        s2 = named_keys(uow.artifacts.keys_for_project(a))[("skill", "s2")]
         uow.artifacts.update_many([{"id": s2, "deployed_version": "1.0", "upstream_version": "1.0"}])
         n = uow.artifacts.update_many(
             [

@@ -11,6 +11,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from conftest import named_keys
 from sqlalchemy import text
 
 from skillmeat_cache import (
@@ -45,7 +46,7 @@ def _seed(uow_factory, n: int = 5) -> tuple[str, dict[tuple[str, str], str]]:
     with uow_factory() as uow:
         p = uow.projects.add(Project(name="p", path="/w/p"))
         uow.artifacts.upsert_many(_rows(p.id, n, upstream_version="1.0"))
-        return p.id, uow.artifacts.keys_for_project(p.id)
+        return p.id, named_keys(uow.artifacts.keys_for_project(p.id))
 
 
 def _count(uow, table: str) -> int:
@@ -109,7 +110,7 @@ def test_update_many_failing_in_a_later_execution_changes_nothing(uow_factory):
     with uow_factory() as uow:
         changes = [
             {"id": keys[("skill", "s0")], "upstream_version": "9.0"},
-            {"id": keys[("skill", "s1")], "name": "s2"},  # (project, type, name) taken
+            {"id": keys[("skill", "s1")], "name": "s2", "path": ".claude/skills/s2"},  # the key is taken
         ]
         with pytest.raises(DuplicateError):
             uow.artifacts.update_many(changes)

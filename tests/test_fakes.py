@@ -316,7 +316,7 @@ def test_update_many(new_uow, store, seeded):
         loaded.deployed_version = "2.0"  # an entity change re-derives it too
         assert uow.artifacts.outdated() == []
         with pytest.raises(DuplicateError):
-            uow.artifacts.update_many([{"id": b.id, "type": "skill", "name": "a"}])
+            uow.artifacts.update_many([{"id": b.id, "type": "skill", "name": "a", "path": a.path}])
         with pytest.raises(ValidationError):
             uow.artifacts.update_many([{"upstream_version": "1"}])
     rows = {r["id"]: r for r in store.rows("artifacts")}

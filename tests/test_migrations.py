@@ -209,7 +209,7 @@ def _assert_what_compare_metadata_cannot_see(conn: sa.Connection) -> None:
         assert name in {ck["name"] for ck in insp.get_check_constraints(table)}, table
 
     uniques = {uq["name"]: uq["column_names"] for uq in insp.get_unique_constraints("artifacts")}
-    assert uniques.get("uq_artifacts_project_id_type_name") == ["project_id", "type", "name"]
+    assert uniques.get("uq_artifacts_project_id_type_path_name") == ["project_id", "type", "path", "name"]
     assert {uq["name"] for uq in insp.get_unique_constraints("projects")} == {"uq_projects_path"}
 
     for table, names in INDEXES.items():
@@ -227,7 +227,7 @@ def _assert_what_compare_metadata_cannot_see(conn: sa.Connection) -> None:
         return
     json_columns = _model_columns(sa.JSON)
     timestamp_columns = _model_columns(sa.DateTime)
-    assert len(json_columns) == 4 and len(timestamp_columns) == 7  # not a vacuous check
+    assert len(json_columns) == 5 and len(timestamp_columns) == 7  # not a vacuous check
     types = {
         (table, column): data_type
         for table, column, data_type in conn.execute(
@@ -550,8 +550,8 @@ def test_foreign_keys_are_on_again_after_a_migration_on_an_engine(tmp_path: Path
         with pytest.raises(IntegrityError), engine.begin() as conn:
             conn.execute(
                 sa.text(
-                    "INSERT INTO artifacts (id, project_id, name, type, created_at, updated_at) "
-                    "VALUES ('a', 'missing', 'n', 'skill', '2026-01-01', '2026-01-01')"
+                    "INSERT INTO artifacts (id, project_id, name, type, path, created_at, updated_at) "
+                    "VALUES ('a', 'missing', 'n', 'skill', 's', '2026-01-01', '2026-01-01')"
                 )
             )
         with engine.begin() as conn:
@@ -563,8 +563,8 @@ def test_foreign_keys_are_on_again_after_a_migration_on_an_engine(tmp_path: Path
             )
             conn.execute(
                 sa.text(
-                    "INSERT INTO artifacts (id, project_id, name, type, created_at, updated_at) "
-                    "VALUES ('a', 'p', 'n', 'skill', '2026-01-01', '2026-01-01')"
+                    "INSERT INTO artifacts (id, project_id, name, type, path, created_at, updated_at) "
+                    "VALUES ('a', 'p', 'n', 'skill', 's', '2026-01-01', '2026-01-01')"
                 )
             )
             conn.execute(sa.text("DELETE FROM projects"))
@@ -593,8 +593,8 @@ def test_database_check_constraints_accept_exactly_the_codes_enums(db_url: str) 
             with engine.begin() as conn:
                 conn.execute(
                     sa.text(
-                        "INSERT INTO artifacts (id, project_id, name, type, created_at, updated_at) "
-                        "VALUES (:t, 'active', :t, :t, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                        "INSERT INTO artifacts (id, project_id, name, type, path, created_at, updated_at) "
+                        "VALUES (:t, 'active', :t, :t, :t, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
                     ),
                     {"t": type_},
                 )

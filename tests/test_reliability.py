@@ -78,9 +78,9 @@ def _write_batches(db: Path, sizes: dict[int, int]) -> None:
         )
         for number, size in sizes.items():
             conn.executemany(
-                "INSERT INTO artifacts (id, project_id, name, type, source, is_outdated, local_modified,"
-                " created_at, updated_at) VALUES (?, 'p', ?, 'skill', ?, 0, 0, '2026-01-01', '2026-01-01')",
-                [(f"b{number}-{i}", f"b{number}-{i}", f"b{number}") for i in range(size)],
+                "INSERT INTO artifacts (id, project_id, name, type, path, source, is_outdated, local_modified,"
+                " created_at, updated_at) VALUES (?, 'p', ?, 'skill', ?, ?, 0, 0, '2026-01-01', '2026-01-01')",
+                [(f"b{number}-{i}", f"b{number}-{i}", f"s/b{number}-{i}", f"b{number}") for i in range(size)],
             )
     conn.close()
 

@@ -311,8 +311,11 @@ def test_malformed_project_toml_warns_and_falls_back_to_folder_name(full_project
 def test_other_claude_entries_and_hidden_entries_are_ignored_quietly(tmp_path):
     project = make_project(tmp_path / "p")
     c = project / ".claude"
-    write_file(c / "settings.json", "{not json")
+    write_file(c / "settings.json", '{"permissions": {"allow": []}, "mcpServers": {"x": {"command": "y"}}}')
     write_file(c / "CLAUDE.md", "---\n: broken: [\n---\n")
+    write_file(c / "hooks" / "format.sh", "#!/bin/sh\n")  # a hook's code, not junk
+    write_file(c / "hooks" / "lib" / "util.py", "x")
+    write_file(c / "commands" / ".drafts" / "wip.md", md(name="wip"))
     write_file(c / "plugins" / "thing" / "README.md", "x")
     write_file(c / "skills" / ".DS_Store", b"\x00\x01")
     write_file(c / "skills" / ".hidden" / "SKILL.md", md(name="h"))
@@ -323,34 +326,36 @@ def test_other_claude_entries_and_hidden_entries_are_ignored_quietly(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("rel", "fragment"),
+    ("rel", "offender", "fragment"),
     [
-        ("skills/x/notes.md", "SKILL.md"),  # skills/x/ without SKILL.md
-        ("skills/loose.md", "SKILL.md"),  # a file directly in skills/
-        ("commands/readme.txt", "COMMAND.md"),
-        ("agents/helper/notes.md", "AGENT.md"),
-        ("hooks/h/hook.md", "HOOK.md"),  # case matters
-        ("mcp/srv/config.yaml", "mcp.json"),
+        ("skills/x/notes.md", "skills/x", "not a skill: no SKILL.md"),  # skills/x/ without SKILL.md
+        ("skills/loose.md", "skills/loose.md", "SKILL.md"),  # a file directly in skills/
+        ("commands/readme.txt", "commands/readme.txt", "not a command: expected a .md file"),
+        ("agents/helper/notes.txt", "agents/helper/notes.txt", "not an agent"),
+        ("mcp/srv/config.yaml", "mcp/srv", "mcp.json"),
+        ("mcp/loose.json", "mcp/loose.json", "not an MCP server"),  # loose files under mcp/
     ],
 )
-def test_invalid_entries_of_type_folders_are_warned_and_skipped(tmp_path, rel, fragment):
+def test_invalid_entries_of_type_folders_are_warned_and_skipped(tmp_path, rel, offender, fragment):
     project = make_project(tmp_path / "p")
     write_file(project / ".claude" / rel, "x")
     write_file(project / ".claude" / "skills" / "ok" / "SKILL.md", md(name="ok"))
     result = read_project(project)
     assert [a.name for a in result.artifacts] == ["ok"]
-    offender = project.resolve() / ".claude" / Path(rel).parts[0] / Path(rel).parts[1]
-    assert [w.path for w in result.warnings] == [str(offender)]
+    assert [w.path for w in result.warnings] == [str(project.resolve() / ".claude" / offender)]
     assert fragment in result.warnings[0].message
 
 
-def test_file_form_wins_over_folder_form_of_the_same_name(tmp_path):
+def test_file_form_and_folder_form_of_one_name_are_both_kept(tmp_path):
     project = make_project(tmp_path / "p")
     write_file(project / ".claude" / "agents" / "dup.md", md(description="file"))
     write_file(project / ".claude" / "agents" / "dup" / "AGENT.md", md(description="folder"))
     result = read_project(project)
-    assert [(a.name, a.description) for a in result.artifacts] == [("dup", "file")]
-    assert [w.path for w in result.warnings] == [str(project.resolve() / ".claude" / "agents" / "dup")]
+    assert [(a.name, a.rel, a.description) for a in result.artifacts] == [
+        ("dup", ".claude/agents/dup", "folder"),
+        ("dup", ".claude/agents/dup.md", "file"),
+    ]
+    assert result.warnings == []
 
 
 def test_unreadable_artifact_folder_is_warned_and_skipped(tmp_path, monkeypatch):
@@ -467,7 +472,7 @@ def test_empty_frontmatter_is_an_empty_mapping(tmp_path):
 @pytest.mark.parametrize(
     ("content", "fragment"),
     [
-        (md(name="[unclosed", description="x"), "malformed frontmatter"),
+        (md(title="[unclosed", version="1"), "malformed frontmatter"),
         ("---\n- a\n- b\n---\n", "not a mapping"),
         ("---\njust text\n---\n", "not a mapping"),
         ("---\nname: x\nno closing line\n", "closing"),
@@ -782,8 +787,9 @@ def test_fingerprint_changes_when_a_toml_appears(full_project):
 
 def test_fingerprint_ignores_what_read_project_ignores(full_project):
     before = project_fingerprint(full_project)
-    write_file(full_project / ".claude" / "settings.json", "{}")
     write_file(full_project / ".claude" / "CLAUDE.md", "x")
+    write_file(full_project / ".claude" / "plugins" / "p" / "x.md", "x")
+    write_file(full_project / ".cursor" / "settings.json", "{}")  # not a profile: no skills/agents/commands
     write_file(full_project / "src" / "main.py", "x")
     assert project_fingerprint(full_project) == before
 

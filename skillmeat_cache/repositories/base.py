@@ -52,6 +52,7 @@ ARTIFACT_BULK_COLUMNS: frozenset[str] = frozenset(
         "id",
         "project_id",
         "type",
+        "path",
         "name",
         "source",
         "deployed_version",
@@ -127,7 +128,7 @@ class ArtifactRepository(ABC):
 
     @abstractmethod
     def add(self, artifact: Artifact) -> Artifact:
-        """Add one artifact; DuplicateError on a taken (project, type, name),
+        """Add one artifact; DuplicateError on a taken (project, type, path, name),
         ForeignKeyViolationError when the project does not exist.
         """
 
@@ -136,8 +137,10 @@ class ArtifactRepository(ABC):
         """The artifact with this id, or None."""
 
     @abstractmethod
-    def get_by_key(self, project_id: str, type: str, name: str) -> Artifact | None:
-        """The artifact by its natural key, or None."""
+    def get_by_key(self, project_id: str, type: str, name: str, path: str | None = None) -> Artifact | None:
+        """The artifact by its natural key (project, type, path, name), or None; without a
+        ``path``, the one of that type and name whose path sorts first (code point order).
+        """
 
     @abstractmethod
     def list_for_project(self, project_id: str, type: str | None = None) -> builtins.list[Artifact]:
@@ -173,8 +176,8 @@ class ArtifactRepository(ABC):
         """Delete one artifact and its metadata; NotFoundError when missing."""
 
     @abstractmethod
-    def keys_for_project(self, project_id: str) -> dict[tuple[str, str], str]:
-        """``{(type, name): id}`` of a project's artifacts, without loading entities."""
+    def keys_for_project(self, project_id: str) -> dict[tuple[str, str, str], str]:
+        """``{(type, path, name): id}`` of a project's artifacts, without loading entities."""
 
     @abstractmethod
     def delete_many(self, ids: Iterable[str]) -> int:
@@ -184,7 +187,8 @@ class ArtifactRepository(ABC):
 
     @abstractmethod
     def upsert_many(self, rows: Iterable[Mapping[str, Any]]) -> int:
-        """Insert or update artifacts keyed by ``(project_id, type, name)``.
+        """Insert or update artifacts keyed by ``(project_id, type, path, name)`` (a row
+        without ``path`` gets ``default_artifact_path(type, name)``).
 
         Each row is the complete state of the columns it carries (see
         ``ARTIFACT_BULK_COLUMNS``); columns it does not carry keep their stored value.

@@ -12,8 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import ValidationError
-from ..models import TEXT_LIMITS, check_json, check_text, derive_outdated, normalise_labels
-from ..values import ARTIFACT_TYPES, check_choice, ensure_utc
+from ..models import TEXT_LIMITS, check_artifact_path, check_json, check_text, derive_outdated, normalise_labels
+from ..values import ARTIFACT_TYPES, check_choice, default_artifact_path, ensure_utc
 from .base import ARTIFACT_BULK_COLUMNS
 
 __all__ = [
@@ -34,7 +34,7 @@ __all__ = [
     "page_bounds",
 ]
 
-ARTIFACT_KEY = ("project_id", "type", "name")
+ARTIFACT_KEY = ("project_id", "type", "path", "name")
 MARKETPLACE_COLUMNS = frozenset({"id", "name", "type", "url", "description", "version", "source", "cached_at", "data"})
 _TEXT = ("id", "project_id", "name", "source", "deployed_version", "upstream_version", "content_hash")
 _REQUIRED_TEXT = ("id", "project_id", "name")
@@ -122,11 +122,11 @@ def _artifact_rows_fast(rows: list[Mapping[str, Any]]) -> list[dict[str, Any]] |
     for row in out:
         row.pop("is_outdated", None)
     try:
-        keys = [(r["project_id"], r["type"], r["name"]) for r in out]
+        keys = [(r["project_id"], r["type"], r["path"], r["name"]) for r in out]
     except KeyError:
         return None
     columns = _columns_of(out)
-    if not _artifact_values_ok(out, columns):
+    if not _artifact_values_ok(out, columns) or not _paths_ok([r["path"] for r in out]):
         return None
     if len(set(keys)) != len(keys):
         return None  # repeated keys: the row-by-row path keeps the last of each
@@ -199,6 +199,8 @@ def _check_artifact_values(row: dict[str, Any]) -> None:
             check_text(key, row[key], required=key in ("id", "project_id", "name"))
     if "type" in row:
         check_choice("type", row["type"], ARTIFACT_TYPES)
+    if "path" in row:
+        check_artifact_path(row["path"])
     if "local_modified" in row and not isinstance(row["local_modified"], bool):
         raise ValidationError("local_modified", "must be true or false")
     for key in ("created_at", "updated_at"):
@@ -206,25 +208,49 @@ def _check_artifact_values(row: dict[str, Any]) -> None:
             row[key] = ensure_utc(row[key], key)
 
 
+def _with_paths(rows: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Rows without a path get their conventional one (when type and name allow it)."""
+    out: list[Mapping[str, Any]] = []
+    for row in rows:
+        type_ = row.get("type")
+        if row.get("path") is None and isinstance(type_, str) and type_ in _TYPES and isinstance(row.get("name"), str):
+            row = {**row, "path": default_artifact_path(row["type"], row["name"])}
+        out.append(row)
+    return out
+
+
+def _paths_ok(paths: list[Any]) -> bool:
+    """The batch form of :func:`check_artifact_path` (answers only "all valid")."""
+    if not _all_text(paths, True, TEXT_LIMITS["path"]):
+        return False
+    if "//" in "\n".join(paths):
+        return False
+    return not any(p.startswith("/") or p.endswith("/") or "." in p.split("/") or ".." in p.split("/") for p in paths)
+
+
 def artifact_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Validated copies of upsert rows, one per natural key (the last row wins)."""
-    rows = rows if isinstance(rows, list) else list(rows)
+    """Validated copies of upsert rows, one per natural key (the last row wins); a row
+    without ``path`` gets the conventional one of its type and name.
+    """
+    rows = _with_paths(rows if isinstance(rows, list) else list(rows))
     try:
         fast = _artifact_rows_fast(rows)
     except Exception:  # unhashable values and the like: let the row-by-row path explain
         fast = None
     if fast is not None:
         return fast
-    by_key: dict[tuple[str, str, str], dict[str, Any]] = {}
+    by_key: dict[tuple[str, str, str, str], dict[str, Any]] = {}
     for row in rows:
         _check_columns(row, ARTIFACT_BULK_COLUMNS)
         out = dict(row)
         out.pop("is_outdated", None)
-        for key in ARTIFACT_KEY:
+        for key in ("project_id", "type", "name"):
             if out.get(key) is None:
                 raise ValidationError(key, "is required")
         _check_artifact_values(out)
-        key = (out["project_id"], out["type"], out["name"])
+        if out.get("path") is None:
+            out["path"] = check_artifact_path(default_artifact_path(out["type"], out["name"]))
+        key = (out["project_id"], out["type"], out["path"], out["name"])
         by_key.pop(key, None)  # keep the position of the winning row
         by_key[key] = out
     return list(by_key.values())
@@ -238,7 +264,7 @@ def artifact_change(change: Mapping[str, Any]) -> dict[str, Any]:
     out.pop("created_at", None)
     if out.get("id") is None:
         raise ValidationError("id", "is required")
-    for key in ("project_id", "type", "name"):
+    for key in ("project_id", "type", "path", "name"):
         if key in out and out[key] is None:
             raise ValidationError(key, "is required")
     _check_artifact_values(out)
@@ -256,9 +282,11 @@ def _merge_changes_fast(changes: list[Mapping[str, Any]]) -> list[dict[str, Any]
     if len(set(ids)) != len(ids):
         return None  # repeated ids: merged column by column below
     columns = _columns_of(out)
-    for key in ("project_id", "type", "name"):
+    for key in ("project_id", "type", "path", "name"):
         if key in columns and any(c[key] is None for c in out if key in c):
             return None
+    if "path" in columns and not _paths_ok([c["path"] for c in out if "path" in c]):
+        return None
     if not _all_text(ids, True, TEXT_LIMITS["id"]) or not _artifact_values_ok(out, columns):
         return None
     _convert_timestamps(out, columns)

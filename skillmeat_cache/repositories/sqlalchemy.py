@@ -271,6 +271,10 @@ def _contains(column: Any, text: str) -> Any:
     return _AsciiLower(column).contains(ascii_lower(text), autoescape=True)
 
 
+def _key(row: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    return row["project_id"], row["type"], row["path"], row["name"]
+
+
 def _artifact_order() -> tuple[Any, ...]:
     return _ORDER
 
@@ -278,14 +282,25 @@ def _artifact_order() -> tuple[Any, ...]:
 # -- statements built once (SQLAlchemy caches their compiled form per engine) -----------
 
 # Text sorts by code point on every backend (PostgreSQL: COLLATE "C"); types are ASCII words.
-_ORDER = (by_code_point(Artifact.project_id), Artifact.type, by_code_point(Artifact.name))
+_ORDER = (by_code_point(Artifact.project_id), Artifact.type, by_code_point(Artifact.name), by_code_point(Artifact.path))
 _PROJECT_ORDER = (by_code_point(Project.name), by_code_point(Project.path))
 _MARKETPLACE_ORDER = (MarketplaceEntry.type, by_code_point(MarketplaceEntry.name), by_code_point(MarketplaceEntry.id))
 _PROJECT_BY_PATH = select(Project).where(Project.path == bindparam("path"))
 _ARTIFACT_BY_KEY = select(Artifact).where(
     Artifact.project_id == bindparam("project_id"),
     Artifact.type == bindparam("type"),
+    Artifact.path == bindparam("path"),
     Artifact.name == bindparam("name"),
+)
+_FIRST_ARTIFACT_BY_NAME = (
+    select(Artifact)
+    .where(
+        Artifact.project_id == bindparam("project_id"),
+        Artifact.type == bindparam("type"),
+        Artifact.name == bindparam("name"),
+    )
+    .order_by(by_code_point(Artifact.path))
+    .limit(1)
 )
 # Where the filter fixes the leading columns, only the rest is sorted on: the same order,
 # and PostgreSQL need not sort on a fixed project_id under COLLATE "C".
@@ -608,11 +623,14 @@ class SqlAlchemyArtifactRepository(base.ArtifactRepository):
     def get(self, id: str) -> Artifact | None:  # noqa: D102
         return self._session.get(Artifact, lookup_key("id", id))
 
-    def get_by_key(self, project_id: str, type: str, name: str) -> Artifact | None:  # noqa: D102
+    def get_by_key(self, project_id: str, type: str, name: str, path: str | None = None) -> Artifact | None:  # noqa: D102
         lookup_key("project_id", project_id)
         artifact_type_filter(type)
         lookup_key("name", name)
         params = {"project_id": project_id, "type": type, "name": name}
+        if path is None:
+            return self._session.scalars(_FIRST_ARTIFACT_BY_NAME, params).one_or_none()
+        params["path"] = lookup_key("path", path)
         return self._session.scalars(_ARTIFACT_BY_KEY, params).one_or_none()
 
     @_loads_entities
@@ -671,14 +689,14 @@ class SqlAlchemyArtifactRepository(base.ArtifactRepository):
         self._session.delete(artifact)
         self._session.flush()
 
-    def keys_for_project(self, project_id: str) -> dict[tuple[str, str], str]:  # noqa: D102
+    def keys_for_project(self, project_id: str) -> dict[tuple[str, str, str], str]:  # noqa: D102
         lookup_key("project_id", project_id)
         self._session.flush()
         conn = self._session.connection()
         found = conn.exec_driver_sql(
-            f"SELECT type, name, id FROM artifacts WHERE project_id = {_sql_for(conn).p}", (project_id,)
+            f"SELECT type, path, name, id FROM artifacts WHERE project_id = {_sql_for(conn).p}", (project_id,)
         )
-        return {(type_, name): id_ for type_, name, id_ in found}
+        return {(type_, path, name): id_ for type_, path, name, id_ in found}
 
     def delete_many(self, ids: Iterable[str]) -> int:  # noqa: D102
         wanted = lookup_keys("id", ids)
@@ -698,23 +716,23 @@ class SqlAlchemyArtifactRepository(base.ArtifactRepository):
     # -- bulk paths -------------------------------------------------------------
 
     def _stored_versions(
-        self, conn: Connection, keys: Iterable[tuple[str, str, str]]
-    ) -> dict[tuple[str, str, str], tuple[Any, Any]]:
+        self, conn: Connection, keys: Iterable[tuple[str, str, str, str]]
+    ) -> dict[tuple[str, str, str, str], tuple[Any, Any]]:
         # By project id, not by a (project_id, type, name) tuple IN: SQLite answers a row-value
         # IN list with a full table scan, which made every scan quadratic in the cache size.
         wanted = set(keys)
-        stored: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        stored: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
         projects = builtins.list(dict.fromkeys(key[0] for key in wanted))
         sql = _sql_for(conn)
         for chunk in _chunks(projects):
             found = conn.exec_driver_sql(
-                "SELECT project_id, type, name, deployed_version, upstream_version FROM artifacts "
+                "SELECT project_id, type, path, name, deployed_version, upstream_version FROM artifacts "
                 f"WHERE project_id IN ({sql.marks(len(chunk))})",
                 tuple(chunk),
             )
-            for project_id, type_, name, deployed, upstream in found:
-                if (project_id, type_, name) in wanted:
-                    stored[(project_id, type_, name)] = (deployed, upstream)
+            for project_id, type_, path, name, deployed, upstream in found:
+                if (project_id, type_, path, name) in wanted:
+                    stored[(project_id, type_, path, name)] = (deployed, upstream)
         return stored
 
     def _expire_artifacts(self, ids: Iterable[str] | None = None) -> None:
@@ -730,14 +748,14 @@ class SqlAlchemyArtifactRepository(base.ArtifactRepository):
         conn, sql = _bulk_write_connection(session)
         partial = [r for r in prepared if "deployed_version" not in r or "upstream_version" not in r]
         stored = (
-            self._stored_versions(conn, ((r["project_id"], r["type"], r["name"]) for r in partial)) if partial else {}
+            self._stored_versions(conn, (_key(r) for r in partial)) if partial else {}
         )
         timestamp = sql.timestamp
         now = timestamp(utcnow())
         groups: dict[tuple[str, ...], builtins.list[dict[str, Any]]] = {}
         for row in prepared:
             if stored:
-                row["is_outdated"] = outdated_for(row, stored.get((row["project_id"], row["type"], row["name"])))
+                row["is_outdated"] = outdated_for(row, stored.get(_key(row)))
             else:
                 row["is_outdated"] = outdated_for(row, None)
             if "id" not in row:
