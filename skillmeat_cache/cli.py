@@ -112,11 +112,20 @@ def _command(fn: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
+def _non_empty_db(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """``--db ''`` names no database: a usage error (an empty SKILLMEAT_CACHE_URL is unset)."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("must not be empty: give a database URL or a path")
+    return value
+
+
 @click.group()
+@click.version_option(package_name="skillmeat-cache", message="skillmeat-cache %(version)s")
 @click.option(
     "--db",
     envvar="SKILLMEAT_CACHE_URL",
     metavar="URL_OR_PATH",
+    callback=_non_empty_db,
     help="Database URL, or a path meaning a SQLite file. [env: SKILLMEAT_CACHE_URL]",
 )
 @click.option(
