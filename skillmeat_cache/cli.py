@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,36 @@ def _checked(name: str, value: str | None, *, path: bool = False) -> str | None:
         except UnicodeEncodeError:
             raise ValidationError(name, "is not valid UTF-8 text") from None
     return value
+
+
+class _OneLineError(click.ClickException):
+    """An error of ours met while click parses the arguments: the same one line on
+    stderr and exit code 1 as :func:`_errors` gives (click's usage errors exit 2).
+    """
+
+    exit_code = 1
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+class _Duration(click.ParamType):
+    """A duration like ``30m`` or ``7d`` (see :func:`.durations.parse_duration`), as a timedelta."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        from .durations import parse_duration
+
+        try:
+            return parse_duration(value)
+        except CacheError as exc:
+            raise _OneLineError(str(exc)) from exc
+
+
+DURATION = _Duration()
 
 
 def _parse_url(url: str) -> Any:
@@ -361,19 +392,21 @@ def scan(state: _State, roots: tuple[str, ...], max_depth: int, full: bool, as_j
 
 @main.command()
 @click.option(
-    "--older-than", "older_than", metavar="DURATION", help="Not fetched within DURATION (30m, 6h, 7d), or never."
+    "--older-than",
+    "older_than",
+    type=DURATION,
+    metavar="DURATION",
+    help="Not fetched within DURATION (30m, 6h, 7d), or never.",
 )
 @click.option("--status", type=click.Choice(["active", "stale", "error"]), help="Only projects of this status.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_command
-def projects(state: _State, older_than: str | None, status: str | None, as_json: bool) -> None:
+def projects(state: _State, older_than: timedelta | None, status: str | None, as_json: bool) -> None:
     """List cached projects with their artifact and outdated counts."""
-    from .durations import parse_duration
     from .views import project_summaries
 
-    ttl = parse_duration(older_than) if older_than else None
     with _read_connection(state) as conn:
-        summaries = project_summaries(conn, status=status, older_than=ttl)
+        summaries = project_summaries(conn, status=status, older_than=older_than)
     if as_json:
         _echo_json(summaries)
         return

@@ -139,7 +139,14 @@ def _prepare_sqlite_file(path: Path, *, create_parents: bool) -> None:
     if not parent.exists():
         if not create_parents:
             raise DatabaseError(f"cannot open database {path}: folder {parent} does not exist")
-        parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            # The default folder under HOME (a read-only or odd HOME): name it and the way out.
+            raise DatabaseError(
+                f"cannot create the cache folder {parent}: {exc.strerror}; "
+                f"choose a database file with --db PATH or {ENV_VAR_URL}"
+            ) from None
     elif not parent.is_dir():
         raise DatabaseError(f"cannot open database {path}: {parent} is not a folder")
     try:
