@@ -70,3 +70,10 @@ def test_home_that_cannot_hold_the_cache_folder_is_one_error_line(run, tmp_path)
     )
     assert "Not a directory" in result.stderr
     assert home.read_text() == "HOME is a regular file here\n"
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("as_json", [False, True], ids=["human", "json"])
+def test_status_of_an_unmigrated_postgres_database_is_one_error_line(run, fresh_pg_url, as_json):
+    result = run("--db", fresh_pg_url, "status", *(["--json"] if as_json else []))
+    one_error_line(result, "no cache schema", "skillmeat-cache migrate")
