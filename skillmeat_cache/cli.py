@@ -323,6 +323,13 @@ def _cache(state: _State) -> Iterator[Callable[..., Any]]:
         engine.dispose()
 
 
+def _plural(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 project``, ``2 projects``, ``0 warnings``; ``plural`` for an irregular noun
+    (``_plural(n, "entry", "entries")``).
+    """
+    return f"{n} {noun if n == 1 else (plural or noun + 's')}"
+
+
 def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False))
 
@@ -368,7 +375,7 @@ def scan(state: _State, roots: tuple[str, ...], max_depth: int, full: bool, as_j
                 def progress(path: str) -> None:
                     nonlocal count
                     count += 1
-                    bar.update(task, description=f"{count} projects  {path}")
+                    bar.update(task, description=f"{_plural(count, 'project')}  {path}")
 
                 summary = run_scan(uow, roots, max_depth=max_depth, full=full, progress=progress)
         else:
@@ -379,12 +386,12 @@ def scan(state: _State, roots: tuple[str, ...], max_depth: int, full: bool, as_j
     s = summary
     click.echo(
         f"projects: {s.projects_seen} seen, {s.projects_unchanged} unchanged, {s.projects_added} added, "
-        f"{s.projects_updated} updated, {s.projects_stale} marked stale, {s.projects_error} error"
+        f"{s.projects_updated} updated, {s.projects_stale} marked stale, {_plural(s.projects_error, 'error')}"
     )
     click.echo(f"artifacts: {s.artifacts_added} added, {s.artifacts_updated} updated, {s.artifacts_removed} removed")
-    for warning in s.warnings:
-        click.echo(f"warning: {warning.path}: {warning.message}")
-    click.echo(f"{len(s.warnings)} warnings, {s.seconds:.2f} s")
+    for warning in s.warnings:  # on stderr, as a scan's progress is: stdout keeps the summary
+        click.echo(f"warning: {warning.path}: {warning.message}", err=True)
+    click.echo(f"{_plural(len(s.warnings), 'warning')}, {s.seconds:.2f} s")
 
 
 @main.command()
@@ -418,7 +425,7 @@ def projects(state: _State, older_than: timedelta | None, status: str | None, as
         ]
         for s in summaries
     ]
-    _table(f"{len(rows)} projects", ["name", "path", "status", "artifacts", "outdated", "last fetched"], rows)
+    _table(_plural(len(rows), "project"), ["name", "path", "status", "artifacts", "outdated", "last fetched"], rows)
 
 
 @main.command()
@@ -454,23 +461,44 @@ def artifacts(
         if tag is not None:
             tagged = {a.id for a in u.metadata.artifacts_with_tag(tag)}
             found = [a for a in found if a.id in tagged]
-        paths = {p.id: p.path for p in u.projects.list()} if not as_json else {}
+        paths = {p.id: p.path for p in u.projects.list()}
+        # By project path, then type, then name (code point order, as the repositories sort).
+        found.sort(key=lambda a: (paths.get(a.project_id, a.project_id), a.type, a.name))
+        metadata = u.metadata.get_many(a.id for a in found) if not as_json else {}
     if as_json:
         _echo_json([a.to_dict() for a in found])
         return
-    rows = [
-        [
-            a.type,
-            a.name,
-            a.deployed_version,
-            a.upstream_version,
-            "yes" if a.is_outdated else "",
-            "yes" if a.local_modified else "",
-            paths.get(a.project_id, a.project_id),
-        ]
-        for a in found
-    ]
-    _table(f"{len(rows)} artifacts", ["type", "name", "deployed", "upstream", "outdated", "modified", "project"], rows)
+    rows = [[cell(a, metadata.get(a.id), paths) for _, cell in _ARTIFACT_COLUMNS] for a in found]
+    _table(_plural(len(rows), "artifact"), [header for header, _ in _ARTIFACT_COLUMNS], rows)
+
+
+DESCRIPTION_WIDTH = 60
+
+
+def _short(text: str | None, width: int = DESCRIPTION_WIDTH) -> str:
+    """The first line of ``text``, cut at a word boundary to ``width`` characters with an ellipsis."""
+    line = " ".join((text or "").strip().split("\n", 1)[0].split())
+    if len(line) <= width:
+        return line
+    cut = line[: width - 1]
+    if " " in cut[width // 2 :]:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:.-") + "…"
+
+
+# The ``artifacts`` table: (header, cell from the artifact, its metadata or None, and the
+# project paths by id). Adding a column is one line here.
+_ARTIFACT_COLUMNS: list[tuple[str, Callable[[Any, Any, dict[str, str]], Any]]] = [
+    ("type", lambda a, m, paths: a.type),
+    ("name", lambda a, m, paths: a.name),
+    ("description", lambda a, m, paths: _short(m.description if m else None)),
+    ("tags", lambda a, m, paths: ", ".join(m.tags or ()) if m else ""),
+    ("deployed", lambda a, m, paths: a.deployed_version),
+    ("upstream", lambda a, m, paths: a.upstream_version),
+    ("outdated", lambda a, m, paths: "yes" if a.is_outdated else ""),
+    ("modified", lambda a, m, paths: "yes" if a.local_modified else ""),
+    ("project", lambda a, m, paths: paths.get(a.project_id, a.project_id)),
+]
 
 
 @main.group()

@@ -3,13 +3,15 @@ HOME that cannot hold the cache, foreign SQLite files, read-only folders, plural
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from importlib.metadata import version
+from pathlib import Path
 
 import pytest
-from conftest import succeeded
+from conftest import succeeded, write_file
 
 
 def one_error_line(result, *fragments: str):
@@ -77,3 +79,58 @@ def test_home_that_cannot_hold_the_cache_folder_is_one_error_line(run, tmp_path)
 def test_status_of_an_unmigrated_postgres_database_is_one_error_line(run, fresh_pg_url, as_json):
     result = run("--db", fresh_pg_url, "status", *(["--json"] if as_json else []))
     one_error_line(result, "no cache schema", "skillmeat-cache migrate")
+
+
+LONG = "Reviews pull requests for style, naming, tests and the docs that go with them, then says so"
+
+
+def _tree(root: Path) -> None:
+    """Two projects whose artifacts the cache would otherwise list in another order."""
+    for project in ("b-proj", "a-proj"):
+        claude = root / project / ".claude"
+        write_file(
+            claude / "skills" / "zeta" / "SKILL.md", "---\nname: zeta\ndescription: Z skill\ntags: [z, last]\n---\n"
+        )
+        write_file(claude / "skills" / "alpha" / "SKILL.md", f"---\nname: alpha\ndescription: {LONG}\n---\n")
+        write_file(claude / "agents" / "reviewer.md", "---\nname: reviewer\ntags: [review]\n---\n")
+
+
+def test_artifacts_table_shows_description_and_tags_in_project_type_name_order(run, tmp_path):
+    _tree(tmp_path / "tree")
+    db = str(tmp_path / "cache.db")
+    succeeded(run("--db", db, "scan", str(tmp_path / "tree")))
+    listed = json.loads(succeeded(run("--db", db, "artifacts", "--json")).stdout)
+    paths = {p["id"]: p["path"] for p in json.loads(run("--db", db, "projects", "--json").stdout)}
+    keys = [(Path(paths[a["project_id"]]).name, a["type"], a["name"]) for a in listed]
+    assert keys == [
+        (p, t, n)
+        for p in ("a-proj", "b-proj")
+        for t, n in (("agent", "reviewer"), ("skill", "alpha"), ("skill", "zeta"))
+    ]
+    table = succeeded(run("--db", db, "artifacts")).stdout
+    lines = table.splitlines()
+    assert lines[0].strip() == "6 artifacts"
+    header = next(line for line in lines if "type" in line and "name" in line)
+    assert [h.strip() for h in header.strip("┃ ").split("┃")][:4] == ["type", "name", "description", "tags"]
+    rows = [line for line in lines if "│" in line and ("alpha" in line or "zeta" in line or "reviewer" in line)]
+    assert ["reviewer" in r for r in rows] == [True, False, False, True, False, False]
+    zeta = next(r for r in rows if "zeta" in r)
+    assert "Z skill" in zeta and "z, last" in zeta
+    alpha = next(r for r in rows if "alpha" in r)
+    assert "Reviews pull requests" in alpha and "…" in alpha and LONG not in alpha
+    one = succeeded(run("--db", db, "artifacts", "--type", "agent", "--project", paths[listed[0]["project_id"]]))
+    assert one.stdout.splitlines()[0].strip() == "1 artifact"
+
+
+def test_counts_are_singular_or_plural_and_scan_warnings_go_to_stderr(run, tmp_path):
+    db = str(tmp_path / "cache.db")
+    write_file(tmp_path / "tree" / "p" / ".claude" / "skills" / "s" / "SKILL.md", "---\nname: s\n---\n")
+    scan = succeeded(run("--db", db, "scan", str(tmp_path / "tree"), str(tmp_path / "missing")))
+    assert scan.stderr == f"warning: {tmp_path / 'missing'}: root not scanned: does not exist\n"
+    assert "warning:" not in scan.stdout and "1 warning, " in scan.stdout and ", 0 errors" in scan.stdout
+    two = succeeded(run("--db", db, "scan", str(tmp_path / "nowhere"), str(tmp_path / "missing")))
+    assert "2 warnings, " in two.stdout and two.stderr.count("warning: ") == 2
+    assert "1 warning, " not in two.stdout
+    assert succeeded(run("--db", db, "projects")).stdout.splitlines()[0].strip() == "1 project"
+    assert succeeded(run("--db", db, "artifacts")).stdout.splitlines()[0].strip() == "1 artifact"
+    assert succeeded(run("--db", db, "projects", "--status", "error")).stdout.splitlines()[0].strip() == "0 projects"
