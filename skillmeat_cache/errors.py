@@ -23,6 +23,7 @@ __all__ = [
     "DatabaseReadOnlyError",
     "DatabaseUnavailableError",
     "DuplicateError",
+    "ForeignDatabaseError",
     "ForeignKeyViolationError",
     "NotFoundError",
     "ReadOnlyError",
@@ -94,6 +95,13 @@ class DatabaseFullError(DatabaseError):
 class DatabaseCorruptError(DatabaseError):
     """The database file is damaged or is not a SQLite database at all
     (``SQLITE_CORRUPT``, ``SQLITE_NOTADB``). Nothing is written to it.
+    """
+
+
+class ForeignDatabaseError(DatabaseError):
+    """The SQLite file holds another program's tables (SkillMeat's own cache, say), not
+    a skillmeat-cache database. Refused before anything is written to it: no table, no
+    ``alembic_version``, not even the switch to WAL.
     """
 
 

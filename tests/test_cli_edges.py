@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from importlib.metadata import version
@@ -134,3 +135,94 @@ def test_counts_are_singular_or_plural_and_scan_warnings_go_to_stderr(run, tmp_p
     assert succeeded(run("--db", db, "projects")).stdout.splitlines()[0].strip() == "1 project"
     assert succeeded(run("--db", db, "artifacts")).stdout.splitlines()[0].strip() == "1 artifact"
     assert succeeded(run("--db", db, "projects", "--status", "error")).stdout.splitlines()[0].strip() == "0 projects"
+
+
+def _foreign_file(path: Path, tables: tuple[str, ...], revision: str | None) -> None:
+    """A SQLite file of another program, in rollback-journal mode (journal_mode=delete)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path)
+    try:
+        for table in tables:
+            conn.execute(f"CREATE TABLE {table} (id TEXT PRIMARY KEY, name TEXT)")
+            conn.execute(f"INSERT INTO {table} VALUES ('1', 'theirs')")
+        if revision is not None:
+            conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
+            conn.execute("INSERT INTO alembic_version VALUES (?)", (revision,))
+        conn.commit()
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    finally:
+        conn.close()
+    os.utime(path, ns=(1_600_000_000_000_000_000, 1_600_000_000_000_000_000))
+
+
+def _fingerprint(path: Path) -> tuple[bytes, int, list[str]]:
+    siblings = sorted(p.name for p in path.parent.iterdir())
+    return path.read_bytes(), path.stat().st_mtime_ns, siblings
+
+
+def _journal_mode(path: Path) -> str:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return conn.execute("PRAGMA journal_mode").fetchone()[0]
+    finally:
+        conn.close()
+
+
+SKILLMEAT_TABLES = ("projects", "artifacts", "collections", "collection_artifacts", "marketplace_sources")
+
+
+@pytest.mark.parametrize(
+    ("tables", "revision", "default", "fragments"),
+    [
+        (SKILLMEAT_TABLES, "a1b2c3d4e5f6", True, ("is SkillMeat's own cache", "collections")),
+        (SKILLMEAT_TABLES, None, True, ("is SkillMeat's own cache",)),
+        (("projects", "artifacts"), "a1b2c3d4e5f6", True, ("is SkillMeat's own cache", "a1b2c3d4e5f6")),
+        (SKILLMEAT_TABLES, "a1b2c3d4e5f6", False, ("looks like SkillMeat's own cache",)),
+        (("notes", "todo"), None, False, ("holds another program's tables (notes, todo)",)),
+        (("projects", "artifacts"), None, False, ("holds another program's tables (artifacts, projects)",)),
+    ],
+    ids=[
+        "skillmeat-default",
+        "skillmeat-no-alembic",
+        "unknown-revision-default",
+        "skillmeat-elsewhere",
+        "other",
+        "our-names",
+    ],
+)
+def test_a_foreign_sqlite_file_is_never_modified(run, tmp_path, tables, revision, default, fragments):
+    path = tmp_path / "home" / ".skillmeat" / "cache" / "cache.db" if default else tmp_path / "theirs.db"
+    _foreign_file(path, tables, revision)
+    (tmp_path / "tree").mkdir()
+    before = _fingerprint(path)
+    db = () if default else ("--db", str(path))
+    for args in (
+        ("status",),
+        ("status", "--json"),
+        ("projects",),
+        ("artifacts",),
+        ("scan", str(tmp_path / "tree")),
+        ("migrate",),
+        ("downgrade", "base"),
+    ):
+        result = one_error_line(run(*db, *args), f"error: {path} ", "not a skillmeat-cache database", *fragments)
+        assert "--db PATH" in result.stderr and "SKILLMEAT_CACHE_URL" in result.stderr
+        assert _fingerprint(path) == before, args
+    assert _journal_mode(path) == "delete"
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    conn.close()
+    assert names == set(tables) | ({"alembic_version"} if revision else set())
+
+
+def test_our_own_files_are_not_taken_for_foreign_ones(run, tmp_path):
+    path = tmp_path / "ours.db"
+    succeeded(run("--db", str(path), "migrate"))
+    succeeded(run("--db", str(path), "downgrade", "base"))  # only an empty alembic_version left
+    succeeded(run("--db", str(path), "status"))  # migrated again on first use
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    one_error_line(run("--db", str(path), "status"), "newer skillmeat-cache")  # ours, from newer code
+    empty = tmp_path / "empty.db"
+    sqlite3.connect(empty).close()
+    succeeded(run("--db", str(empty), "status"))
