@@ -416,7 +416,8 @@ def create_engine_for_url(
             if not (parsed.database or "").startswith("file:"):
                 raise CacheError("a SQLite URL with uri=true needs a database like file:/path/cache.db")
             mode = _query_value(parsed, "mode").lower()
-            read_only = mode == "ro"
+            # immutable=1: SQLite reads the file as it is and never writes it (no WAL switch).
+            read_only = mode == "ro" or _query_value(parsed, "immutable").lower() in ("1", "true")
             path = _sqlite_uri_path(parsed.database or "")
             path = path.absolute() if path is not None else None
             # Only a mode that lets SQLite create the file: we create it first, privately.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -226,3 +227,60 @@ def test_our_own_files_are_not_taken_for_foreign_ones(run, tmp_path):
     empty = tmp_path / "empty.db"
     sqlite3.connect(empty).close()
     succeeded(run("--db", str(empty), "status"))
+
+
+def _without_dac_override() -> list[str]:
+    """A command prefix under which permission bits bind this user: nothing for a normal
+    user; for root, ``setpriv`` dropping CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH (root
+    keeps owning the files, so their owner bits apply). Skips when neither is possible.
+    """
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root and setpriv is missing: permission bits cannot be made to bind")
+    prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
+    probe = subprocess.run([*prefix, "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"running as root and setpriv cannot drop CAP_DAC_OVERRIDE here: {probe.stderr.strip()}")
+    return prefix
+
+
+def test_read_only_url_on_a_read_only_folder_says_what_to_use(run, tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    path = folder / "cache.db"
+    tree = tmp_path / "tree"
+    write_file(tree / "p" / ".claude" / "skills" / "s" / "SKILL.md", "---\nname: s\n---\n")
+    succeeded(run("--db", str(path), "scan", str(tree)))  # a real cache, in WAL mode, closed cleanly
+    assert sorted(p.name for p in folder.iterdir()) == ["cache.db"]
+    before = path.read_bytes()
+    prefix = _without_dac_override()
+    path.chmod(0o444)
+    folder.chmod(0o555)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SKILLMEAT_CACHE_")}
+    env["HOME"] = str(tmp_path / "home")
+
+    def cli(url: str) -> subprocess.CompletedProcess[str]:
+        command = [*prefix, sys.executable, "-m", "skillmeat_cache", "--db", url, "projects", "--json"]
+        return subprocess.run(command, env=env, capture_output=True, text=True)
+
+    try:
+        probe = subprocess.run([*prefix, "touch", str(folder / "probe")], capture_output=True)
+        if probe.returncode == 0:
+            pytest.skip("the folder stayed writable for this user")
+        read_only = cli(f"sqlite:///file:{path}?mode=ro&uri=true")
+        immutable = cli(f"sqlite:///file:{path}?immutable=1&uri=true")
+    finally:
+        folder.chmod(0o755)
+        path.chmod(0o644)
+    if read_only.returncode == 0:  # a SQLite that can read it as it is: fine too
+        assert [p["name"] for p in json.loads(read_only.stdout)] == ["p"]
+    else:
+        assert read_only.returncode == 1 and read_only.stdout == "" and "Traceback" not in read_only.stderr
+        assert read_only.stderr.count("\n") == 1 and read_only.stderr.startswith("error: database is read-only")
+        assert "immutable=1&uri=true" in read_only.stderr
+    # what the line proposes works
+    assert immutable.returncode == 0, immutable.stderr
+    assert [p["name"] for p in json.loads(immutable.stdout)] == ["p"]
+    assert path.read_bytes() == before and sorted(p.name for p in folder.iterdir()) == ["cache.db"]
