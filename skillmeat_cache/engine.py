@@ -211,10 +211,11 @@ def _refuse_foreign(cursor: Any, path: Path | None) -> None:
     skillmeat-cache database. Only reads (the schema and ``alembic_version``): it runs
     before the connection changes anything, the switch to WAL included.
 
-    Ours: no table yet; an ``alembic_version`` at a revision we know; or one we do not
-    know (newer code: refused later with a clear SchemaVersionError) beside our core
-    tables. Anything else is foreign, and SkillMeat's own cache when it has SkillMeat's
-    tables or an unknown revision without our core tables.
+    Ours: no table yet; an ``alembic_version`` at a revision we know; or all our core
+    tables, whatever the revision (newer code: refused later with a clear
+    SchemaVersionError; a lost ``alembic_version``: found by the schema checks). Anything
+    else is foreign, and SkillMeat's own cache when it has SkillMeat's tables or a
+    revision we do not know.
     """
     rows = cursor.execute(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite!_%' ESCAPE '!'"
@@ -230,7 +231,7 @@ def _refuse_foreign(cursor: Any, path: Path | None) -> None:
     if not skillmeat:
         if revision in KNOWN_REVISIONS:
             return
-        if revision is not None and tables >= _CORE_TABLES:
+        if tables >= _CORE_TABLES:  # ours: from newer code, or damaged (left to the schema checks)
             return
         skillmeat = revision is not None  # SkillMeat's cache is Alembic-managed too
     where = str(path) if path is not None else "the database file"
