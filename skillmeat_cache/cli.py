@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,36 @@ def _checked(name: str, value: str | None, *, path: bool = False) -> str | None:
         except UnicodeEncodeError:
             raise ValidationError(name, "is not valid UTF-8 text") from None
     return value
+
+
+class _OneLineError(click.ClickException):
+    """An error of ours met while click parses the arguments: the same one line on
+    stderr and exit code 1 as :func:`_errors` gives (click's usage errors exit 2).
+    """
+
+    exit_code = 1
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+class _Duration(click.ParamType):
+    """A duration like ``30m`` or ``7d`` (see :func:`.durations.parse_duration`), as a timedelta."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        from .durations import parse_duration
+
+        try:
+            return parse_duration(value)
+        except CacheError as exc:
+            raise _OneLineError(str(exc)) from exc
+
+
+DURATION = _Duration()
 
 
 def _parse_url(url: str) -> Any:
@@ -112,11 +143,20 @@ def _command(fn: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
+def _non_empty_db(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """``--db ''`` names no database: a usage error (an empty SKILLMEAT_CACHE_URL is unset)."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("must not be empty: give a database URL or a path")
+    return value
+
+
 @click.group()
+@click.version_option(package_name="skillmeat-cache", message="skillmeat-cache %(version)s")
 @click.option(
     "--db",
     envvar="SKILLMEAT_CACHE_URL",
     metavar="URL_OR_PATH",
+    callback=_non_empty_db,
     help="Database URL, or a path meaning a SQLite file. [env: SKILLMEAT_CACHE_URL]",
 )
 @click.option(
@@ -224,10 +264,9 @@ def status(state: _State, as_json: bool) -> None:
             ensure_ready(state, engine)
         with engine.connect().execution_options(**{READ_ONLY_OPTION: True}) as conn:
             current = read_revision(conn)
-            counts = {}
-            if current == HEAD_REVISION:
-                for name in _COUNTED:
-                    counts[name] = conn.execute(text(f"SELECT count(*) FROM {name}")).scalar_one()
+            if current != HEAD_REVISION:
+                check_schema(conn)  # one error line, before anything is printed
+            counts = {name: conn.execute(text(f"SELECT count(*) FROM {name}")).scalar_one() for name in _COUNTED}
         size = None
         if state.is_sqlite and engine.url.database:
             path = Path(engine.url.database)
@@ -250,8 +289,6 @@ def status(state: _State, as_json: bool) -> None:
         click.echo(f"size:     {size:,} bytes")
     for name, n in counts.items():
         click.echo(f"{name + ':':<19}{n:,}")
-    if current != HEAD_REVISION:
-        raise SchemaVersionError(f"database is at revision {current or 'none'}; run `skillmeat-cache migrate`")
 
 
 @contextmanager
@@ -284,6 +321,13 @@ def _cache(state: _State) -> Iterator[Callable[..., Any]]:
         yield lambda read_only=False: UnitOfWork(factory, read_only=read_only)
     finally:
         engine.dispose()
+
+
+def _plural(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 project``, ``2 projects``, ``0 warnings``; ``plural`` for an irregular noun
+    (``_plural(n, "entry", "entries")``).
+    """
+    return f"{n} {noun if n == 1 else (plural or noun + 's')}"
 
 
 def _echo_json(data: Any) -> None:
@@ -331,7 +375,7 @@ def scan(state: _State, roots: tuple[str, ...], max_depth: int, full: bool, as_j
                 def progress(path: str) -> None:
                     nonlocal count
                     count += 1
-                    bar.update(task, description=f"{count} projects  {path}")
+                    bar.update(task, description=f"{_plural(count, 'project')}  {path}")
 
                 summary = run_scan(uow, roots, max_depth=max_depth, full=full, progress=progress)
         else:
@@ -342,29 +386,31 @@ def scan(state: _State, roots: tuple[str, ...], max_depth: int, full: bool, as_j
     s = summary
     click.echo(
         f"projects: {s.projects_seen} seen, {s.projects_unchanged} unchanged, {s.projects_added} added, "
-        f"{s.projects_updated} updated, {s.projects_stale} marked stale, {s.projects_error} error"
+        f"{s.projects_updated} updated, {s.projects_stale} marked stale, {_plural(s.projects_error, 'error')}"
     )
     click.echo(f"artifacts: {s.artifacts_added} added, {s.artifacts_updated} updated, {s.artifacts_removed} removed")
-    for warning in s.warnings:
-        click.echo(f"warning: {warning.path}: {warning.message}")
-    click.echo(f"{len(s.warnings)} warnings, {s.seconds:.2f} s")
+    for warning in s.warnings:  # on stderr, as a scan's progress is: stdout keeps the summary
+        click.echo(f"warning: {warning.path}: {warning.message}", err=True)
+    click.echo(f"{_plural(len(s.warnings), 'warning')}, {s.seconds:.2f} s")
 
 
 @main.command()
 @click.option(
-    "--older-than", "older_than", metavar="DURATION", help="Not fetched within DURATION (30m, 6h, 7d), or never."
+    "--older-than",
+    "older_than",
+    type=DURATION,
+    metavar="DURATION",
+    help="Not fetched within DURATION (30m, 6h, 7d), or never.",
 )
 @click.option("--status", type=click.Choice(["active", "stale", "error"]), help="Only projects of this status.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_command
-def projects(state: _State, older_than: str | None, status: str | None, as_json: bool) -> None:
+def projects(state: _State, older_than: timedelta | None, status: str | None, as_json: bool) -> None:
     """List cached projects with their artifact and outdated counts."""
-    from .durations import parse_duration
     from .views import project_summaries
 
-    ttl = parse_duration(older_than) if older_than else None
     with _read_connection(state) as conn:
-        summaries = project_summaries(conn, status=status, older_than=ttl)
+        summaries = project_summaries(conn, status=status, older_than=older_than)
     if as_json:
         _echo_json(summaries)
         return
@@ -379,7 +425,7 @@ def projects(state: _State, older_than: str | None, status: str | None, as_json:
         ]
         for s in summaries
     ]
-    _table(f"{len(rows)} projects", ["name", "path", "status", "artifacts", "outdated", "last fetched"], rows)
+    _table(_plural(len(rows), "project"), ["name", "path", "status", "artifacts", "outdated", "last fetched"], rows)
 
 
 @main.command()
@@ -415,23 +461,44 @@ def artifacts(
         if tag is not None:
             tagged = {a.id for a in u.metadata.artifacts_with_tag(tag)}
             found = [a for a in found if a.id in tagged]
-        paths = {p.id: p.path for p in u.projects.list()} if not as_json else {}
+        paths = {p.id: p.path for p in u.projects.list()}
+        # By project path, then type, then name (code point order, as the repositories sort).
+        found.sort(key=lambda a: (paths.get(a.project_id, a.project_id), a.type, a.name))
+        metadata = u.metadata.get_many(a.id for a in found) if not as_json else {}
     if as_json:
         _echo_json([a.to_dict() for a in found])
         return
-    rows = [
-        [
-            a.type,
-            a.name,
-            a.deployed_version,
-            a.upstream_version,
-            "yes" if a.is_outdated else "",
-            "yes" if a.local_modified else "",
-            paths.get(a.project_id, a.project_id),
-        ]
-        for a in found
-    ]
-    _table(f"{len(rows)} artifacts", ["type", "name", "deployed", "upstream", "outdated", "modified", "project"], rows)
+    rows = [[cell(a, metadata.get(a.id), paths) for _, cell in _ARTIFACT_COLUMNS] for a in found]
+    _table(_plural(len(rows), "artifact"), [header for header, _ in _ARTIFACT_COLUMNS], rows)
+
+
+DESCRIPTION_WIDTH = 60
+
+
+def _short(text: str | None, width: int = DESCRIPTION_WIDTH) -> str:
+    """The first line of ``text``, cut at a word boundary to ``width`` characters with an ellipsis."""
+    line = " ".join((text or "").strip().split("\n", 1)[0].split())
+    if len(line) <= width:
+        return line
+    cut = line[: width - 1]
+    if " " in cut[width // 2 :]:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:.-") + "…"
+
+
+# The ``artifacts`` table: (header, cell from the artifact, its metadata or None, and the
+# project paths by id). Adding a column is one line here.
+_ARTIFACT_COLUMNS: list[tuple[str, Callable[[Any, Any, dict[str, str]], Any]]] = [
+    ("type", lambda a, m, paths: a.type),
+    ("name", lambda a, m, paths: a.name),
+    ("description", lambda a, m, paths: _short(m.description if m else None)),
+    ("tags", lambda a, m, paths: ", ".join(m.tags or ()) if m else ""),
+    ("deployed", lambda a, m, paths: a.deployed_version),
+    ("upstream", lambda a, m, paths: a.upstream_version),
+    ("outdated", lambda a, m, paths: "yes" if a.is_outdated else ""),
+    ("modified", lambda a, m, paths: "yes" if a.local_modified else ""),
+    ("project", lambda a, m, paths: paths.get(a.project_id, a.project_id)),
+]
 
 
 @main.group()

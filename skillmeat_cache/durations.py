@@ -5,7 +5,7 @@ Kept apart from the services so that read-only commands import nothing heavy.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from .errors import ValidationError
 
@@ -16,6 +16,13 @@ def parse_duration(text: str) -> timedelta:
     """A duration like ``90s``, ``30m``, ``6h``, ``7d`` (or ``2w``)."""
     units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
     value = text.strip().lower()
-    if len(value) < 2 or value[-1] not in units or not value[:-1].isdigit():
+    number = value[:-1]
+    # ASCII digits only: str.isdigit() also accepts "²" or "٣", which int() then refuses or reads.
+    if len(value) < 2 or value[-1] not in units or not (number.isascii() and number.isdigit()):
         raise ValidationError("duration", f"expected a number and a unit (s, m, h, d, w), like 30m or 7d; got {text!r}")
-    return timedelta(**{units[value[-1]]: int(value[:-1])})
+    try:
+        duration = timedelta(**{units[value[-1]]: int(number)})
+        datetime.now(UTC) - duration  # a cut-off before year 1 cannot be compared either
+    except OverflowError:
+        raise ValidationError("duration", f"{text!r} is too long (it reaches back before year 1)") from None
+    return duration

@@ -23,7 +23,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
 
-from .errors import CacheError, ConcurrentUseError, DatabaseError
+from .errors import CacheError, ConcurrentUseError, DatabaseError, ForeignDatabaseError
+from .revision import KNOWN_REVISIONS
 
 __all__ = [
     "ENVIRONMENTS",
@@ -139,7 +140,14 @@ def _prepare_sqlite_file(path: Path, *, create_parents: bool) -> None:
     if not parent.exists():
         if not create_parents:
             raise DatabaseError(f"cannot open database {path}: folder {parent} does not exist")
-        parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            # The default folder under HOME (a read-only or odd HOME): name it and the way out.
+            raise DatabaseError(
+                f"cannot create the cache folder {parent}: {exc.strerror}; "
+                f"choose a database file with --db PATH or {ENV_VAR_URL}"
+            ) from None
     elif not parent.is_dir():
         raise DatabaseError(f"cannot open database {path}: {parent} is not a folder")
     try:
@@ -174,10 +182,17 @@ def _set_wal(cursor: Any, busy_timeout: float) -> None:
     handler; processes opening a new cache together hit that. Once the file is in WAL
     the statement takes no lock, so the loop ends on the first try.
     """
+    _retry_busy(lambda: cursor.execute("PRAGMA journal_mode = WAL"), busy_timeout)
+
+
+def _retry_busy(step: Callable[[], Any], busy_timeout: float) -> None:
+    """Run ``step``, again while SQLite answers SQLITE_BUSY / SQLITE_LOCKED, for at least
+    a second (see :func:`_set_wal`).
+    """
     deadline = time.monotonic() + max(busy_timeout, 1.0)
     while True:
         try:
-            cursor.execute("PRAGMA journal_mode = WAL")
+            step()
             return
         except sqlite3.OperationalError as exc:
             if exc.sqlite_errorcode & 0xFF not in (5, 6) or time.monotonic() > deadline:
@@ -185,8 +200,62 @@ def _set_wal(cursor: Any, busy_timeout: float) -> None:
         time.sleep(random.uniform(0.005, 0.03))
 
 
+# Tables every revision of ours holds, and tables that make a file SkillMeat's own cache,
+# which lives at our default path (~/.skillmeat/cache/cache.db).
+_CORE_TABLES = frozenset({"projects", "artifacts", "artifact_metadata", "marketplace", "cache_metadata"})
+_SKILLMEAT_TABLES = frozenset({"collections", "collection_artifacts", "marketplace_sources"})
+
+
+def _refuse_foreign(cursor: Any, path: Path | None) -> None:
+    """ForeignDatabaseError when the file already holds tables that are not a
+    skillmeat-cache database. Only reads (the schema and ``alembic_version``): it runs
+    before the connection changes anything, the switch to WAL included.
+
+    Ours: no table yet; an ``alembic_version`` at a revision we know; or all our core
+    tables, whatever the revision (newer code: refused later with a clear
+    SchemaVersionError; a lost ``alembic_version``: found by the schema checks). Anything
+    else is foreign, and SkillMeat's own cache when it has SkillMeat's tables or a
+    revision we do not know.
+    """
+    rows = cursor.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite!_%' ESCAPE '!'"
+    ).fetchall()
+    tables = {name for (name,) in rows}
+    if not tables - {"alembic_version"}:
+        return
+    revision = None
+    if "alembic_version" in tables:
+        found = cursor.execute("SELECT version_num FROM alembic_version").fetchone()
+        revision = found[0] if found else None
+    skillmeat = bool(tables & _SKILLMEAT_TABLES)
+    if not skillmeat:
+        if revision in KNOWN_REVISIONS:
+            return
+        if tables >= _CORE_TABLES:  # ours: from newer code, or damaged (left to the schema checks)
+            return
+        skillmeat = revision is not None  # SkillMeat's cache is Alembic-managed too
+    where = str(path) if path is not None else "the database file"
+    shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+    default = path is not None and path == default_database_path("production")
+    if skillmeat:
+        what = "is SkillMeat's own cache" if default else "looks like SkillMeat's own cache"
+        what += f" (tables {shown}; Alembic revision {revision or 'none'})"
+    else:
+        what = f"holds another program's tables ({shown})"
+    raise ForeignDatabaseError(
+        f"{where} {what}, not a skillmeat-cache database; left untouched: "
+        f"choose another file with --db PATH or {ENV_VAR_URL}"
+    )
+
+
 def _install_sqlite_events(
-    engine: Engine, *, busy_timeout: float, synchronous: str, memory: bool, read_only: bool = False
+    engine: Engine,
+    *,
+    busy_timeout: float,
+    synchronous: str,
+    memory: bool,
+    read_only: bool = False,
+    path: Path | None = None,
 ) -> None:
     busy_ms = int(busy_timeout * 1000)
 
@@ -197,6 +266,9 @@ def _install_sqlite_events(
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
+            if not memory:  # before anything that writes: a foreign file is never changed
+                # A new file another process is switching to WAL is locked for a moment.
+                _retry_busy(lambda: _refuse_foreign(cursor, path), busy_timeout)
             cursor.execute("PRAGMA foreign_keys = ON")
             if not memory and not read_only:  # a mode=ro connection cannot switch the file to WAL
                 _set_wal(cursor, busy_timeout)
@@ -336,6 +408,7 @@ def create_engine_for_url(
             raise CacheError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}, got {synchronous!r}")
         memory = is_memory_url(parsed)
         read_only = False
+        path: Path | None = None
         connect_args: dict[str, Any] = {"timeout": busy_timeout}
         if memory:
             connect_args["check_same_thread"] = False
@@ -344,17 +417,20 @@ def create_engine_for_url(
             if not (parsed.database or "").startswith("file:"):
                 raise CacheError("a SQLite URL with uri=true needs a database like file:/path/cache.db")
             mode = _query_value(parsed, "mode").lower()
-            read_only = mode == "ro"
+            # immutable=1: SQLite reads the file as it is and never writes it (no WAL switch).
+            read_only = mode == "ro" or _query_value(parsed, "immutable").lower() in ("1", "true")
             path = _sqlite_uri_path(parsed.database or "")
+            path = path.absolute() if path is not None else None
             # Only a mode that lets SQLite create the file: we create it first, privately.
             if mode in ("", "rwc") and path is not None:
                 _prepare_sqlite_file(path, create_parents=create_parents)
         else:
-            _prepare_sqlite_file(Path(parsed.database or ""), create_parents=create_parents)
+            path = Path(parsed.database or "").absolute()
+            _prepare_sqlite_file(path, create_parents=create_parents)
         kwargs.setdefault("connect_args", {}).update(connect_args)
         engine = create_engine(parsed, **kwargs)
         _install_sqlite_events(
-            engine, busy_timeout=busy_timeout, synchronous=synchronous, memory=memory, read_only=read_only
+            engine, busy_timeout=busy_timeout, synchronous=synchronous, memory=memory, read_only=read_only, path=path
         )
         return engine
     if backend == "postgresql":

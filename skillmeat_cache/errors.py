@@ -23,6 +23,7 @@ __all__ = [
     "DatabaseReadOnlyError",
     "DatabaseUnavailableError",
     "DuplicateError",
+    "ForeignDatabaseError",
     "ForeignKeyViolationError",
     "NotFoundError",
     "ReadOnlyError",
@@ -97,6 +98,13 @@ class DatabaseCorruptError(DatabaseError):
     """
 
 
+class ForeignDatabaseError(DatabaseError):
+    """The SQLite file holds another program's tables (SkillMeat's own cache, say), not
+    a skillmeat-cache database. Refused before anything is written to it: no table, no
+    ``alembic_version``, not even the switch to WAL.
+    """
+
+
 class DatabaseReadOnlyError(DatabaseError):
     """The database cannot be written: a read-only file or folder (``SQLITE_READONLY``)
     or a read-only PostgreSQL server/transaction (``25006``).
@@ -137,6 +145,7 @@ class ConcurrentUseError(CacheError):
 _SQLITE_BUSY = 5
 _SQLITE_LOCKED = 6
 _SQLITE_READONLY = 8
+_SQLITE_READONLY_DIRECTORY = 1544  # SQLITE_READONLY | (6 << 8): cannot create a file in the folder
 _SQLITE_CORRUPT = 11
 _SQLITE_FULL = 13
 _SQLITE_CANTOPEN = 14
@@ -244,6 +253,12 @@ def _map_one(exc: BaseException) -> BaseException:
             return DatabaseCorruptError(
                 f"database file is damaged or not a database ({name}: {message}); "
                 "restore it from a backup, or move it away and scan again to rebuild the cache"
+            )
+        if sqlite_code == _SQLITE_READONLY_DIRECTORY:
+            return DatabaseReadOnlyError(
+                f"database is read-only ({name}: {message}): SQLite cannot create the -wal/-shm files in "
+                "its folder, even for mode=ro; make the folder writable, or read a copy no process is "
+                "writing with a URL like sqlite:///file:/path/cache.db?immutable=1&uri=true"
             )
         if primary == _SQLITE_READONLY:
             return DatabaseReadOnlyError(

@@ -162,7 +162,7 @@ def make_skill(project: Path, name: str = "s", content: str | bytes = "---\nname
 
 
 def warnings_of(result: Result) -> list[str]:
-    return [line for line in result.stdout.splitlines() if line.startswith("warning: ")]
+    return [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
 
 
 # --------------------------------------------------------------------------- values given to the API
@@ -552,7 +552,7 @@ def test_scan_root_with_undecodable_bytes_is_a_warning(run, sqlite_url, tmp_path
         f"warning: {tree}/caf\\xe9: root not scanned: its path is not valid UTF-8 text (it could not be stored)"
     ]
     below = succeeded(run("--db", sqlite_url, "scan", str(tree)))
-    assert "folder not scanned: its name is not valid UTF-8 text" in below.stdout
+    assert "folder not scanned: its name is not valid UTF-8 text" in below.stderr
     assert "1 added" in below.stdout
     assert_kept(before, sqlite_url)
 
