@@ -463,16 +463,25 @@ def artifacts(
             found = [a for a in found if a.id in tagged]
         paths = {p.id: p.path for p in u.projects.list()}
         # By project path, then type, then name (code point order, as the repositories sort).
-        found.sort(key=lambda a: (paths.get(a.project_id, a.project_id), a.type, a.name))
-        metadata = u.metadata.get_many(a.id for a in found) if not as_json else {}
+        found.sort(key=lambda a: (paths.get(a.project_id, a.project_id), a.type, a.name, a.path))
+        metadata = u.metadata.get_many(a.id for a in found)
     if as_json:
-        _echo_json([a.to_dict() for a in found])
+        _echo_json([_artifact_json(a, metadata.get(a.id)) for a in found])
         return
     rows = [[cell(a, metadata.get(a.id), paths) for _, cell in _ARTIFACT_COLUMNS] for a in found]
     _table(_plural(len(rows), "artifact"), [header for header, _ in _ARTIFACT_COLUMNS], rows)
 
 
 DESCRIPTION_WIDTH = 60
+
+
+def _artifact_json(artifact: Any, meta: Any) -> dict[str, Any]:
+    """An artifact's ``to_dict()`` with its description and tags."""
+    return {
+        **artifact.to_dict(),
+        "description": meta.description if meta else None,
+        "tags": list(meta.tags or []) if meta else [],
+    }
 
 
 def _short(text: str | None, width: int = DESCRIPTION_WIDTH) -> str:
@@ -491,6 +500,7 @@ def _short(text: str | None, width: int = DESCRIPTION_WIDTH) -> str:
 _ARTIFACT_COLUMNS: list[tuple[str, Callable[[Any, Any, dict[str, str]], Any]]] = [
     ("type", lambda a, m, paths: a.type),
     ("name", lambda a, m, paths: a.name),
+    ("path", lambda a, m, paths: a.path),
     ("description", lambda a, m, paths: _short(m.description if m else None)),
     ("tags", lambda a, m, paths: ", ".join(m.tags or ()) if m else ""),
     ("deployed", lambda a, m, paths: a.deployed_version),

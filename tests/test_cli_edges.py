@@ -97,7 +97,7 @@ def _tree(root: Path) -> None:
         write_file(claude / "agents" / "reviewer.md", "---\nname: reviewer\ntags: [review]\n---\n")
 
 
-def test_artifacts_table_shows_description_and_tags_in_project_type_name_order(run, tmp_path):
+def test_artifacts_show_path_description_and_tags_in_project_type_name_order(run, tmp_path):
     _tree(tmp_path / "tree")
     db = str(tmp_path / "cache.db")
     succeeded(run("--db", db, "scan", str(tmp_path / "tree")))
@@ -109,17 +109,20 @@ def test_artifacts_table_shows_description_and_tags_in_project_type_name_order(r
         for p in ("a-proj", "b-proj")
         for t, n in (("agent", "reviewer"), ("skill", "alpha"), ("skill", "zeta"))
     ]
+    reviewer = next(a for a in listed if a["name"] == "reviewer")
+    assert (reviewer["path"], reviewer["tags"]) == (".claude/agents/reviewer.md", ["review"])
+    assert next(a for a in listed if a["name"] == "zeta")["description"] == "Z skill"
     table = succeeded(run("--db", db, "artifacts")).stdout
     lines = table.splitlines()
     assert lines[0].strip() == "6 artifacts"
     header = next(line for line in lines if "type" in line and "name" in line)
-    assert [h.strip() for h in header.strip("┃ ").split("┃")][:4] == ["type", "name", "description", "tags"]
+    assert [h.strip() for h in header.strip("┃ ").split("┃")][:5] == ["type", "name", "path", "description", "tags"]
     rows = [line for line in lines if "│" in line and ("alpha" in line or "zeta" in line or "reviewer" in line)]
     assert ["reviewer" in r for r in rows] == [True, False, False, True, False, False]
     zeta = next(r for r in rows if "zeta" in r)
     assert "Z skill" in zeta and "z, last" in zeta
     alpha = next(r for r in rows if "alpha" in r)
-    assert "Reviews pull requests" in alpha and "…" in alpha and LONG not in alpha
+    assert "Reviews pull requests" in alpha and "…" in table and LONG not in table  # cut, though rich may wrap it
     one = succeeded(run("--db", db, "artifacts", "--type", "agent", "--project", paths[listed[0]["project_id"]]))
     assert one.stdout.splitlines()[0].strip() == "1 artifact"
 
