@@ -525,8 +525,14 @@ def marketplace_import(state: _State, file: str) -> None:
 
     _checked("FILE", file, path=True)
     with _cache(state) as uow:
-        count = import_marketplace(uow, file)
-    click.echo(f"imported {count} marketplace entries from {file}")
+        result = import_marketplace(uow, file)
+    click.echo(f"imported {_plural(result.changed, 'marketplace entry', 'marketplace entries')} from {file}")
+    if result.skipped_plugins:
+        click.echo(
+            f"skipped {_plural(len(result.skipped_plugins), 'plugin')} whose artifacts the file does not list "
+            f"and whose folder is not beside it: {', '.join(result.skipped_plugins)}",
+            err=True,
+        )
 
 
 @marketplace.command("list")
@@ -567,16 +573,29 @@ def check_updates(state: _State, as_json: bool) -> None:
     from .services import check_updates as run_check
 
     with _cache(state) as uow:
-        _changed, outdated = run_check(uow)
+        found = run_check(uow)
         paths = {}
         if not as_json:
             with uow(read_only=True) as u:
                 paths = {p.id: p.path for p in u.projects.list()}
     if as_json:
-        _echo_json([a.to_dict() for a in outdated])
+        ambiguous = [{**m.artifact.to_dict(), "candidate_sources": m.sources} for m in found.ambiguous]
+        _echo_json({"outdated": [a.to_dict() for a in found.outdated], "ambiguous": ambiguous})
         return
-    rows = [[a.type, a.name, a.deployed_version, a.upstream_version, paths.get(a.project_id)] for a in outdated]
-    _table(f"{len(rows)} outdated artifacts", ["type", "name", "deployed", "upstream", "project"], rows)
+    rows = [[a.type, a.name, a.deployed_version, a.upstream_version, paths.get(a.project_id)] for a in found.outdated]
+    _table(_plural(len(rows), "outdated artifact"), ["type", "name", "deployed", "upstream", "project"], rows)
+    if found.ambiguous:
+        rows = [
+            [
+                m.artifact.type,
+                m.artifact.name,
+                ", ".join(s or "(none)" for s in m.sources),
+                paths.get(m.artifact.project_id),
+            ]
+            for m in found.ambiguous
+        ]
+        title = f"{_plural(len(rows), 'artifact')} matched by name to entries of different sources (not compared)"
+        _table(title, ["type", "name", "candidate sources", "project"], rows)
 
 
 @main.command()

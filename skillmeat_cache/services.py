@@ -6,19 +6,22 @@ engine or a session, so they run unchanged against ``testing.FakeUnitOfWork``.
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from packaging.version import InvalidVersion, Version
-
-from .errors import CacheError, DatabaseBusyError, DuplicateError, NotFoundError, ValidationError, ValueTooLargeError
-from .models import Artifact, ArtifactMetadata, MarketplaceEntry, Project, check_text, ensure_utc, utcnow
+from .errors import DatabaseBusyError, DuplicateError, NotFoundError, ValidationError, ValueTooLargeError
+from .marketplace import (
+    InputError,
+    check_updates,
+    import_marketplace,
+    refresh_upstream_versions,
+)
+from .models import Artifact, ArtifactMetadata, Project, check_text, ensure_utc, utcnow
 from .retry import run_with_retry
 from .scanner import (
     ArtifactOnDisk,
@@ -43,10 +46,6 @@ __all__ = [
 ]
 
 UowFactory = Callable[[], AbstractUnitOfWork]
-
-
-class InputError(CacheError):
-    """A file given by the user cannot be used (unreadable, malformed, wrong shape)."""
 
 
 @dataclass
@@ -386,109 +385,3 @@ def forget_project(uow_factory: UowFactory, id_or_path: str) -> Project:
         project = find_project(uow, id_or_path)
         uow.projects.delete(project.id)
         return project
-
-
-def _load_marketplace_file(path: Path) -> list[dict[str, Any]]:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except ValueError as exc:  # a NUL byte in the path
-        raise InputError(f"cannot read {str(path)!r}: {exc}") from None
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise InputError(f"{path} is not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    if not isinstance(data, list):
-        raise InputError(f"{path}: expected a JSON list of marketplace entries, got {type(data).__name__}")
-    rows = []
-    for index, item in enumerate(data):
-        if not isinstance(item, dict):
-            raise InputError(f"{path}: entry {index} is not an object")
-        missing = [k for k in ("id", "name", "type") if not item.get(k)]
-        if missing:
-            raise InputError(f"{path}: entry {index} lacks {', '.join(missing)}")
-        row = {k: item.get(k) for k in ("id", "name", "type", "url", "description", "version", "source")}
-        for key, value in list(row.items()):
-            if value is not None and not isinstance(value, str):
-                row[key] = str(value)
-        row["data"] = item
-        rows.append(row)
-    return rows
-
-
-def import_marketplace(uow_factory: UowFactory, path: Path | str) -> int:
-    """Import marketplace entries from a JSON file (a list of objects with at least
-    ``id``, ``name``, ``type``); returns how many were inserted or changed. A bad
-    file changes nothing.
-    """
-    file = Path(path)
-    rows = _load_marketplace_file(file)
-    try:
-        with uow_factory() as uow:
-            return uow.marketplace.upsert_many(rows)
-    except ValidationError as exc:
-        raise InputError(f"{file}: {exc}") from None
-
-
-def _newest(versions: Iterable[str | None]) -> str | None:
-    best: str | None = None
-    best_key: tuple[int, Any] | None = None
-    for version in versions:
-        if version is None:
-            continue
-        try:
-            key: tuple[int, Any] = (1, Version(version))
-        except InvalidVersion:
-            key = (0, version)
-        if best_key is None or key > best_key:
-            best, best_key = version, key
-    return best
-
-
-def upstream_for(
-    artifact: Artifact, by_ref: Mapping[str, list[str | None]], by_key: Mapping[tuple[str, str], list[str | None]]
-) -> str | None:
-    """The upstream version of an artifact: entries matching its source first (by the
-    entry's source, url or id), else by (type, name); the newest version wins.
-    """
-    if artifact.source and artifact.source in by_ref:
-        return _newest(by_ref[artifact.source])
-    return _newest(by_key.get((artifact.type, artifact.name), []))
-
-
-def _indexes(
-    entries: Iterable[MarketplaceEntry],
-) -> tuple[dict[str, list[str | None]], dict[tuple[str, str], list[str | None]]]:
-    by_ref: dict[str, list[str | None]] = {}
-    by_key: dict[tuple[str, str], list[str | None]] = {}
-    for entry in entries:
-        for ref in {entry.source, entry.url, entry.id}:
-            if ref:
-                by_ref.setdefault(ref, []).append(entry.version)
-        by_key.setdefault((entry.type, entry.name), []).append(entry.version)
-    return by_ref, by_key
-
-
-def refresh_upstream_versions(uow_factory: UowFactory) -> int:
-    """Set every artifact's ``upstream_version`` from the marketplace entries
-    (re-deriving ``is_outdated``); returns how many artifacts changed.
-    """
-    with uow_factory() as uow:
-        by_ref, by_key = _indexes(uow.marketplace.list())
-        changes = []
-        for type_ in ("skill", "agent", "command", "mcp", "hook"):
-            for artifact in uow.artifacts.list_by_type(type_):
-                upstream = upstream_for(artifact, by_ref, by_key)
-                if upstream != artifact.upstream_version:
-                    changes.append({"id": artifact.id, "upstream_version": upstream})
-        return uow.artifacts.update_many(changes) if changes else 0
-
-
-def check_updates(uow_factory: UowFactory) -> tuple[int, list[Artifact]]:
-    """Refresh upstream versions, then list the outdated artifacts."""
-    changed = refresh_upstream_versions(uow_factory)
-    with uow_factory() as uow:
-        return changed, uow.artifacts.outdated()

@@ -862,7 +862,7 @@ def test_project_whose_data_cannot_be_stored_is_an_error_and_the_scan_goes_on(sq
         pytest.param(b"\xff\xfe[]", "is not UTF-8 text", id="non-utf8"),
         pytest.param(b"\x00\x01\x02binary", "is not valid JSON", id="binary"),
         pytest.param('{"id": "x"}', "expected a JSON list", id="not-a-list"),
-        pytest.param('[{"id": "x", "type": "skill"}]', "entry 0 lacks name", id="missing-name"),
+        pytest.param('[{"id": "x", "type": "skill"}]', "entry 0 (x) lacks name", id="missing-name"),
         pytest.param('[{"id": "x", "name": "n", "type": "plugin"}]', "type: must be one of", id="invalid-type"),
         pytest.param('[{"id": "x", "name": "n\\u0000", "type": "skill"}]', "contains a NUL byte", id="nul-in-json"),
         pytest.param(

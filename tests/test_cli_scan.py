@@ -93,7 +93,8 @@ def test_scan_rescan_edit_delete_and_check_updates(cli, tree, tmp_path):
     market = tmp_path / "market.json"
     market.write_text(json.dumps(marketplace_entries(seed=7)))
     cli("marketplace", "import", str(market))
-    outdated = _json(cli("check-updates", "--json"))
+    checked = _json(cli("check-updates", "--json"))
+    outdated = checked["outdated"]
     assert outdated and all(a["is_outdated"] for a in outdated)
     assert {a["id"] for a in _json(cli("artifacts", "--outdated", "--json"))} == {a["id"] for a in outdated}
 

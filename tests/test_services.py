@@ -12,6 +12,7 @@ import pytest
 
 from skillmeat_cache import MarketplaceEntry, NotFoundError, ValidationError
 from skillmeat_cache.durations import parse_duration
+from skillmeat_cache.marketplace import upstream_for
 from skillmeat_cache.models import Artifact
 from skillmeat_cache.services import (
     InputError,
@@ -20,7 +21,6 @@ from skillmeat_cache.services import (
     import_marketplace,
     refresh_upstream_versions,
     scan,
-    upstream_for,
 )
 from skillmeat_cache.testing import FakeStore
 
@@ -153,8 +153,10 @@ def test_rescan_keeps_upstream_versions(store, sample):
 
 def test_check_updates_marks_what_the_marketplace_makes_outdated(store, sample):
     scan(store.unit_of_work, [sample])
-    assert import_marketplace(store.unit_of_work, EXAMPLES / "marketplace.json") == 9
-    changed, outdated = check_updates(store.unit_of_work)
+    assert import_marketplace(store.unit_of_work, EXAMPLES / "marketplace.json").changed == 9
+    found = check_updates(store.unit_of_work)
+    changed, outdated = found.changed, found.outdated
+    assert found.ambiguous == []
     assert sorted(a.name for a in outdated) == ["code-reviewer", "github", "pdf-tools", "technical-writer"]
     versions = {a.name: a.upstream_version for a in outdated}
     assert versions["pdf-tools"] == "1.3.0"  # newest of two entries with that source
@@ -162,7 +164,7 @@ def test_check_updates_marks_what_the_marketplace_makes_outdated(store, sample):
     assert by_name["csv-cleaner"]["upstream_version"] == "0.4.0"  # source match beats the newer fork by name
     assert by_name["sql-optimizer"]["is_outdated"] is False  # 1.9 is older than 1.10
     assert changed >= 4
-    assert check_updates(store.unit_of_work)[0] == 0  # nothing left to change
+    assert check_updates(store.unit_of_work).changed == 0  # nothing left to change
 
 
 @pytest.mark.parametrize(
@@ -179,11 +181,11 @@ def test_upstream_matching_prefers_source_then_type_and_name(source, expected):
         MarketplaceEntry(id="e", name="tool", type="skill", version="2.9"),
         MarketplaceEntry(id="f", name="tool", type="agent", version="9.0"),
     ]
-    from skillmeat_cache.services import _indexes
+    from skillmeat_cache.marketplace import _indexes
 
     by_ref, by_key = _indexes(entries)
     artifact = Artifact(project_id="p", name="tool", type="skill", source=source)
-    assert upstream_for(artifact, by_ref, by_key) == expected
+    assert upstream_for(artifact, by_ref, by_key) == (expected, None)
 
 
 @pytest.mark.parametrize(
@@ -191,6 +193,7 @@ def test_upstream_matching_prefers_source_then_type_and_name(source, expected):
     [
         ("{not json", "not valid JSON"),
         ('{"id": "x"}', "expected a JSON list"),
+        ('{"name": "m", "plugins": {}}', "needs a 'name' and a 'plugins' list"),
         ('[{"id": "x", "name": "y"}]', "lacks type"),
         ('[{"id": "x", "name": "y", "type": "plugin"}]', "type"),
         ("[1]", "is not an object"),
