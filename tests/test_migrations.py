@@ -603,3 +603,89 @@ def test_database_check_constraints_accept_exactly_the_codes_enums(db_url: str) 
                 conn.execute(sa.text(sql))
     finally:
         engine.dispose()
+
+
+# --------------------------------------------------------------------------- revision 0005
+
+
+def _seed_0004(url: str) -> None:
+    migrate(url, "0004")
+    engine = _engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO projects (id, name, path, created_at, updated_at, fingerprint)"
+                    " VALUES ('p', 'p', '/srv/p', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 'fp')"
+                )
+            )
+            for id_, type_, name in [("s", "skill", "pdf"), ("a", "agent", "rev"), ("c", "command", "go"),
+                                     ("h", "hook", "fmt"), ("m", "mcp", "gh")]:  # fmt: skip
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO artifacts (id, project_id, name, type, created_at, updated_at)"
+                        " VALUES (:i, 'p', :n, :t, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                    ),
+                    {"i": id_, "n": name, "t": type_},
+                )
+    finally:
+        engine.dispose()
+
+
+def test_0005_backfills_paths_clears_fingerprints_and_widens_the_key(fresh_url: str) -> None:
+    _seed_0004(fresh_url)
+    migrate(fresh_url)
+    engine = _engine(fresh_url)
+    try:
+        with engine.begin() as conn:
+            paths = dict(conn.execute(sa.text("SELECT id, path FROM artifacts")).all())
+            assert paths == {
+                "s": ".claude/skills/pdf",
+                "a": ".claude/agents/rev.md",
+                "c": ".claude/commands/go.md",
+                "h": ".claude/hooks/fmt",
+                "m": ".claude/mcp/gh",
+            }
+            assert conn.execute(sa.text("SELECT fingerprint, warnings FROM projects")).one() == (None, None)
+            # A second skill named pdf at another path is a new artifact now ...
+            conn.execute(
+                sa.text(
+                    "INSERT INTO artifacts (id, project_id, name, type, path, created_at, updated_at)"
+                    " VALUES ('s2', 'p', 'pdf', 'skill', '.codex/skills/pdf', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                )
+            )
+        # ... but the same path twice still is not.
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO artifacts (id, project_id, name, type, path, created_at, updated_at)"
+                    " VALUES ('s3', 'p', 'pdf', 'skill', '.codex/skills/pdf', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                )
+            )
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO artifact_metadata (artifact_id, description) VALUES ('s', 'kept'), ('s2', 'dropped')"
+                )
+            )
+            conn.execute(sa.text("INSERT INTO artifact_tags (artifact_id, tag) VALUES ('s2', 't')"))
+    finally:
+        engine.dispose()
+    downgrade(fresh_url, "0004")
+    engine = _engine(fresh_url)
+    try:
+        with engine.begin() as conn:
+            # The row whose path sorts first (.claude before .codex) is the one kept, with its metadata.
+            assert sorted(r[0] for r in conn.execute(sa.text("SELECT id FROM artifacts"))) == ["a", "c", "h", "m", "s"]
+            assert conn.execute(sa.text("SELECT artifact_id, description FROM artifact_metadata")).all() == [
+                ("s", "kept")
+            ]
+            assert conn.execute(sa.text("SELECT count(*) FROM artifact_tags")).scalar() == 0
+            columns = {c["name"] for c in inspect(conn).get_columns("artifacts")}
+            assert "path" not in columns
+            uniques = {u["name"] for u in inspect(conn).get_unique_constraints("artifacts")}
+            assert uniques == {"uq_artifacts_project_id_type_name"}
+    finally:
+        engine.dispose()
+    migrate(fresh_url)
+    assert current_revision(fresh_url) == HEAD
