@@ -77,5 +77,5 @@ def test_project_warnings_round_trip_and_are_checked(any_uow):
         project = uow.projects.get(pid)
         assert project.warnings == warnings and project.to_dict()["warnings"] == warnings
     for bad in ("text", [{"path": "x"}], [{"path": 1, "message": "m"}]):
-        with pytest.raises(ValidationError, match="warnings|path"):
+        with pytest.raises(ValidationError, match=r"warnings|path"):
             Project(name="p", path="/srv/q", warnings=bad)
