@@ -111,6 +111,20 @@ path = mostly(
     "relative/x",
     PATH_OVER_LIMIT,
 )
+# None: the conventional path of the type and name. Same (type, name) at two paths is common.
+artifact_path = mostly(
+    st.one_of(
+        st.none(),
+        st.sampled_from(
+            [".claude/skills/a", ".codex/skills/a", ".claude/commands/dev/x.md", ".claude/commands/ops/x.md"]
+        ),
+        st.sampled_from(["a b/é.md", "K/日本.md", ".claude/agents/a.md"]),
+    ),
+    "/abs",
+    "a/../b",
+    "a//b",
+    *BAD_TEXT,
+)
 artifact_type = mostly(st.sampled_from(ARTIFACT_TYPES[:3]), "widget", None, 1)
 status = mostly(st.sampled_from(PROJECT_STATUSES), "gone")
 version = st.sampled_from([None, "1.0", "1.0.0", "2.0", "abc", "v1"])
@@ -139,6 +153,7 @@ json_doc = mostly(
 artifact_row = st.fixed_dictionaries(
     {"project_id": project_id, "type": artifact_type, "name": name},
     optional={
+        "path": artifact_path,
         "id": mostly(st.sampled_from(ARTIFACT_IDS), *BAD_TEXT, OVER_LIMIT),
         "source": optional_text,
         "deployed_version": version,
@@ -156,6 +171,7 @@ artifact_change = st.fixed_dictionaries(
         "project_id": project_id,
         "type": artifact_type,
         "name": name,
+        "path": artifact_path.filter(lambda p: p is not None),
         "source": optional_text,
         "deployed_version": version,
         "upstream_version": version,
@@ -468,17 +484,19 @@ class FakeEqualsReal(RuleBasedStateMachine):
         project=project_id,
         type=artifact_type,
         name=name,
+        path=artifact_path,
         deployed=version,
         upstream=version,
         created=time,
     )
-    def artifact_add(self, id, project, type, name, deployed, upstream, created) -> None:
+    def artifact_add(self, id, project, type, name, path, deployed, upstream, created) -> None:
         def add(uow: Any) -> Any:
             artifact = Artifact(
                 id=id,
                 project_id=project,
                 type=type,
                 name=name,
+                path=path,
                 deployed_version=deployed,
                 upstream_version=upstream,
                 created_at=created,
@@ -492,9 +510,9 @@ class FakeEqualsReal(RuleBasedStateMachine):
     def artifact_get(self, id) -> None:
         self.run(lambda uow: uow.artifacts.get(id), read_only=True)
 
-    @rule(project=project_id, type=artifact_type, name=name)
-    def artifact_get_by_key(self, project, type, name) -> None:
-        self.run(lambda uow: uow.artifacts.get_by_key(project, type, name), read_only=True)
+    @rule(project=project_id, type=artifact_type, name=name, path=artifact_path)
+    def artifact_get_by_key(self, project, type, name, path) -> None:
+        self.run(lambda uow: uow.artifacts.get_by_key(project, type, name, path), read_only=True)
 
     @rule(project=project_id, type=st.one_of(st.none(), artifact_type))
     def artifact_list_for_project(self, project, type) -> None:
