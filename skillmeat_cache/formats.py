@@ -380,24 +380,8 @@ def _json_scalar(value: Any) -> Any:
 
 def read_mcp_json(path: str, warn: Warn) -> Meta:
     """An ``mcp.json``: its top-level keys play the role of frontmatter."""
-    read = _read_head(path, warn)
-    if read is None:
-        return Meta(state="broken")
-    head, truncated = read
-    if truncated:
-        warn(path, f"larger than {FRONTMATTER_READ_LIMIT // 1024} KiB; metadata not read")
-        return Meta(state="broken")
-    text = _decode(head, False, path, warn)
-    if text is None:
-        return Meta(state="broken")
-    try:
-        value = json.loads(text, parse_float=RawFloat, parse_int=RawInt)
-    except (ValueError, RecursionError) as exc:
-        reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
-        warn(path, f"malformed JSON: {reason}")
-        return Meta(state="broken")
-    if not isinstance(value, dict):
-        warn(path, f"malformed mcp.json: a JSON {type(value).__name__}, not an object")
+    value = load_json_object(path, warn, "mcp.json")
+    if value is None:
         return Meta(state="broken")
     clean = _Text(path, warn)
     data = _jsonable(value, clean)
