@@ -418,7 +418,7 @@ class Artifact(Base):
     __tablename__ = "artifacts"
     __table_args__ = (
         # Revision 0005: two artifacts of one type and name are told apart by path.
-        UniqueConstraint("project_id", "type", "path", "name"),
+        UniqueConstraint("project_id", "type", "name", "path"),
         CheckConstraint(_one_of("type", ARTIFACT_TYPES), name="type"),
         # The seed's name, widened to (project_id, is_outdated) in revision 0003: project
         # summaries count artifacts and outdated ones from the index alone.

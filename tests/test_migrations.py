@@ -209,7 +209,7 @@ def _assert_what_compare_metadata_cannot_see(conn: sa.Connection) -> None:
         assert name in {ck["name"] for ck in insp.get_check_constraints(table)}, table
 
     uniques = {uq["name"]: uq["column_names"] for uq in insp.get_unique_constraints("artifacts")}
-    assert uniques.get("uq_artifacts_project_id_type_path_name") == ["project_id", "type", "path", "name"]
+    assert uniques.get("uq_artifacts_project_id_type_name_path") == ["project_id", "type", "name", "path"]
     assert {uq["name"] for uq in insp.get_unique_constraints("projects")} == {"uq_projects_path"}
 
     for table, names in INDEXES.items():

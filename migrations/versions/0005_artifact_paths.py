@@ -5,9 +5,10 @@
   (``skillmeat_cache.values.default_artifact_path``: ``.claude/skills/<name>``,
   ``.claude/agents/<name>.md``, ...); the next scan pairs them with what is on disk and
   keeps their ids (see docs/scanning.md).
-- The artifact key becomes (project_id, type, path, name):
+- The artifact key becomes (project_id, type, name, path), in list order, so that its
+  index also serves a project's artifact list on SQLite:
   ``uq_artifacts_project_id_type_name`` is replaced by
-  ``uq_artifacts_project_id_type_path_name``.
+  ``uq_artifacts_project_id_type_name_path``.
 - ``projects.warnings``: the warnings of a project's last read, so an unchanged rescan
   still reports them.
 - Every project's fingerprint is cleared, so the next scan re-reads every project under
@@ -87,7 +88,7 @@ def _artifacts(unique: tuple[str, ...], path_nullable: bool) -> sa.Table:
 
 
 OLD_KEY = ("project_id", "type", "name")
-NEW_KEY = ("project_id", "type", "path", "name")
+NEW_KEY = ("project_id", "type", "name", "path")  # in list order: the index serves per-project lists
 TYPES = "type IN ('skill', 'agent', 'command', 'mcp', 'hook')"
 
 
@@ -101,7 +102,7 @@ def upgrade() -> None:
     with op.batch_alter_table("artifacts", copy_from=_artifacts(OLD_KEY, path_nullable=True)) as batch:
         batch.alter_column("path", existing_type=sa.Text(), nullable=False)
         batch.drop_constraint("uq_artifacts_project_id_type_name", type_="unique")
-        batch.create_unique_constraint("uq_artifacts_project_id_type_path_name", list(NEW_KEY))
+        batch.create_unique_constraint("uq_artifacts_project_id_type_name_path", list(NEW_KEY))
 
 
 def downgrade() -> None:
@@ -116,7 +117,7 @@ def downgrade() -> None:
     op.execute(f"DELETE FROM artifact_metadata WHERE artifact_id IN ({doomed})")
     op.execute(f"DELETE FROM artifacts WHERE id IN ({doomed})")
     with op.batch_alter_table("artifacts", copy_from=_artifacts(NEW_KEY, path_nullable=False)) as batch:
-        batch.drop_constraint("uq_artifacts_project_id_type_path_name", type_="unique")
+        batch.drop_constraint("uq_artifacts_project_id_type_name_path", type_="unique")
         batch.create_unique_constraint("uq_artifacts_project_id_type_name", list(OLD_KEY))
         batch.drop_column("path")
     with op.batch_alter_table("projects") as batch:

@@ -34,7 +34,7 @@ __all__ = [
     "page_bounds",
 ]
 
-ARTIFACT_KEY = ("project_id", "type", "path", "name")
+ARTIFACT_KEY = ("project_id", "type", "name", "path")
 MARKETPLACE_COLUMNS = frozenset({"id", "name", "type", "url", "description", "version", "source", "cached_at", "data"})
 _TEXT = ("id", "project_id", "name", "source", "deployed_version", "upstream_version", "content_hash")
 _REQUIRED_TEXT = ("id", "project_id", "name")
