@@ -10,8 +10,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import exc as sa_exc
-
 __all__ = [
     "CacheError",
     "ConcurrentUseError",
@@ -295,6 +293,8 @@ def _map_one(exc: BaseException) -> BaseException:
         if sqlstate in _PG_UNAVAILABLE or sqlstate.startswith(_PG_UNAVAILABLE_CLASSES):
             return DatabaseUnavailableError(f"database connection failed or was lost (SQLSTATE {sqlstate}): {message}")
         return DatabaseError(f"database error (SQLSTATE {sqlstate}): {message}")
+    from sqlalchemy import exc as sa_exc  # here: the scanner imports these errors without SQLAlchemy
+
     if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)) or getattr(
         exc, "connection_invalidated", False
     ):

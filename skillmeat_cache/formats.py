@@ -22,7 +22,7 @@ import frontmatter
 import yaml
 
 from .errors import ValidationError
-from .models import TEXT_LIMITS, check_text
+from .values import TEXT_LIMITS, check_text
 
 #: At most this many bytes of a markdown file (or of a JSON file) are read for metadata.
 FRONTMATTER_READ_LIMIT = 256 * 1024

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from packaging.version import InvalidVersion, Version
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -38,10 +36,15 @@ from .errors import ValidationError
 from .values import (
     ARTIFACT_TYPES,
     PROJECT_STATUSES,
+    TEXT_LIMITS,
     aware_utc,
+    check_artifact_path,
     check_choice,
+    check_text,
     default_artifact_path,
+    derive_outdated,
     ensure_utc,
+    new_id,
     sqlite_timestamp,
     timestamp_from_sqlite,
     utc_from_driver,
@@ -82,25 +85,6 @@ NAMING_CONVENTION: dict[str, str] = {
 }
 
 
-def new_id() -> str:
-    """A new random text id (32 hex digits)."""
-    return uuid.uuid4().hex
-
-
-def derive_outdated(deployed: str | None, upstream: str | None) -> bool:
-    """Whether an artifact at ``deployed`` is behind ``upstream``.
-
-    Unknown (None) on either side: not outdated. Both parse as versions (PEP 440):
-    outdated when upstream is newer. Otherwise: outdated when the two differ.
-    """
-    if deployed is None or upstream is None:
-        return False
-    try:
-        return Version(upstream) > Version(deployed)
-    except InvalidVersion:
-        return deployed != upstream
-
-
 def check_warnings(value: Any) -> list[dict[str, str]] | None:
     """Validate a project's stored scan warnings: None, or a list of ``{"path": text,
     "message": text}`` objects (copied).
@@ -130,62 +114,6 @@ def check_json(field: str, value: Any) -> Any:
         return json.loads(json.dumps(value, allow_nan=False))
     except (TypeError, ValueError) as exc:
         raise ValidationError(field, f"cannot be stored as JSON: {exc}") from None
-
-
-# Longest value (UTF-8 bytes) of each field that is, or is part of, an index key.
-# PostgreSQL's btree refuses an index row over ~2.7 kB, so without a limit a long name
-# would be stored on SQLite (and by the fake) but refused on PostgreSQL. Names and ids
-# get the 255 bytes a file name may have; a path gets 2,048 bytes.
-TEXT_LIMITS: dict[str, int] = {
-    "id": 255,
-    "project_id": 255,
-    "artifact_id": 255,
-    "key": 255,
-    "name": 255,
-    "tags": 255,
-    "tag": 255,
-    "path": 2048,
-}
-
-
-def check_text(field: str, value: Any, *, required: bool = False, lookup: bool = False) -> Any:
-    """Validate a text value: a str without NUL bytes or unpaired surrogates; non-blank
-    when required; no longer than ``TEXT_LIMITS[field]`` UTF-8 bytes for indexed fields
-    unless it is only a ``lookup`` key (too long to be stored, so simply not found).
-    Returns it unchanged.
-    """
-    if value is None:
-        if required:
-            raise ValidationError(field, "is required")
-        return None
-    if not isinstance(value, str):
-        raise ValidationError(field, f"expected text, got {type(value).__name__}")
-    if required and not value.strip():
-        raise ValidationError(field, "must not be empty")
-    if "\x00" in value:
-        raise ValidationError(field, "contains a NUL byte")
-    try:
-        size = len(value.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise ValidationError(field, "is not valid Unicode (unpaired surrogate)") from None
-    limit = None if lookup else TEXT_LIMITS.get(field)
-    if limit is not None and size > limit:
-        raise ValidationError(field, f"is {size} bytes long; at most {limit} bytes (UTF-8) are allowed")
-    return value
-
-
-def check_artifact_path(value: Any) -> str:
-    """Validate an artifact's path: text (see :func:`check_text`, at most
-    ``TEXT_LIMITS["path"]`` bytes), relative to its project folder, POSIX, with no empty,
-    ``.`` or ``..`` component (a backslash is an ordinary character of a file name).
-    Returns it unchanged.
-    """
-    check_text("path", value, required=True)
-    if value.startswith("/"):
-        raise ValidationError("path", f"must be a relative POSIX path inside the project, got {value!r}")
-    if any(part in ("", ".", "..") for part in value.split("/")):
-        raise ValidationError("path", f"must not hold empty, '.' or '..' components, got {value!r}")
-    return value  # type: ignore[no-any-return]
 
 
 class CodePointOrder(ColumnElement[Any]):
