@@ -35,6 +35,7 @@ _YAML_HANDLER = frontmatter.YAMLHandler()
 
 Warn = Callable[[str, str], None]
 
+
 def text_path(path: str) -> str:
     """A path as valid text (undecodable bytes shown as backslash escapes)."""
     try:
@@ -50,7 +51,6 @@ def one_line(message: object, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-
 def is_valid_text(value: str) -> bool:
     """Whether ``value`` passes :func:`check_text` (no NUL byte, no unpaired surrogate)."""
     if value.isascii() and "\x00" not in value:  # the common case, without the call
@@ -60,7 +60,6 @@ def is_valid_text(value: str) -> bool:
     except ValidationError:
         return False
     return True
-
 
 
 # --------------------------------------------------------------------------- metadata

@@ -269,9 +269,7 @@ def scan(
     summary = ScanSummary()
     with uow_factory() as uow:
         cached = {
-            p.path: (p.id, p.fingerprint, p.status, p.warnings)
-            for p in uow.projects.list()
-            if _under(p.path, resolved)
+            p.path: (p.id, p.fingerprint, p.status, p.warnings) for p in uow.projects.list() if _under(p.path, resolved)
         }
     seen: set[str] = set()
     unchanged: list[str] = []

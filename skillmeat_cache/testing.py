@@ -796,8 +796,9 @@ class FakeArtifactRepository(_FakeRepository, ArtifactRepository):
             lookup_key("path", path)
         with self._s.op():
             rows = self._ordered(
-                lambda r: (r["project_id"], r["type"], r["name"]) == (project_id, type, name)
-                and path in (None, r["path"])
+                lambda r: (
+                    (r["project_id"], r["type"], r["name"]) == (project_id, type, name) and path in (None, r["path"])
+                )
             )
             return self._s.load("artifacts", rows[0]["id"]) if rows else None
 

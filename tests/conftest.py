@@ -146,8 +146,6 @@ def write_file(path: Path, content: str | bytes) -> Path:
 def refuse_scandir(monkeypatch: pytest.MonkeyPatch, *paths: Path) -> None:
     """Make the scanner's ``os.scandir`` refuse these folders as an unreadable folder would
     (permission bits do not stop root, so tests simulate the refusal here)."""
-    from skillmeat_cache import scanner
-
     refused = {str(path.resolve()) for path in paths}
     real_scandir = os.scandir
 
@@ -156,7 +154,7 @@ def refuse_scandir(monkeypatch: pytest.MonkeyPatch, *paths: Path) -> None:
             raise PermissionError(13, "Permission denied", os.fspath(path))
         return real_scandir(path)
 
-    monkeypatch.setattr(scanner.os, "scandir", scandir)
+    monkeypatch.setattr(os, "scandir", scandir)
 
 
 def named_keys(keys: dict[tuple[str, str, str], str]) -> dict[tuple[str, str], str]:

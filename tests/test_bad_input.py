@@ -38,7 +38,6 @@ from skillmeat_cache import (
     SchemaVersionError,
     ValidationError,
     migrate,
-    scanner,
 )
 from skillmeat_cache.engine import build_engine, create_engine_for_url, to_url
 from skillmeat_cache.errors import (
@@ -729,7 +728,7 @@ def test_unreadable_folder_is_a_warning(run, sqlite_url, tmp_path, monkeypatch):
         ]
     )
     assert (summary["projects_added"], summary["projects_error"]) == (1, 1)
-    monkeypatch.setattr(scanner.os, "scandir", real_scandir)
+    monkeypatch.setattr(os, "scandir", real_scandir)
     projects = {p["path"]: p for p in json.loads(succeeded(run("--db", sqlite_url, "projects", "--json")).stdout)}
     locked = projects[str((root / "project-with-locked-claude").resolve())]
     assert locked["status"] == "error" and "Permission denied" in locked["error_message"]

@@ -18,9 +18,14 @@ def test_the_scanner_imports_neither_the_orm_nor_sqlalchemy():
     assert set(loaded) == {
         "skillmeat_cache",
         "skillmeat_cache.config_files",
+        "skillmeat_cache.deployed",
+        "skillmeat_cache.discovery",
         "skillmeat_cache.errors",
+        "skillmeat_cache.fingerprint",
         "skillmeat_cache.formats",
         "skillmeat_cache.hashing",
+        "skillmeat_cache.layout",
+        "skillmeat_cache.reader",
         "skillmeat_cache.scanner",
         "skillmeat_cache.values",
     }

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from conftest import refuse_scandir, write_file
 
-from skillmeat_cache import scanner
 from skillmeat_cache.hashing import content_hash
 from skillmeat_cache.models import ARTIFACT_TYPES
 from skillmeat_cache.scanner import (
@@ -97,7 +96,7 @@ def test_is_a_lazy_generator(tmp_path, monkeypatch):
         listed.append(os.fspath(path))
         return real_scandir(path)
 
-    monkeypatch.setattr(scanner.os, "scandir", counting_scandir)
+    monkeypatch.setattr(os, "scandir", counting_scandir)
     gen = discover_projects([tmp_path])
     assert listed == []  # nothing read before the first next()
     assert next(gen) == (tmp_path / "a").resolve()

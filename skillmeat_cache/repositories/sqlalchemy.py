@@ -747,9 +747,7 @@ class SqlAlchemyArtifactRepository(base.ArtifactRepository):
         session = self._session
         conn, sql = _bulk_write_connection(session)
         partial = [r for r in prepared if "deployed_version" not in r or "upstream_version" not in r]
-        stored = (
-            self._stored_versions(conn, (_key(r) for r in partial)) if partial else {}
-        )
+        stored = self._stored_versions(conn, (_key(r) for r in partial)) if partial else {}
         timestamp = sql.timestamp
         now = timestamp(utcnow())
         groups: dict[tuple[str, ...], builtins.list[dict[str, Any]]] = {}
