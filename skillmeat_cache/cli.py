@@ -13,39 +13,21 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from sqlalchemy import Connection, Engine, text
-from sqlalchemy.engine import make_url
 
-from .engine import ENVIRONMENTS, READ_ONLY_OPTION, create_engine_for_url, parse_url, redact_url, resolve_database_url
-from .errors import CacheError, SchemaVersionError, ValidationError, map_db_error
-from .revision import HEAD_REVISION, KNOWN_REVISIONS, check_schema, read_revision
+from .engine import ENVIRONMENTS, parse_url, redact_url, resolve_database_url
+from .errors import CacheError, ValidationError, map_db_error
+from .values import ARTIFACT_TYPES, PROJECT_STATUSES
+
+if TYPE_CHECKING:
+    from .container import Container
 
 __all__ = ["main"]
 
 
 SYNCHRONOUS_CHOICES = ("normal", "full")
-
-
-def _checked(name: str, value: str | None, *, path: bool = False) -> str | None:
-    """Refuse an argument holding a NUL byte (no real command line can carry one) and,
-    unless it is a path, one that is not valid UTF-8 text (undecodable bytes arrive as
-    unpaired surrogates). A path with undecodable bytes is a real file name: the scanner
-    reports it.
-    """
-    if value is None:
-        return None
-    if "\x00" in value:
-        raise ValidationError(name, "contains a NUL byte")
-    if not path:
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValidationError(name, "is not valid UTF-8 text") from None
-    return value
 
 
 class _OneLineError(click.ClickException):
@@ -57,6 +39,48 @@ class _OneLineError(click.ClickException):
 
     def show(self, file: Any = None) -> None:
         click.echo(f"error: {self.format_message()}", err=True)
+
+
+def _label(param: click.Parameter | None) -> str:
+    """How an error names the parameter: ``--tag``, ``ROOT``, ``PROJECT``."""
+    if param is None:
+        return "value"
+    if isinstance(param, click.Option):
+        return max(param.opts, key=len)
+    return (param.metavar or param.name or "value").rstrip(".").upper()
+
+
+class _Text(click.ParamType):
+    """Text from the command line, refused (one line, exit 1) when it holds a NUL byte (no
+    real command line can carry one) or, unless it is a path, when it is not valid UTF-8
+    (undecodable bytes arrive as unpaired surrogates). A path with undecodable bytes is a
+    real file name: the scanner reports it.
+    """
+
+    name = "text"
+
+    def __init__(self, *, path: bool = False) -> None:
+        self.path = path
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        problem = None
+        if "\x00" in value:
+            problem = "contains a NUL byte"
+        elif not self.path:
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                problem = "is not valid UTF-8 text"
+        if problem is not None:
+            raise _OneLineError(str(ValidationError(_label(param), problem)))
+        return value
+
+
+TEXT = _Text()
+# Plain text, not click.Path: click would stat it first and fail on a NUL byte with a traceback.
+PATH = _Text(path=True)
 
 
 class _Duration(click.ParamType):
@@ -71,47 +95,59 @@ class _Duration(click.ParamType):
 
         try:
             return parse_duration(value)
-        except CacheError as exc:
-            raise _OneLineError(str(exc)) from exc
+        except (CacheError, ValueError, OverflowError) as exc:
+            raise _OneLineError(str(exc) if isinstance(exc, CacheError) else f"{value!r} is not a duration") from exc
 
 
 DURATION = _Duration()
 
 
-def _parse_url(url: str) -> Any:
-    """The parsed URL; a CacheError that never repeats the URL (it may hold a password)."""
-    try:
-        return parse_url(url)
-    except CacheError as exc:
-        raise CacheError(f"--db: {exc}") from None
-
-
 @dataclass
 class _State:
+    """The global options, and the container built from them on first use."""
+
     db: str | None
     env: str | None
     debug: bool
     synchronous: str | None = None
     _url: str | None = field(default=None, init=False)
+    _container: Container | None = field(default=None, init=False)
 
     @property
     def url(self) -> str:
+        """The database URL the options and environment name."""
         if self._url is None:
-            _checked("--db", self.db, path=True)
             url = resolve_database_url(self.env, self.db)
-            _parse_url(url)
+            try:
+                parse_url(url)
+            except CacheError as exc:
+                raise CacheError(f"--db: {exc}") from None
             self._url = url
         return self._url
 
-    @property
-    def is_sqlite(self) -> bool:
-        return make_url(self.url).get_backend_name() == "sqlite"
+    def container(self, *, auto_migrate: bool = True) -> Container:
+        """The composition root for this command; a SQLite cache is migrated on first use
+        unless ``auto_migrate`` is off (``migrate`` and ``downgrade`` choose the revision).
+        """
+        if self._container is None:
+            from .container import Container
 
-    def engine(self, **kwargs: Any) -> Engine:
-        url = self.url
-        own = url in (resolve_database_url("production"), resolve_database_url("dev"))
-        kwargs.setdefault("synchronous", (self.synchronous or "normal").upper())
-        return create_engine_for_url(url, create_parents=own, **kwargs)
+            container = Container()
+            container.config.from_dict(
+                {
+                    "database_url": self.url,
+                    "synchronous": (self.synchronous or "normal").upper(),
+                    "auto_migrate": auto_migrate,
+                }
+            )
+            self._container = container
+        return self._container
+
+    def close(self) -> None:
+        """Dispose of the engine, if one was built."""
+        if self._container is not None:
+            self._container.shutdown_resources()
+            self._container = None
 
 
 @contextmanager
@@ -131,12 +167,17 @@ def _errors(state: _State) -> Iterator[None]:
 
 
 def _command(fn: Callable[..., None]) -> Callable[..., None]:
-    """Run a command body inside the error handler with the shared state."""
+    """Run a command body inside the error handler with the shared state; the engine is
+    disposed of when it ends.
+    """
 
     @click.pass_obj
     def wrapper(state: _State, /, **kwargs: Any) -> None:
         with _errors(state):
-            fn(state, **kwargs)
+            try:
+                fn(state, **kwargs)
+            finally:
+                state.close()
 
     wrapper.__name__ = fn.__name__
     wrapper.__doc__ = fn.__doc__
@@ -156,6 +197,7 @@ def _non_empty_db(_ctx: click.Context, _param: click.Parameter, value: str | Non
     "--db",
     envvar="SKILLMEAT_CACHE_URL",
     metavar="URL_OR_PATH",
+    type=PATH,
     callback=_non_empty_db,
     help="Database URL, or a path meaning a SQLite file. [env: SKILLMEAT_CACHE_URL]",
 )
@@ -179,78 +221,32 @@ def main(ctx: click.Context, db: str | None, env: str | None, synchronous: str |
     ctx.obj = _State(db=db, env=env, debug=debug, synchronous=synchronous.lower() if synchronous else None)
 
 
-def ensure_ready(state: _State, engine: Engine) -> None:
-    """Migrate a SQLite cache on first use; refuse a PostgreSQL one that is not at head."""
-    with engine.connect().execution_options(**{READ_ONLY_OPTION: True}) as conn:
-        current = read_revision(conn)
-    if current == HEAD_REVISION:
-        return
-    if state.is_sqlite and (current is None or current in KNOWN_REVISIONS):
-        from .migration import migrate_engine
-
-        migrate_engine(engine)
-        return
-    with engine.connect().execution_options(**{READ_ONLY_OPTION: True}) as conn:
-        check_schema(conn)
-
-
-def _refuse_unknown_revision(engine: Engine) -> None:
-    """SchemaVersionError when the database is at a revision this code does not know
-    (written by a newer version): Alembic could neither upgrade nor downgrade it.
-    """
-    with engine.connect().execution_options(**{READ_ONLY_OPTION: True}) as conn:
-        current = read_revision(conn)
-        if current is not None and current not in KNOWN_REVISIONS:
-            check_schema(conn)
-
-
-@contextmanager
-def _alembic_errors() -> Iterator[None]:
-    """Alembic's refusals (an unknown target revision...) as one line of ours."""
-    from alembic.util.exc import CommandError
-
-    try:
-        yield
-    except CommandError as exc:
-        raise SchemaVersionError(f"migration refused: {str(exc).splitlines()[0] if str(exc) else exc}") from exc
-
-
 @main.command()
-@click.option("--to", "revision", default="head", show_default=True, help="Target revision.")
+@click.option("--to", "revision", default="head", show_default=True, type=TEXT, help="Target revision.")
 @_command
 def migrate(state: _State, revision: str) -> None:
     """Create or upgrade the cache schema."""
-    from .migration import migrate_engine
+    from .migration import alembic_errors, migrate_engine, refuse_unknown_revision, revision_of
 
-    engine = state.engine()
-    try:
-        _refuse_unknown_revision(engine)
-        with _alembic_errors():
-            migrate_engine(engine, revision)
-        with engine.connect().execution_options(**{READ_ONLY_OPTION: True}) as conn:
-            click.echo(f"{redact_url(state.url)} is at revision {read_revision(conn)}")
-    finally:
-        engine.dispose()
+    engine = state.container(auto_migrate=False).engine()
+    refuse_unknown_revision(engine)
+    with alembic_errors():
+        migrate_engine(engine, revision)
+    click.echo(f"{redact_url(state.url)} is at revision {revision_of(engine)}")
 
 
 @main.command()
-@click.argument("revision")
+@click.argument("revision", type=TEXT)
 @_command
 def downgrade(state: _State, revision: str) -> None:
     """Downgrade the cache schema to REVISION (``base`` removes every table)."""
-    from .migration import downgrade as run_downgrade
+    from .migration import alembic_errors, downgrade_engine, refuse_unknown_revision
 
-    engine = state.engine()
-    try:
-        _refuse_unknown_revision(engine)
-    finally:
-        engine.dispose()
-    with _alembic_errors():
-        run_downgrade(state.url, revision)
+    engine = state.container(auto_migrate=False).engine()
+    refuse_unknown_revision(engine)
+    with alembic_errors():
+        downgrade_engine(engine, revision)
     click.echo(f"{redact_url(state.url)} downgraded to {revision}")
-
-
-_COUNTED = ("projects", "artifacts", "artifact_metadata", "marketplace", "cache_metadata")
 
 
 @main.command()
@@ -258,69 +254,16 @@ _COUNTED = ("projects", "artifacts", "artifact_metadata", "marketplace", "cache_
 @_command
 def status(state: _State, as_json: bool) -> None:
     """Show where the cache is, its schema revision, row counts and size."""
-    engine = state.engine()
-    try:
-        if state.is_sqlite:
-            ensure_ready(state, engine)
-        with engine.connect().execution_options(**{READ_ONLY_OPTION: True}) as conn:
-            current = read_revision(conn)
-            if current != HEAD_REVISION:
-                check_schema(conn)  # one error line, before anything is printed
-            counts = {name: conn.execute(text(f"SELECT count(*) FROM {name}")).scalar_one() for name in _COUNTED}
-        size = None
-        if state.is_sqlite and engine.url.database:
-            path = Path(engine.url.database)
-            size = sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
-    finally:
-        engine.dispose()
-    info = {
-        "database": redact_url(state.url),
-        "revision": current,
-        "head": HEAD_REVISION,
-        "counts": counts,
-        "size_bytes": size,
-    }
+    info = {**state.container().reader().status(), "database": redact_url(state.url)}
     if as_json:
         click.echo(json.dumps(info))
         return
     click.echo(f"database: {info['database']}")
-    click.echo(f"revision: {current or 'none'} (head {HEAD_REVISION})")
-    if size is not None:
-        click.echo(f"size:     {size:,} bytes")
-    for name, n in counts.items():
+    click.echo(f"revision: {info['revision'] or 'none'} (head {info['head']})")
+    if info["size_bytes"] is not None:
+        click.echo(f"size:     {info['size_bytes']:,} bytes")
+    for name, n in info["counts"].items():
         click.echo(f"{name + ':':<19}{n:,}")
-
-
-@contextmanager
-def _read_connection(state: _State) -> Iterator[Connection]:
-    """A read-only connection (one transaction) on the chosen database, made ready as
-    :func:`_cache` makes it, for the read models in :mod:`.views`.
-    """
-    engine = state.engine()
-    try:
-        ensure_ready(state, engine)
-        with engine.connect().execution_options(**{READ_ONLY_OPTION: True}) as conn, conn.begin():
-            yield conn
-    finally:
-        engine.dispose()
-
-
-@contextmanager
-def _cache(state: _State) -> Iterator[Callable[..., Any]]:
-    """A unit-of-work factory on the chosen database (a SQLite file is migrated on first
-    use); the engine is disposed when the block ends.
-    """
-    from sqlalchemy.orm import sessionmaker
-
-    from .uow import UnitOfWork
-
-    engine = state.engine()
-    try:
-        ensure_ready(state, engine)
-        factory = sessionmaker(bind=engine, expire_on_commit=False)
-        yield lambda read_only=False: UnitOfWork(factory, read_only=read_only)
-    finally:
-        engine.dispose()
 
 
 def _plural(n: int, noun: str, plural: str | None = None) -> str:
@@ -349,9 +292,28 @@ def _table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None
     console.print(table)
 
 
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[str], None] | None]:
+    """A spinner on stderr naming the project being read (None when not ``enabled``)."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True) as bar:
+        task = bar.add_task("scanning", total=None)
+        count = 0
+
+        def progress(path: str) -> None:
+            nonlocal count
+            count += 1
+            bar.update(task, description=f"{_plural(count, 'project')}  {path}")
+
+        yield progress
+
+
 @main.command()
-# Plain text, not click.Path: click would stat it first and fail on a NUL byte with a traceback.
-@click.argument("roots", nargs=-1, required=True, metavar="ROOT...")
+@click.argument("roots", nargs=-1, required=True, metavar="ROOT...", type=PATH)
 @click.option("--max-depth", default=5, show_default=True, type=click.IntRange(min=0), help="Levels below each root.")
 @click.option("--full", is_flag=True, help="Re-read every project, even unchanged ones.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
@@ -360,30 +322,12 @@ def scan(state: _State, roots: tuple[str, ...], max_depth: int, full: bool, as_j
     """Scan ROOT folders for SkillMeat projects and update the cache."""
     from .services import scan as run_scan
 
-    for root in roots:
-        _checked("ROOT", root, path=True)
-    with _cache(state) as uow:
-        if not as_json and sys.stderr.isatty():
-            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-            with Progress(
-                SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True
-            ) as bar:
-                task = bar.add_task("scanning", total=None)
-                count = 0
-
-                def progress(path: str) -> None:
-                    nonlocal count
-                    count += 1
-                    bar.update(task, description=f"{_plural(count, 'project')}  {path}")
-
-                summary = run_scan(uow, roots, max_depth=max_depth, full=full, progress=progress)
-        else:
-            summary = run_scan(uow, roots, max_depth=max_depth, full=full)
+    uow_factory = state.container().unit_of_work
+    with _progress(not as_json and sys.stderr.isatty()) as progress:
+        s = run_scan(uow_factory, roots, max_depth=max_depth, full=full, progress=progress)
     if as_json:
-        _echo_json(summary.to_dict())
+        _echo_json(s.to_dict())
         return
-    s = summary
     click.echo(
         f"projects: {s.projects_seen} seen, {s.projects_unchanged} unchanged, {s.projects_added} added, "
         f"{s.projects_updated} updated, {s.projects_stale} marked stale, {_plural(s.projects_error, 'error')}"
@@ -402,15 +346,12 @@ def scan(state: _State, roots: tuple[str, ...], max_depth: int, full: bool, as_j
     metavar="DURATION",
     help="Not fetched within DURATION (30m, 6h, 7d), or never.",
 )
-@click.option("--status", type=click.Choice(["active", "stale", "error"]), help="Only projects of this status.")
+@click.option("--status", type=click.Choice(PROJECT_STATUSES), help="Only projects of this status.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_command
 def projects(state: _State, older_than: timedelta | None, status: str | None, as_json: bool) -> None:
     """List cached projects with their artifact and outdated counts."""
-    from .views import project_summaries
-
-    with _read_connection(state) as conn:
-        summaries = project_summaries(conn, status=status, older_than=older_than)
+    summaries = state.container().reader().project_summaries(status=status, older_than=older_than)
     if as_json:
         _echo_json(summaries)
         return
@@ -429,13 +370,11 @@ def projects(state: _State, older_than: timedelta | None, status: str | None, as
 
 
 @main.command()
-@click.option("--project", "project_ref", metavar="ID_OR_PATH", help="Only this project.")
-@click.option(
-    "--type", "type_", type=click.Choice(["skill", "agent", "command", "mcp", "hook"]), help="Only this type."
-)
+@click.option("--project", "project_ref", metavar="ID_OR_PATH", type=TEXT, help="Only this project.")
+@click.option("--type", "type_", type=click.Choice(ARTIFACT_TYPES), help="Only this type.")
 @click.option("--outdated", is_flag=True, help="Only artifacts with a newer upstream version.")
-@click.option("--tag", help="Only artifacts with exactly this tag.")
-@click.option("--search", "text", help="Name or description contains TEXT (any case).")
+@click.option("--tag", type=TEXT, help="Only artifacts with exactly this tag.")
+@click.option("--search", "text", type=TEXT, help="Name or description contains TEXT (any case).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_command
 def artifacts(
@@ -448,40 +387,15 @@ def artifacts(
     as_json: bool,
 ) -> None:
     """List cached artifacts."""
-    from .services import find_project
-
-    _checked("--project", project_ref)
-    _checked("--tag", tag)
-    _checked("--search", text)
-    with _cache(state) as uow, uow(read_only=True) as u:
-        project_id = find_project(u, project_ref).id if project_ref else None
-        found = u.artifacts.search(text or "", project_id=project_id, type=type_)
-        if outdated:
-            found = [a for a in found if a.is_outdated]
-        if tag is not None:
-            tagged = {a.id for a in u.metadata.artifacts_with_tag(tag)}
-            found = [a for a in found if a.id in tagged]
-        paths = {p.id: p.path for p in u.projects.list()}
-        # By project path, then type, then name (code point order, as the repositories sort).
-        found.sort(key=lambda a: (paths.get(a.project_id, a.project_id), a.type, a.name, a.path))
-        metadata = u.metadata.get_many(a.id for a in found)
+    found = state.container().reader().artifacts(project=project_ref, type=type_, outdated=outdated, tag=tag, text=text)
     if as_json:
-        _echo_json([_artifact_json(a, metadata.get(a.id)) for a in found])
+        _echo_json([{k: v for k, v in a.items() if k != "project_path"} for a in found])
         return
-    rows = [[cell(a, metadata.get(a.id), paths) for _, cell in _ARTIFACT_COLUMNS] for a in found]
+    rows = [[cell(a) for _, cell in _ARTIFACT_COLUMNS] for a in found]
     _table(_plural(len(rows), "artifact"), [header for header, _ in _ARTIFACT_COLUMNS], rows)
 
 
 DESCRIPTION_WIDTH = 60
-
-
-def _artifact_json(artifact: Any, meta: Any) -> dict[str, Any]:
-    """An artifact's ``to_dict()`` with its description and tags."""
-    return {
-        **artifact.to_dict(),
-        "description": meta.description if meta else None,
-        "tags": list(meta.tags or []) if meta else [],
-    }
 
 
 def _short(text: str | None, width: int = DESCRIPTION_WIDTH) -> str:
@@ -495,19 +409,18 @@ def _short(text: str | None, width: int = DESCRIPTION_WIDTH) -> str:
     return cut.rstrip(" ,;:.-") + "…"
 
 
-# The ``artifacts`` table: (header, cell from the artifact, its metadata or None, and the
-# project paths by id). Adding a column is one line here.
-_ARTIFACT_COLUMNS: list[tuple[str, Callable[[Any, Any, dict[str, str]], Any]]] = [
-    ("type", lambda a, m, paths: a.type),
-    ("name", lambda a, m, paths: a.name),
-    ("path", lambda a, m, paths: a.path),
-    ("description", lambda a, m, paths: _short(m.description if m else None)),
-    ("tags", lambda a, m, paths: ", ".join(m.tags or ()) if m else ""),
-    ("deployed", lambda a, m, paths: a.deployed_version),
-    ("upstream", lambda a, m, paths: a.upstream_version),
-    ("outdated", lambda a, m, paths: "yes" if a.is_outdated else ""),
-    ("modified", lambda a, m, paths: "yes" if a.local_modified else ""),
-    ("project", lambda a, m, paths: paths.get(a.project_id, a.project_id)),
+# The ``artifacts`` table: (header, cell from one listed artifact). Adding a column is one line here.
+_ARTIFACT_COLUMNS: list[tuple[str, Callable[[dict[str, Any]], Any]]] = [
+    ("type", lambda a: a["type"]),
+    ("name", lambda a: a["name"]),
+    ("path", lambda a: a["path"]),
+    ("description", lambda a: _short(a["description"])),
+    ("tags", lambda a: ", ".join(a["tags"])),
+    ("deployed", lambda a: a["deployed_version"]),
+    ("upstream", lambda a: a["upstream_version"]),
+    ("outdated", lambda a: "yes" if a["is_outdated"] else ""),
+    ("modified", lambda a: "yes" if a["local_modified"] else ""),
+    ("project", lambda a: a["project_path"]),
 ]
 
 
@@ -517,15 +430,13 @@ def marketplace() -> None:
 
 
 @marketplace.command("import")
-@click.argument("file")
+@click.argument("file", type=PATH)
 @_command
 def marketplace_import(state: _State, file: str) -> None:
     """Import marketplace entries from a JSON FILE."""
     from .services import import_marketplace
 
-    _checked("FILE", file, path=True)
-    with _cache(state) as uow:
-        result = import_marketplace(uow, file)
+    result = import_marketplace(state.container().unit_of_work, file)
     click.echo(f"imported {_plural(result.changed, 'marketplace entry', 'marketplace entries')} from {file}")
     if result.skipped_plugins:
         click.echo(
@@ -536,33 +447,36 @@ def marketplace_import(state: _State, file: str) -> None:
 
 
 @marketplace.command("list")
-@click.option(
-    "--type", "type_", type=click.Choice(["skill", "agent", "command", "mcp", "hook"]), help="Only this type."
-)
+@click.option("--type", "type_", type=click.Choice(ARTIFACT_TYPES), help="Only this type.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_command
 def marketplace_list(state: _State, type_: str | None, as_json: bool) -> None:
     """List marketplace entries."""
-    with _cache(state) as uow, uow(read_only=True) as u:
-        entries = u.marketplace.list(type=type_)
+    from .services import list_marketplace
+
+    entries = list_marketplace(state.container().unit_of_work, type_)
     if as_json:
         _echo_json([e.to_dict() for e in entries])
         return
     rows = [[e.type, e.name, e.version, e.source or e.url, e.id] for e in entries]
-    _table(f"{len(rows)} marketplace entries", ["type", "name", "version", "source", "id"], rows)
+    _table(
+        _plural(len(rows), "marketplace entry", "marketplace entries"),
+        ["type", "name", "version", "source", "id"],
+        rows,
+    )
 
 
 @marketplace.command("purge")
-@click.option("--older-than", "older_than", required=True, metavar="DURATION", help="Cached longer ago than this.")
+@click.option(
+    "--older-than", "older_than", required=True, type=DURATION, metavar="DURATION", help="Cached longer ago than this."
+)
 @_command
-def marketplace_purge(state: _State, older_than: str) -> None:
+def marketplace_purge(state: _State, older_than: timedelta) -> None:
     """Delete marketplace entries cached longer ago than DURATION."""
-    from .durations import parse_duration
+    from .services import purge_marketplace
 
-    age = parse_duration(older_than)
-    with _cache(state) as uow, uow() as u:
-        count = u.marketplace.purge_older_than(age)
-    click.echo(f"purged {count} marketplace entries")
+    count = purge_marketplace(state.container().unit_of_work, older_than)
+    click.echo(f"purged {_plural(count, 'marketplace entry', 'marketplace entries')}")
 
 
 @main.command("check-updates")
@@ -572,16 +486,12 @@ def check_updates(state: _State, as_json: bool) -> None:
     """Refresh upstream versions from the marketplace, then list outdated artifacts."""
     from .services import check_updates as run_check
 
-    with _cache(state) as uow:
-        found = run_check(uow)
-        paths = {}
-        if not as_json:
-            with uow(read_only=True) as u:
-                paths = {p.id: p.path for p in u.projects.list()}
+    found = run_check(state.container().unit_of_work)
     if as_json:
         ambiguous = [{**m.artifact.to_dict(), "candidate_sources": m.sources} for m in found.ambiguous]
         _echo_json({"outdated": [a.to_dict() for a in found.outdated], "ambiguous": ambiguous})
         return
+    paths = found.project_paths
     rows = [[a.type, a.name, a.deployed_version, a.upstream_version, paths.get(a.project_id)] for a in found.outdated]
     _table(_plural(len(rows), "outdated artifact"), ["type", "name", "deployed", "upstream", "project"], rows)
     if found.ambiguous:
@@ -599,15 +509,13 @@ def check_updates(state: _State, as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("project")
+@click.argument("project", type=TEXT)
 @_command
 def forget(state: _State, project: str) -> None:
     """Remove PROJECT (id or path) and its artifacts from the cache."""
     from .services import forget_project
 
-    _checked("PROJECT", project)
-    with _cache(state) as uow:
-        gone = forget_project(uow, project)
+    gone = forget_project(state.container().unit_of_work, project)
     click.echo(f"forgot {gone.path}")
 
 

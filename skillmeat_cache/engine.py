@@ -33,6 +33,7 @@ __all__ = [
     "build_engine",
     "create_engine_for_url",
     "default_database_path",
+    "is_default_database",
     "parse_url",
     "redact_url",
     "resolve_database_url",
@@ -53,13 +54,37 @@ _BEGUN_BY = "skillmeat_begun_by"
 READ_ONLY_OPTION = "skillmeat_read_only"
 
 
+_DEFAULT_FILES = {"production": "cache.db", "dev": "dev.db"}
+
+
 def default_database_path(env: str) -> Path:
-    """The SQLite file of an environment: ``~/.skillmeat/cache/{cache,dev}.db``."""
-    if env == "production":
-        return Path.home() / ".skillmeat" / "cache" / "cache.db"
-    if env == "dev":
-        return Path.home() / ".skillmeat" / "cache" / "dev.db"
-    raise CacheError(f"environment {env!r} has no database file (choose one of {', '.join(ENVIRONMENTS)})")
+    """The SQLite file of an environment: ``~/.skillmeat/cache/{cache,dev}.db``.
+
+    The one place that decides where the default cache lives (see also
+    :func:`is_default_database`).
+    """
+    if env not in _DEFAULT_FILES:
+        raise CacheError(f"environment {env!r} has no database file (choose one of {', '.join(ENVIRONMENTS)})")
+    home = os.path.expanduser("~")
+    if not os.path.isabs(home):  # HOME="" or relative: the cache would land in the current folder
+        raise CacheError(
+            f"HOME is not an absolute folder ({home!r}), so the default cache has no place; "
+            f"choose a database file with --db PATH or {ENV_VAR_URL}"
+        )
+    return Path(home) / ".skillmeat" / "cache" / _DEFAULT_FILES[env]
+
+
+def is_default_database(url: str | URL) -> bool:
+    """True when ``url`` is one of the default cache files (``production`` or ``dev``):
+    the only databases whose folder we create (0700) when it is missing.
+    """
+    text = url if isinstance(url, str) else url.render_as_string(hide_password=False)
+    if not text.startswith("sqlite"):
+        return False
+    try:
+        return any(to_url(text) == to_url(default_database_path(env)) for env in _DEFAULT_FILES)
+    except CacheError:  # no usable HOME: nothing is the default
+        return False
 
 
 def to_url(url_or_path: str | os.PathLike[str]) -> str:
@@ -236,7 +261,7 @@ def _refuse_foreign(cursor: Any, path: Path | None) -> None:
         skillmeat = revision is not None  # SkillMeat's cache is Alembic-managed too
     where = str(path) if path is not None else "the database file"
     shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
-    default = path is not None and path == default_database_path("production")
+    default = path is not None and is_default_database(to_url(path))
     if skillmeat:
         what = "is SkillMeat's own cache" if default else "looks like SkillMeat's own cache"
         what += f" (tables {shown}; Alembic revision {revision or 'none'})"
@@ -382,7 +407,7 @@ def create_engine_for_url(
     *,
     busy_timeout: float = 10.0,
     synchronous: str = "NORMAL",
-    create_parents: bool = False,
+    create_parents: bool | None = None,
     **kwargs: Any,
 ) -> Engine:
     """An engine for ``url`` with our connection set-up.
@@ -392,7 +417,8 @@ def create_engine_for_url(
     that start with ``BEGIN IMMEDIATE`` (deferred ``BEGIN`` for read-only units of work).
     An in-memory URL gets one shared connection. A SQLite URI (``file:/path?uri=true``) is
     opened by SQLite; when its mode lets SQLite create the file, the engine first creates it
-    (0600, and a missing folder 0700 only with ``create_parents``) as for a plain path; a
+    (0600, and a missing folder 0700 only with ``create_parents``, which defaults to "is
+    this the default cache", :func:`is_default_database`) as for a plain path; a
     ``mode=ro`` URI opens the file as it is, without the switch to WAL.
     PostgreSQL: psycopg 3, a liveness check when the pool hands out a connection (see
     :func:`_install_liveness_check`; ``pool_pre_ping`` given explicitly replaces it), and
@@ -402,6 +428,8 @@ def create_engine_for_url(
     """
     parsed = parse_url(to_url(url))
     backend = parsed.get_backend_name()
+    if create_parents is None:
+        create_parents = is_default_database(to_url(url))
     if backend == "sqlite":
         synchronous = synchronous.upper()
         if synchronous not in SYNCHRONOUS_MODES:
@@ -470,21 +498,11 @@ def build_engine(
     """Resolve the database (see :func:`resolve_database_url`) and build its engine.
 
     The default ``~/.skillmeat/cache`` folder is created (mode 0700) when missing. The
-    in-memory ``test`` database is migrated to head here, since nothing else could.
+    engine is not migrated here: :func:`skillmeat_cache.migration.prepare` does that (the
+    container calls it when it starts the engine).
     """
-    url = resolve_database_url(env, database_url)
-    own_folder = False
-    for name in ("production", "dev"):
-        if url == to_url(default_database_path(name)):
-            own_folder = True
-    engine = create_engine_for_url(
-        url,
+    return create_engine_for_url(
+        resolve_database_url(env, database_url),
         busy_timeout=10.0 if busy_timeout is None else float(busy_timeout),
         synchronous=synchronous or "NORMAL",
-        create_parents=own_folder,
     )
-    if is_memory_url(engine.url):
-        from .migration import migrate_engine
-
-        migrate_engine(engine)
-    return engine

@@ -367,6 +367,7 @@ class UpdateCheck:
     changed: int
     outdated: list[Artifact]
     ambiguous: list[AmbiguousMatch]
+    project_paths: dict[str, str] = field(default_factory=dict)
 
 
 def _refresh(uow_factory: UowFactory) -> tuple[int, list[tuple[str, list[str | None]]]]:
@@ -399,4 +400,5 @@ def check_updates(uow_factory: UowFactory) -> UpdateCheck:
             changed=changed,
             outdated=uow.artifacts.outdated(),
             ambiguous=[AmbiguousMatch(a, s) for a, s in found if a is not None],
+            project_paths={p.id: p.path for p in uow.projects.list()},
         )

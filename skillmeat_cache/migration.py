@@ -23,19 +23,24 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 from sqlalchemy.pool import NullPool
 
-from .engine import READ_ONLY_OPTION, create_engine_for_url, default_database_path, to_url
-from .errors import DatabaseError, map_db_error
-from .revision import HEAD_REVISION, read_revision
+from .engine import READ_ONLY_OPTION, create_engine_for_url, is_memory_url, to_url
+from .errors import DatabaseError, SchemaVersionError, map_db_error
+from .revision import HEAD_REVISION, KNOWN_REVISIONS, check_schema, read_revision
 
 __all__ = [
     "HEAD_REVISION",
     "alembic_config",
+    "alembic_errors",
     "current_revision",
     "downgrade",
+    "downgrade_engine",
     "migrate",
     "migrate_engine",
     "migration_transaction",
     "migrations_path",
+    "prepare",
+    "refuse_unknown_revision",
+    "revision_of",
 ]
 
 # Arbitrary constant: the key of the PostgreSQL advisory lock migrations take.
@@ -108,9 +113,59 @@ def _run(connection: Connection, direction: str, revision: str) -> None:
 
 
 def _engine_for(url: str) -> Engine:
-    url = to_url(url)
-    own_folder = url in (to_url(default_database_path("production")), to_url(default_database_path("dev")))
-    return create_engine_for_url(url, poolclass=NullPool, create_parents=own_folder)
+    return create_engine_for_url(to_url(url), poolclass=NullPool)
+
+
+def revision_of(engine: Engine) -> str | None:
+    """The revision the database behind ``engine`` is at; None when it has no schema."""
+    with engine.connect().execution_options(**{READ_ONLY_OPTION: True}) as connection:
+        return read_revision(connection)
+
+
+def prepare(engine: Engine, *, auto_migrate: bool = False) -> None:
+    """Make ``engine``'s database ready for units of work, as the container does when it
+    starts an engine.
+
+    The in-memory test database is always migrated (nothing else could). With
+    ``auto_migrate``, a SQLite database with no schema or at an older revision is
+    migrated to head, and any other database not at head raises ``SchemaVersionError``
+    (a PostgreSQL cache is shared: it is migrated only by ``skillmeat-cache migrate``).
+    Without it nothing is read here: the first unit of work checks the revision.
+    """
+    if is_memory_url(engine.url):
+        migrate_engine(engine)
+        return
+    if not auto_migrate:
+        return
+    current = revision_of(engine)
+    if current == HEAD_REVISION:
+        return
+    if engine.dialect.name == "sqlite" and (current is None or current in KNOWN_REVISIONS):
+        migrate_engine(engine)
+        return
+    with engine.connect().execution_options(**{READ_ONLY_OPTION: True}) as connection:
+        check_schema(connection)
+
+
+def refuse_unknown_revision(engine: Engine) -> None:
+    """SchemaVersionError when the database is at a revision this code does not know
+    (written by a newer version): Alembic could neither upgrade nor downgrade it.
+    """
+    current = revision_of(engine)
+    if current is not None and current not in KNOWN_REVISIONS:
+        with engine.connect().execution_options(**{READ_ONLY_OPTION: True}) as connection:
+            check_schema(connection)
+
+
+@contextmanager
+def alembic_errors() -> Iterator[None]:
+    """Alembic's refusals (an unknown target revision...) as one line of ours."""
+    from alembic.util.exc import CommandError
+
+    try:
+        yield
+    except CommandError as exc:
+        raise SchemaVersionError(f"migration refused: {str(exc).splitlines()[0] if str(exc) else exc}") from exc
 
 
 def migrate_engine(engine: Engine, revision: str = "head") -> None:
@@ -131,12 +186,17 @@ def migrate(url: str, revision: str = "head") -> None:
         engine.dispose()
 
 
+def downgrade_engine(engine: Engine, revision: str) -> None:
+    """Downgrade the database behind ``engine`` to ``revision`` (``base`` drops every table)."""
+    with engine.connect() as connection:
+        _run(connection, "downgrade", revision)
+
+
 def downgrade(url: str, revision: str) -> None:
     """Downgrade the database at ``url`` to ``revision`` (``base`` drops every table)."""
     engine = _engine_for(url)
     try:
-        with engine.connect() as connection:
-            _run(connection, "downgrade", revision)
+        downgrade_engine(engine, revision)
     finally:
         engine.dispose()
 

@@ -10,7 +10,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from .marketplace import (
     import_marketplace,
     refresh_upstream_versions,
 )
-from .models import Artifact, ArtifactMetadata, Project, check_text, ensure_utc, utcnow
+from .models import Artifact, ArtifactMetadata, MarketplaceEntry, Project, check_text, ensure_utc, utcnow
 from .retry import run_with_retry
 from .scanner import (
     ArtifactOnDisk,
@@ -41,11 +41,13 @@ __all__ = [
     "find_project",
     "forget_project",
     "import_marketplace",
+    "list_marketplace",
+    "purge_marketplace",
     "refresh_upstream_versions",
     "scan",
 ]
 
-UowFactory = Callable[[], AbstractUnitOfWork]
+UowFactory = Callable[..., AbstractUnitOfWork]
 
 
 @dataclass
@@ -266,88 +268,125 @@ def scan(
     now = ensure_utc(now, "now") if now is not None else utcnow()
     checked = [_resolve_root(r) for r in roots]
     resolved = [path for path, usable in checked if usable]
-    summary = ScanSummary()
+    run = _ScanRun(uow_factory, full, now)
     with uow_factory() as uow:
-        cached = {
+        run.cached = {
             p.path: (p.id, p.fingerprint, p.status, p.warnings) for p in uow.projects.list() if _under(p.path, resolved)
         }
-    seen: set[str] = set()
-    unchanged: list[str] = []
-    for path in discover_projects([p for p, _ in checked], max_depth=max_depth, warnings=summary.warnings):
-        key = str(path)
-        if key in seen:
+    for path in discover_projects([p for p, _ in checked], max_depth=max_depth, warnings=run.summary.warnings):
+        if str(path) in run.seen:
             continue
-        seen.add(key)
+        run.seen.add(str(path))
         if progress is not None:
-            progress(key)
-        known = cached.get(key)
+            progress(str(path))
+        run.visit(path)
+    run.finish()
+    run.summary.seconds = time.perf_counter() - started
+    return run.summary
+
+
+@dataclass
+class _ScanRun:
+    """One scan's state while it visits the discovered projects one by one."""
+
+    uow_factory: UowFactory
+    full: bool
+    now: datetime
+    summary: ScanSummary = field(default_factory=ScanSummary)
+    # path -> (id, fingerprint, status, warnings) of the cached projects under the roots
+    cached: dict[str, tuple[str, str | None, str, Any]] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)
+    unchanged: list[str] = field(default_factory=list)
+
+    def warn(self, path: str, message: str) -> None:
+        self.summary.warnings.append(ScanWarning(path, message))
+
+    def error(self, path: Path, message: str) -> None:
+        self.summary.projects_error += 1
+        _record_error(self.uow_factory, str(path), path.name, message, self.now)
+
+    def visit(self, path: Path) -> None:
+        """Skip an unchanged project, else read it and store what it holds."""
+        key = str(path)
+        known = self.cached.get(key)
         try:
-            fingerprint = project_fingerprint(path)
+            fingerprint: str | None = project_fingerprint(path)
         except OSError as exc:
             fingerprint = None
-            summary.warnings.append(ScanWarning(key, f"cannot read project: {exc.strerror or exc}"))
-        if not full and known is not None and fingerprint is not None and known[1:3] == (fingerprint, "active"):
-            unchanged.append(known[0])
+            self.warn(key, f"cannot read project: {exc.strerror or exc}")
+        if not self.full and known is not None and fingerprint is not None and known[1:3] == (fingerprint, "active"):
+            self.unchanged.append(known[0])
             # What the last read warned about is still true of the unchanged files.
-            summary.warnings.extend(ScanWarning(w["path"], w["message"]) for w in known[3] or [])
-            continue
+            self.summary.warnings.extend(ScanWarning(w["path"], w["message"]) for w in known[3] or [])
+            return
+        disk = self.read(path)
+        if disk is not None:
+            self.store(path, disk)
+
+    def read(self, path: Path) -> ProjectOnDisk | None:
+        """The project as read from disk; None (with a warning, or an error recorded) when
+        it cannot be stored.
+        """
+        key = str(path)
         try:
             disk = read_project(path)
         except (FileNotFoundError, NotADirectoryError):
             disk = None
         except OSError as exc:
-            summary.projects_error += 1
             message = f"cannot read project: {exc.strerror or exc}"
-            summary.warnings.append(ScanWarning(key, message))
-            _record_error(uow_factory, key, path.name, message, now)
-            continue
+            self.warn(key, message)
+            self.error(path, message)
+            return None
         if disk is None or disk.claude in ("missing", "notdir"):
             # Removed (or its .claude removed) between discovery and reading: the project
-            # is gone, not empty. A cached one is marked stale below; its artifacts stay.
-            seen.discard(key)
-            summary.warnings.append(ScanWarning(key, "project folder vanished during the scan; not read"))
-            continue
-        summary.warnings.extend(disk.warnings)
+            # is gone, not empty. A cached one is marked stale at the end; its artifacts stay.
+            self.seen.discard(key)
+            self.warn(key, "project folder vanished during the scan; not read")
+            return None
+        self.summary.warnings.extend(disk.warnings)
         if disk.claude == "error":
-            summary.projects_error += 1
             reason = next((w.message for w in disk.warnings if w.path == str(disk.path / ".claude")), "unreadable")
-            _record_error(uow_factory, key, path.name, f"cannot read project: {reason}", now)
-            continue
+            self.error(path, f"cannot read project: {reason}")
+            return None
+        return disk
+
+    def store(self, path: Path, disk: ProjectOnDisk) -> None:
+        """Bring the cache's copy of one project up to date, counting what changed."""
         try:
-            sync = _sync_with_retry(uow_factory, disk, now)
+            sync = _sync_with_retry(self.uow_factory, disk, self.now)
         except (ValidationError, ValueTooLargeError) as exc:
             # What this project holds cannot be stored (e.g. a tag too long for an
             # index): the project is recorded as an error and the scan goes on.
-            summary.projects_error += 1
             message = f"cannot store project: {exc}"
-            summary.warnings.append(ScanWarning(key, message))
-            _record_error(uow_factory, key, path.name, message, now)
-            continue
-        summary.artifacts_added += sync.artifacts_added
-        summary.artifacts_updated += sync.artifacts_updated
-        summary.artifacts_removed += sync.artifacts_removed
+            self.warn(str(path), message)
+            self.error(path, message)
+            return
+        s = self.summary
+        s.artifacts_added += sync.artifacts_added
+        s.artifacts_updated += sync.artifacts_updated
+        s.artifacts_removed += sync.artifacts_removed
         if sync.added:
-            summary.projects_added += 1
+            s.projects_added += 1
         elif sync.changed:
-            summary.projects_updated += 1
+            s.projects_updated += 1
         else:
-            summary.projects_unchanged += 1
-    summary.projects_unchanged += len(unchanged)
-    stale = [
-        id_
-        for path, (id_, _fp, status, _warnings) in cached.items()
-        if path not in seen and status != "stale" and not _still_there(path)
-    ]
-    with uow_factory() as uow:
-        if unchanged:
-            uow.projects.touch_many(unchanged, now)
-        if stale:
-            summary.projects_stale = uow.projects.mark_stale(stale)
-    summary.projects_seen = (
-        summary.projects_added + summary.projects_updated + summary.projects_unchanged + summary.projects_error
-    )
-    summary.seconds = time.perf_counter() - started
-    return summary
+            s.projects_unchanged += 1
+
+    def finish(self) -> None:
+        """Touch the unchanged projects, mark the vanished ones stale, total the counts."""
+        s = self.summary
+        s.projects_unchanged += len(self.unchanged)
+        stale = [
+            id_
+            for path, (id_, _fp, status, _warnings) in self.cached.items()
+            if path not in self.seen and status != "stale" and not _still_there(path)
+        ]
+        with self.uow_factory() as uow:
+            if self.unchanged:
+                uow.projects.touch_many(self.unchanged, self.now)
+            if stale:
+                s.projects_stale = uow.projects.mark_stale(stale)
+        s.projects_seen = s.projects_added + s.projects_updated + s.projects_unchanged + s.projects_error
 
 
 def _record_error(uow_factory: UowFactory, path: str, name: str, message: str, now: datetime) -> None:
@@ -383,3 +422,15 @@ def forget_project(uow_factory: UowFactory, id_or_path: str) -> Project:
         project = find_project(uow, id_or_path)
         uow.projects.delete(project.id)
         return project
+
+
+def list_marketplace(uow_factory: UowFactory, type: str | None = None) -> list[MarketplaceEntry]:
+    """The marketplace entries (of one artifact ``type``), by type, name and id."""
+    with uow_factory(read_only=True) as uow:
+        return uow.marketplace.list(type=type)
+
+
+def purge_marketplace(uow_factory: UowFactory, older_than: timedelta) -> int:
+    """Delete the marketplace entries cached longer ago than ``older_than``; how many."""
+    with uow_factory() as uow:
+        return uow.marketplace.purge_older_than(older_than)

@@ -17,6 +17,7 @@ from .errors import ValidationError
 __all__ = [
     "ARTIFACT_TYPES",
     "PROJECT_STATUSES",
+    "ascii_lower",
     "aware_utc",
     "TEXT_LIMITS",
     "check_artifact_path",
@@ -186,3 +187,13 @@ def check_artifact_path(value: Any) -> str:
     if any(part in ("", ".", "..") for part in value.split("/")):
         raise ValidationError("path", f"must not hold empty, '.' or '..' components, got {value!r}")
     return value  # type: ignore[no-any-return]
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def ascii_lower(value: str) -> str:
+    """``value`` with A-Z lowered and every other character kept: the case folding of
+    search on every backend (SQLite's ``lower()``; PostgreSQL's under ``COLLATE "C"``).
+    """
+    return value.translate(_ASCII_LOWER)

@@ -1,4 +1,4 @@
-"""Read models: what the CLI's list commands print, straight from SQL.
+"""Read models: what the CLI's list commands (and the HTTP API) answer, straight from SQL.
 
 A read that only prints has no use for entities or a unit of work: this module runs one
 Core statement on a connection and returns plain dicts, and imports neither the ORM
@@ -11,15 +11,24 @@ databases.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 
+from .engine import READ_ONLY_OPTION, redact_url
+from .errors import NotFoundError
+from .revision import HEAD_REVISION, check_schema, read_revision
 from .values import (
+    ARTIFACT_TYPES,
     PROJECT_STATUSES,
+    ascii_lower,
     aware_utc,
     check_choice,
+    check_text,
     ensure_utc,
     sqlite_timestamp,
     timestamp_from_sqlite,
@@ -27,7 +36,16 @@ from .values import (
     utcnow,
 )
 
-__all__ = ["PROJECT_COLUMNS", "project_summaries"]
+__all__ = [
+    "ARTIFACT_COLUMNS",
+    "COUNTED_TABLES",
+    "PROJECT_COLUMNS",
+    "Reader",
+    "artifact_listing",
+    "cache_status",
+    "project_summaries",
+    "resolve_project",
+]
 
 # The projects columns, in table order: the keys of Project.to_dict().
 PROJECT_COLUMNS = (
@@ -44,6 +62,25 @@ PROJECT_COLUMNS = (
     "warnings",
 )
 _TIMESTAMPS = ("created_at", "updated_at", "last_fetched")
+# The artifacts columns, in model order: the keys of Artifact.to_dict() (a test compares
+# both lists with the tables, so a new column cannot be forgotten here).
+ARTIFACT_COLUMNS = (
+    "id",
+    "project_id",
+    "name",
+    "type",
+    "path",
+    "source",
+    "deployed_version",
+    "upstream_version",
+    "is_outdated",
+    "local_modified",
+    "created_at",
+    "updated_at",
+    "content_hash",
+)
+_ARTIFACT_BOOLEANS = ("is_outdated", "local_modified")
+COUNTED_TABLES = ("projects", "artifacts", "artifact_metadata", "marketplace", "cache_metadata")
 
 # The same statement as ProjectRepository.summaries: two correlated counts per project,
 # each answered from the (project_id, is_outdated) index alone.
@@ -98,3 +135,165 @@ def project_summaries(
         item["outdated_count"] = int(row[-1])
         out.append(item)
     return out
+
+
+def _reader_for(connection: Connection) -> Any:
+    return utc_from_driver if connection.dialect.name == "postgresql" else timestamp_from_sqlite
+
+
+def resolve_project(connection: Connection, id_or_path: str) -> tuple[str, str]:
+    """The ``(id, path)`` of a cached project named by id, or by path (made absolute,
+    then as given); NotFoundError otherwise.
+
+    The folder is not read: it may be gone since the last scan. ``services.find_project``
+    answers the same through a unit of work.
+    """
+    check_text("project", id_or_path, required=True)
+    candidates = [id_or_path, str(Path(id_or_path).expanduser().resolve()), id_or_path]
+    by_id = text("SELECT id, path FROM projects WHERE id = :key")
+    by_path = text("SELECT id, path FROM projects WHERE path = :key")
+    for statement, key in zip((by_id, by_path, by_path), candidates, strict=True):
+        row = connection.execute(statement, {"key": key}).first()
+        if row is not None:
+            return str(row[0]), str(row[1])
+    raise NotFoundError(f"no cached project with id or path {id_or_path!r}")
+
+
+_LISTING = """
+SELECT {columns}, m.description, m.tags, p.path
+FROM artifacts AS a
+JOIN projects AS p ON p.id = a.project_id
+LEFT JOIN artifact_metadata AS m ON m.artifact_id = a.id
+{where}
+ORDER BY p.path{collate}, a.type, a.name{collate}, a.path{collate}
+"""
+
+
+def _like_pattern(value: str) -> str:
+    escaped = ascii_lower(value).replace("/", "//").replace("%", "/%").replace("_", "/_")
+    return f"%{escaped}%"
+
+
+def artifact_listing(
+    connection: Connection,
+    project: str | None = None,
+    type: str | None = None,
+    outdated: bool = False,
+    tag: str | None = None,
+    text_: str | None = None,
+) -> list[dict[str, Any]]:
+    """Artifacts as ``Artifact.to_dict()`` plus ``description``, ``tags`` (the metadata's,
+    ``[]`` without) and ``project_path``, ordered by project path, type, name, path (code
+    point order), every filter in the query: one project (id or path, see
+    :func:`resolve_project`), one type, only outdated ones, exactly one tag, and name or
+    description containing ``text_`` in any ASCII case (as ``ArtifactRepository.search``).
+    """
+    postgresql = connection.dialect.name == "postgresql"
+    conditions: list[str] = []
+    params: dict[str, Any] = {}
+    if project is not None:
+        params["project_id"] = resolve_project(connection, project)[0]
+        conditions.append("a.project_id = :project_id")
+    if type is not None:
+        params["type"] = check_choice("type", type, ARTIFACT_TYPES)
+        conditions.append("a.type = :type")
+    if outdated:
+        params["yes"] = True
+        conditions.append("a.is_outdated = :yes")
+    if tag is not None:
+        params["tag"] = check_text("tag", tag, required=True, lookup=True)
+        conditions.append("EXISTS (SELECT 1 FROM artifact_tags AS t WHERE t.artifact_id = a.id AND t.tag = :tag)")
+    if text_:
+        params["pattern"] = _like_pattern(check_text("text", text_))
+        lower = 'lower(({}) COLLATE "C")' if postgresql else "lower({})"
+        conditions.append(
+            f"({lower.format('a.name')} LIKE :pattern ESCAPE '/' "
+            f"OR {lower.format('m.description')} LIKE :pattern ESCAPE '/')"
+        )
+    sql = _LISTING.format(
+        columns=", ".join(f"a.{c}" for c in ARTIFACT_COLUMNS),
+        where=f"WHERE {' AND '.join(conditions)}" if conditions else "",
+        collate=' COLLATE "C"' if postgresql else "",
+    )
+    read_timestamp = _reader_for(connection)
+    out = []
+    for row in connection.execute(text(sql), params):
+        item = dict(zip(ARTIFACT_COLUMNS, row, strict=False))
+        for key in ("created_at", "updated_at"):
+            value = read_timestamp(item[key])
+            item[key] = None if value is None else value.isoformat()
+        for key in _ARTIFACT_BOOLEANS:
+            item[key] = bool(item[key])
+        description, tags, project_path = row[-3:]
+        if isinstance(tags, str):  # SQLite hands JSON back as text
+            tags = json.loads(tags)
+        item["description"] = description
+        item["tags"] = list(tags or [])
+        item["project_path"] = project_path
+        out.append(item)
+    return out
+
+
+def cache_status(connection: Connection) -> dict[str, Any]:
+    """Where the cache is, its schema revision (and the code's head) and row counts per
+    table; ``size_bytes`` is the SQLite file with its WAL (None on PostgreSQL or in memory).
+    A database not at head raises SchemaVersionError (nothing is counted).
+    """
+    current = read_revision(connection)
+    if current != HEAD_REVISION:
+        check_schema(connection)
+    counts = {name: connection.execute(text(f"SELECT count(*) FROM {name}")).scalar_one() for name in COUNTED_TABLES}
+    url = connection.engine.url
+    size = None
+    if connection.dialect.name == "sqlite" and url.database and url.database != ":memory:":
+        path = Path(url.database)
+        size = sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
+    return {
+        "database": redact_url(url),
+        "revision": current,
+        "head": HEAD_REVISION,
+        "counts": counts,
+        "size_bytes": size,
+    }
+
+
+class Reader:
+    """The read models on one engine: each call runs in one read-only transaction, on a
+    database checked to be at the code's schema revision. The container builds one
+    (``container.reader()``); the CLI and the HTTP API answer their lists through it.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A read-only connection in one transaction."""
+        with self.engine.connect().execution_options(**{READ_ONLY_OPTION: True}) as conn, conn.begin():
+            yield conn
+
+    def project_summaries(
+        self, status: str | None = None, older_than: timedelta | None = None, now: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """See :func:`project_summaries`."""
+        with self.connection() as conn:
+            check_schema(conn)
+            return project_summaries(conn, status=status, older_than=older_than, now=now)
+
+    def artifacts(
+        self,
+        project: str | None = None,
+        type: str | None = None,
+        outdated: bool = False,
+        tag: str | None = None,
+        text: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """See :func:`artifact_listing`."""
+        with self.connection() as conn:
+            check_schema(conn)
+            return artifact_listing(conn, project=project, type=type, outdated=outdated, tag=tag, text_=text)
+
+    def status(self) -> dict[str, Any]:
+        """See :func:`cache_status`."""
+        with self.connection() as conn:
+            return cache_status(conn)

@@ -26,7 +26,6 @@ from click.testing import Result
 from conftest import factory_for, refuse_scandir, succeeded, write_file
 from sqlalchemy import event, text
 
-import skillmeat_cache.cli as cli_module
 import skillmeat_cache.services as services
 from skillmeat_cache import (
     Artifact,
@@ -1079,19 +1078,21 @@ def test_full_disk_through_the_cli_scan(run, sqlite_url, tmp_path, monkeypatch):
 
     before = seed(sqlite_url)
     generate(tmp_path / "tree", projects=20, artifacts=15, seed=5)
-    real = cli_module.create_engine_for_url
+    from skillmeat_cache import engine as engine_module
+
+    real = engine_module.create_engine_for_url
 
     def small_disk(url: str, **kwargs: Any) -> Any:
         engine = real(url, **kwargs)
         _full_after(8)(engine)
         return engine
 
-    monkeypatch.setattr(cli_module, "create_engine_for_url", small_disk)
+    monkeypatch.setattr(engine_module, "create_engine_for_url", small_disk)
     one_error_line(
         run("--db", sqlite_url, "scan", str(tmp_path / "tree")), "error: database or disk is full (SQLITE_FULL)"
     )
     assert_kept(before, sqlite_url)
-    monkeypatch.setattr(cli_module, "create_engine_for_url", real)
+    monkeypatch.setattr(engine_module, "create_engine_for_url", real)
     done = json.loads(succeeded(run("--db", sqlite_url, "scan", str(tmp_path / "tree"), "--json")).stdout)
     assert done["projects_seen"] == 20  # space again: the next scan completes
     assert_kept(before, sqlite_url)

@@ -68,7 +68,7 @@ def test_test_env_is_an_in_memory_database_migrated_and_shared_by_units_of_work(
         uow_a.projects.add(Project(name="p", path="/work/p"))
     with uow_b:
         assert uow_b.projects.count() == 1
-    with container.read_only_unit_of_work() as uow:
+    with container.unit_of_work(read_only=True) as uow:
         assert uow.read_only and uow.projects.count() == 1
 
 
@@ -172,7 +172,7 @@ def test_unit_of_work_override_with_a_mock(container, mocker):
 
 
 def test_engine_is_built_lazily_once_and_disposed_on_shutdown(home, mocker):
-    import containers
+    from skillmeat_cache import container as containers
 
     built = []
     real = containers.build_engine

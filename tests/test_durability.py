@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import event
 
-import skillmeat_cache.cli as cli_module
+import skillmeat_cache.engine as engine_module
 from skillmeat_cache.cli import main
 
 NORMAL, FULL = 1, 2  # PRAGMA synchronous values
@@ -25,7 +25,7 @@ def pragmas(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[int]:
     for name in ("SKILLMEAT_CACHE_URL", "SKILLMEAT_CACHE_ENV", "SKILLMEAT_CACHE_SYNCHRONOUS"):
         monkeypatch.delenv(name, raising=False)
     seen: list[int] = []
-    real = cli_module.create_engine_for_url
+    real = engine_module.create_engine_for_url
 
     def spy(url: str, **kwargs: Any) -> Any:
         engine = real(url, **kwargs)
@@ -37,7 +37,7 @@ def pragmas(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[int]:
 
         return engine
 
-    monkeypatch.setattr(cli_module, "create_engine_for_url", spy)
+    monkeypatch.setattr(engine_module, "create_engine_for_url", spy)
     return seen
 
 

@@ -1,0 +1,105 @@
+"""The composition root: the only module of the package that imports dependency-injector.
+
+    container = Container()
+    container.config.from_dict({"env": "dev", "auto_migrate": True})
+    with container.unit_of_work() as uow:                  # writes
+        ...
+    with container.unit_of_work(read_only=True) as uow:   # reads
+        ...
+    container.reader().project_summaries()                 # read models, no entities
+    container.shutdown_resources()                         # disposes of the engine
+
+Config keys:
+
+- ``env`` (production | dev | test) and ``database_url`` (wins over ``env``). When the
+  config sets neither, the environment variables SKILLMEAT_CACHE_URL and
+  SKILLMEAT_CACHE_ENV fill them; explicit config always wins, so a test that sets
+  ``env="test"`` never touches a real cache.
+- ``busy_timeout`` (seconds, default 10) and ``synchronous`` (NORMAL | FULL, default
+  NORMAL): see :func:`skillmeat_cache.engine.create_engine_for_url`.
+- ``auto_migrate`` (default false): when the engine starts, bring a SQLite database to
+  the code's schema revision (create it, or upgrade it from an older revision). A
+  PostgreSQL database is never migrated behind its users' backs: it is checked, and a
+  unit of work on one that is not at head raises ``SchemaVersionError``. The CLI and the
+  server set it; service code decides for itself.
+
+``env="test"`` without a URL is a private in-memory SQLite database, always migrated.
+It has one connection: its units of work must run one after another (overlapping use
+raises ConcurrentUseError).
+
+Nothing is built at import time, and the ORM, the repositories and Alembic are imported
+only when a provider that needs them is first called, so a command that only reads a
+view (``skillmeat-cache projects``) never loads them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from dependency_injector import containers, providers
+from sqlalchemy import Engine
+
+from .engine import build_engine
+
+if TYPE_CHECKING:
+    from .uow import UnitOfWork
+    from .views import Reader
+
+__all__ = ["Container"]
+
+
+def _engine_resource(
+    env: str | None,
+    database_url: str | None,
+    busy_timeout: float | None,
+    synchronous: str | None,
+    auto_migrate: bool | None,
+) -> Iterator[Engine]:
+    engine = build_engine(env, database_url, busy_timeout=busy_timeout, synchronous=synchronous)
+    try:
+        from .migration import prepare
+
+        prepare(engine, auto_migrate=bool(auto_migrate))
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _session_factory(engine: Engine) -> Callable[[], Any]:
+    from sqlalchemy.orm import sessionmaker
+
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def _unit_of_work(session_factory: Callable[[], Any], read_only: bool = False) -> UnitOfWork:
+    from .uow import UnitOfWork
+
+    return UnitOfWork(session_factory, read_only=read_only)
+
+
+def _reader(engine: Engine) -> Reader:
+    from .views import Reader
+
+    return Reader(engine)
+
+
+class Container(containers.DeclarativeContainer):
+    """Wires the engine, the session factory, units of work and read models for dev,
+    test and production. A unit of work is a new instance per call (a ``Factory``);
+    ``unit_of_work(read_only=True)`` gives a read-only one.
+    """
+
+    config = providers.Configuration()
+
+    engine = providers.Resource(
+        _engine_resource,
+        env=config.env,
+        database_url=config.database_url,
+        busy_timeout=config.busy_timeout,
+        synchronous=config.synchronous,
+        auto_migrate=config.auto_migrate,
+    )
+    session_factory = providers.Singleton(_session_factory, engine)
+    unit_of_work = providers.Factory(_unit_of_work, session_factory=session_factory)
+    reader = providers.Factory(_reader, engine)
