@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from .cli_params import DURATION, PATH, TEXT
 from .engine import ENVIRONMENTS, parse_url, redact_url, resolve_database_url
-from .errors import CacheError, ValidationError, map_db_error
+from .errors import CacheError, map_db_error
 from .values import ARTIFACT_TYPES, PROJECT_STATUSES
 
 if TYPE_CHECKING:
@@ -28,78 +29,6 @@ __all__ = ["main"]
 
 
 SYNCHRONOUS_CHOICES = ("normal", "full")
-
-
-class _OneLineError(click.ClickException):
-    """An error of ours met while click parses the arguments: the same one line on
-    stderr and exit code 1 as :func:`_errors` gives (click's usage errors exit 2).
-    """
-
-    exit_code = 1
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True)
-
-
-def _label(param: click.Parameter | None) -> str:
-    """How an error names the parameter: ``--tag``, ``ROOT``, ``PROJECT``."""
-    if param is None:
-        return "value"
-    if isinstance(param, click.Option):
-        return max(param.opts, key=len)
-    return (param.metavar or param.name or "value").rstrip(".").upper()
-
-
-class _Text(click.ParamType):
-    """Text from the command line, refused (one line, exit 1) when it holds a NUL byte (no
-    real command line can carry one) or, unless it is a path, when it is not valid UTF-8
-    (undecodable bytes arrive as unpaired surrogates). A path with undecodable bytes is a
-    real file name: the scanner reports it.
-    """
-
-    name = "text"
-
-    def __init__(self, *, path: bool = False) -> None:
-        self.path = path
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if not isinstance(value, str):
-            return value
-        problem = None
-        if "\x00" in value:
-            problem = "contains a NUL byte"
-        elif not self.path:
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                problem = "is not valid UTF-8 text"
-        if problem is not None:
-            raise _OneLineError(str(ValidationError(_label(param), problem)))
-        return value
-
-
-TEXT = _Text()
-# Plain text, not click.Path: click would stat it first and fail on a NUL byte with a traceback.
-PATH = _Text(path=True)
-
-
-class _Duration(click.ParamType):
-    """A duration like ``30m`` or ``7d`` (see :func:`.durations.parse_duration`), as a timedelta."""
-
-    name = "duration"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if not isinstance(value, str):
-            return value
-        from .durations import parse_duration
-
-        try:
-            return parse_duration(value)
-        except (CacheError, ValueError, OverflowError) as exc:
-            raise _OneLineError(str(exc) if isinstance(exc, CacheError) else f"{value!r} is not a duration") from exc
-
-
-DURATION = _Duration()
 
 
 @dataclass

@@ -20,6 +20,8 @@ def parse_duration(text: str) -> timedelta:
     # ASCII digits only: str.isdigit() also accepts "²" or "٣", which int() then refuses or reads.
     if len(value) < 2 or value[-1] not in units or not (number.isascii() and number.isdigit()):
         raise ValidationError("duration", f"expected a number and a unit (s, m, h, d, w), like 30m or 7d; got {text!r}")
+    if len(number) > 12:  # already past year 1 in seconds; int() would refuse over 4,300 digits
+        raise ValidationError("duration", f"{text[:20]!r}... is too long (it reaches back before year 1)")
     try:
         duration = timedelta(**{units[value[-1]]: int(number)})
         datetime.now(UTC) - duration  # a cut-off before year 1 cannot be compared either

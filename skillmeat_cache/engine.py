@@ -65,24 +65,25 @@ def default_database_path(env: str) -> Path:
     """
     if env not in _DEFAULT_FILES:
         raise CacheError(f"environment {env!r} has no database file (choose one of {', '.join(ENVIRONMENTS)})")
-    home = os.path.expanduser("~")
-    if not os.path.isabs(home):  # HOME="" or relative: the cache would land in the current folder
+    home = os.environ.get("HOME")
+    # HOME="" would put the cache at /.skillmeat, a relative one in whatever folder we run in.
+    if home is not None and not os.path.isabs(home):
         raise CacheError(
             f"HOME is not an absolute folder ({home!r}), so the default cache has no place; "
             f"choose a database file with --db PATH or {ENV_VAR_URL}"
         )
-    return Path(home) / ".skillmeat" / "cache" / _DEFAULT_FILES[env]
+    return Path(os.path.expanduser("~")) / ".skillmeat" / "cache" / _DEFAULT_FILES[env]
 
 
 def is_default_database(url: str | URL) -> bool:
     """True when ``url`` is one of the default cache files (``production`` or ``dev``):
     the only databases whose folder we create (0700) when it is missing.
     """
-    text = url if isinstance(url, str) else url.render_as_string(hide_password=False)
+    text = to_url(url if isinstance(url, str) else url.render_as_string(hide_password=False))
     if not text.startswith("sqlite"):
         return False
     try:
-        return any(to_url(text) == to_url(default_database_path(env)) for env in _DEFAULT_FILES)
+        return any(text == to_url(default_database_path(env)) for env in _DEFAULT_FILES)
     except CacheError:  # no usable HOME: nothing is the default
         return False
 

@@ -287,3 +287,20 @@ def test_read_only_url_on_a_read_only_folder_says_what_to_use(run, tmp_path):
     assert immutable.returncode == 0, immutable.stderr
     assert [p["name"] for p in json.loads(immutable.stdout)] == ["p"]
     assert path.read_bytes() == before and sorted(p.name for p in folder.iterdir()) == ["cache.db"]
+
+
+def test_a_duration_of_thousands_of_digits_is_one_error_line(run):
+    result = run("projects", "--older-than", "9" * 5000 + "d")
+    assert result.exit_code == 1
+    assert result.output.count("\n") == 1 and "is too long" in result.output and len(result.output) < 200
+
+
+def test_purge_and_list_count_entries_in_the_singular_and_plural(run, tmp_path):
+    import json
+
+    file = tmp_path / "market.json"
+    file.write_text(json.dumps([{"id": "e1", "name": "one", "type": "skill", "version": "1.0"}]))
+    db = str(tmp_path / "c.db")
+    assert "imported 1 marketplace entry from" in run("--db", db, "marketplace", "import", str(file)).output
+    assert run("--db", db, "marketplace", "list").output.splitlines()[0].strip() == "1 marketplace entry"
+    assert run("--db", db, "marketplace", "purge", "--older-than", "1d").output == "purged 0 marketplace entries\n"

@@ -204,3 +204,79 @@ def test_importing_builds_nothing_and_loads_no_alembic(tmp_path):
     env = {**os.environ, "HOME": str(tmp_path)}
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+
+
+def test_auto_migrate_brings_a_sqlite_file_to_head_and_the_reader_answers(home, tmp_path):
+    path = tmp_path / "auto.db"
+    c = Container()
+    c.config.from_dict({"database_url": str(path), "auto_migrate": True})
+    try:
+        with c.unit_of_work() as uow:
+            uow.projects.add(Project(name="p", path="/work/p"))
+        with c.unit_of_work(read_only=True) as uow:
+            assert [p.name for p in uow.projects.list()] == ["p"]
+        assert [s["name"] for s in c.reader().project_summaries()] == ["p"]
+        assert c.unit_of_work() is not c.unit_of_work()  # a Factory: never a shared instance
+    finally:
+        c.shutdown_resources()
+
+
+def test_auto_migrate_upgrades_an_older_sqlite_revision(home, tmp_path):
+    path = tmp_path / "old.db"
+    migrate(str(path), "0003")
+    c = Container()
+    c.config.from_dict({"database_url": str(path), "auto_migrate": True})
+    try:
+        assert c.reader().status()["revision"] == c.reader().status()["head"]
+    finally:
+        c.shutdown_resources()
+
+
+def test_without_auto_migrate_a_new_file_is_left_alone(home, tmp_path):
+    path = tmp_path / "manual.db"
+    c = Container()
+    c.config.from_dict({"database_url": str(path)})
+    try:
+        with pytest.raises(SchemaVersionError, match="migrate"), c.unit_of_work() as uow:
+            uow.projects.count()
+        with pytest.raises(SchemaVersionError, match="migrate"):
+            c.reader().status()
+    finally:
+        c.shutdown_resources()
+
+
+@pytest.mark.postgres
+def test_auto_migrate_never_migrates_postgresql(fresh_pg_url):
+    from skillmeat_cache.migration import current_revision
+
+    c = Container()
+    c.config.from_dict({"database_url": fresh_pg_url, "auto_migrate": True})
+    try:
+        with pytest.raises(SchemaVersionError, match="skillmeat-cache migrate"):
+            c.engine()
+        assert current_revision(fresh_pg_url) is None
+    finally:
+        c.shutdown_resources()
+
+
+def test_one_function_decides_the_default_cache(home, tmp_path, monkeypatch):
+    from skillmeat_cache.engine import default_database_path, is_default_database
+
+    assert is_default_database(resolve_database_url("production"))
+    assert is_default_database(resolve_database_url("dev"))
+    assert is_default_database(str(home / ".skillmeat" / "cache" / "cache.db"))
+    assert not is_default_database(str(tmp_path / "cache.db"))
+    assert not is_default_database("postgresql://u@h/db")
+    monkeypatch.setenv("HOME", "relative/home")
+    with pytest.raises(CacheError, match="HOME is not an absolute folder"):
+        default_database_path("production")
+    assert not is_default_database(str(tmp_path / "cache.db"))
+
+
+def test_an_empty_home_is_refused_by_the_cli_without_creating_anything(run, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", "")
+    monkeypatch.chdir(tmp_path)
+    result = run("status")
+    assert result.exit_code == 1
+    assert result.output.startswith("error: HOME is not an absolute folder")
+    assert list(tmp_path.iterdir()) == []

@@ -13,8 +13,8 @@ import pytest
 from conftest import factory_for
 from sqlalchemy import text
 
-from skillmeat_cache import Artifact, Project, ValidationError
-from skillmeat_cache.views import project_summaries
+from skillmeat_cache import Artifact, Base, NotFoundError, Project, SchemaVersionError, ValidationError
+from skillmeat_cache.views import ARTIFACT_COLUMNS, PROJECT_COLUMNS, Reader, artifact_listing, project_summaries
 
 
 def _seed(uow_factory) -> None:
@@ -139,3 +139,165 @@ def test_every_export_is_lazy_listed_and_resolves():
         assert getattr(skillmeat_cache, name) is getattr(module, name)
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         skillmeat_cache.Nope  # noqa: B018
+
+
+def test_view_columns_are_the_model_columns_in_order():
+    """The views list their columns by hand (they must not import the ORM); this keeps the
+    lists equal to the models, so a new column cannot be forgotten in a read model."""
+    assert PROJECT_COLUMNS == tuple(Project(name="p", path="/p").to_dict())
+    assert ARTIFACT_COLUMNS == tuple(Artifact(project_id="p", type="skill", name="n").to_dict())
+    assert set(ARTIFACT_COLUMNS) == {c.name for c in Base.metadata.tables["artifacts"].columns}
+
+
+def _seed_listing(uow_factory) -> dict[str, str]:
+    with uow_factory() as uow:
+        a = uow.projects.add(Project(name="a", path="/w/a"))
+        b = uow.projects.add(Project(name="b", path="/w/B"))  # "B" < "a": code point order
+        uow.artifacts.upsert_many(
+            [
+                {"project_id": a.id, "type": "skill", "name": "pdf", "deployed_version": "1", "upstream_version": "2"},
+                {"project_id": a.id, "type": "skill", "name": "Zed", "path": ".claude/skills/zed"},
+                {"project_id": a.id, "type": "agent", "name": "review_bot", "local_modified": True},
+                {"project_id": b.id, "type": "skill", "name": "pdf", "deployed_version": "3", "upstream_version": "3"},
+                {"project_id": b.id, "type": "skill", "name": "pdf", "path": ".codex/skills/pdf"},
+                {"project_id": b.id, "type": "command", "name": "100%_done"},
+            ]
+        )
+        keys = {(p, t, path, n): i for p in (a.id, b.id) for (t, path, n), i in uow.artifacts.keys_for_project(p).items()}
+        ids = {f"{p == a.id and 'a' or 'b'}:{t}:{n}:{path}": i for (p, t, path, n), i in keys.items()}
+        rows = []
+        for label, id_ in ids.items():
+            if label.startswith("a:skill:pdf"):
+                rows.append({"artifact_id": id_, "description": "Reads PDF files", "tags": ["docs", "pdf"]})
+            elif label.startswith("a:agent"):
+                rows.append({"artifact_id": id_, "description": "A REVIEW helper", "tags": ["review"]})
+            elif label.startswith("b:skill:pdf:.claude"):
+                rows.append({"artifact_id": id_, "description": None, "tags": ["pdf"]})
+        uow.metadata.set_many(rows)
+    return {"a": a.id, "b": b.id}
+
+
+def _listing_from_repositories(uow_factory, project=None, type=None, outdated=False, tag=None, text=None):
+    """What the CLI computed before the view: search, then filters and order in Python."""
+    from skillmeat_cache.services import find_project
+
+    with uow_factory(read_only=True) as u:
+        project_id = find_project(u, project).id if project else None
+        found = u.artifacts.search(text or "", project_id=project_id, type=type)
+        if outdated:
+            found = [a for a in found if a.is_outdated]
+        if tag is not None:
+            tagged = {a.id for a in u.metadata.artifacts_with_tag(tag)}
+            found = [a for a in found if a.id in tagged]
+        paths = {p.id: p.path for p in u.projects.list()}
+        found.sort(key=lambda a: (paths[a.project_id], a.type, a.name, a.path))
+        meta = u.metadata.get_many(a.id for a in found)
+        return [
+            {
+                **a.to_dict(),
+                "description": meta[a.id].description if a.id in meta else None,
+                "tags": list(meta[a.id].tags or []) if a.id in meta else [],
+                "project_path": paths[a.project_id],
+            }
+            for a in found
+        ]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"type": "skill"},
+        {"outdated": True},
+        {"tag": "pdf"},
+        {"text": "PDF"},
+        {"text": "review"},
+        {"text": "%_"},
+        {"project": "/w/B", "type": "skill"},
+        {"project": "a", "tag": "review", "text": "help"},
+    ],
+    ids=["all", "type", "outdated", "tag", "text-case", "text-description", "text-wildcards", "project", "combined"],
+)
+def test_artifact_listing_equals_the_repositories(engine, uow_factory, kwargs):
+    ids = _seed_listing(uow_factory)
+    if kwargs.get("project") == "a":
+        kwargs = {**kwargs, "project": ids["a"]}
+    expected = _listing_from_repositories(uow_factory, **kwargs)
+    assert expected, "the case must return something to compare"
+    with engine.connect() as conn:
+        listed = artifact_listing(
+            conn,
+            **{k: v for k, v in kwargs.items() if k != "text"},
+            text_=kwargs.get("text"),
+        )
+    assert listed == expected
+    assert Reader(engine).artifacts(**kwargs) == expected
+
+
+def test_artifact_listing_wildcards_are_literal_and_order_is_by_code_point(engine, uow_factory):
+    _seed_listing(uow_factory)
+    reader = Reader(engine)
+    assert [a["name"] for a in reader.artifacts(text="%_")] == ["100%_done"]
+    assert [a["name"] for a in reader.artifacts(text="_")] == ["100%_done", "review_bot"]
+    assert [(a["project_path"], a["name"]) for a in reader.artifacts(type="skill")] == [
+        ("/w/B", "pdf"),
+        ("/w/B", "pdf"),
+        ("/w/a", "Zed"),
+        ("/w/a", "pdf"),
+    ]
+
+
+def test_artifact_listing_refuses_an_unknown_project_and_bad_filters(engine, uow_factory):
+    _seed_listing(uow_factory)
+    reader = Reader(engine)
+    with pytest.raises(NotFoundError, match="no cached project with id or path '/w/nope'"):
+        reader.artifacts(project="/w/nope")
+    with pytest.raises(ValidationError) as info:
+        reader.artifacts(type="plugin")
+    assert info.value.field == "type"
+    with pytest.raises(ValidationError) as info:
+        reader.artifacts(tag="")
+    assert info.value.field == "tag"
+
+
+def test_reader_status_counts_every_table(engine, uow_factory):
+    _seed_listing(uow_factory)
+    status = Reader(engine).status()
+    assert status["counts"] == {
+        "projects": 2,
+        "artifacts": 6,
+        "artifact_metadata": 3,
+        "marketplace": 0,
+        "cache_metadata": 0,
+    }
+    assert status["revision"] == status["head"]
+    assert (status["size_bytes"] is None) == (engine.dialect.name == "postgresql")
+
+
+def test_reader_refuses_a_database_without_the_schema(tmp_path):
+    from skillmeat_cache.engine import create_engine_for_url
+
+    engine = create_engine_for_url(str(tmp_path / "empty.db"))
+    try:
+        for read in (Reader(engine).project_summaries, Reader(engine).artifacts, Reader(engine).status):
+            with pytest.raises(SchemaVersionError, match="migrate"):
+                read()
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_artifact_listing_sorts_by_code_point_whatever_the_collation(collated_pg_url):
+    engine, uows = factory_for(collated_pg_url)
+    names = ["é", "f", "a", "B"]
+    with uows() as uow:
+        project = uow.projects.add(Project(name="collated", path="/collated/artifacts"))
+        uow.artifacts.upsert_many([{"project_id": project.id, "type": "skill", "name": n} for n in names])
+    try:
+        listed = Reader(engine).artifacts(project="/collated/artifacts")
+        assert [a["name"] for a in listed] == sorted(names) == ["B", "a", "f", "é"]
+        assert listed == _listing_from_repositories(uows, project="/collated/artifacts")
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM projects WHERE path LIKE '/collated/%'"))
+        engine.dispose()
