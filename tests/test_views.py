@@ -144,8 +144,8 @@ def test_every_export_is_lazy_listed_and_resolves():
 def test_view_columns_are_the_model_columns_in_order():
     """The views list their columns by hand (they must not import the ORM); this keeps the
     lists equal to the models, so a new column cannot be forgotten in a read model."""
-    assert PROJECT_COLUMNS == tuple(Project(name="p", path="/p").to_dict())
-    assert ARTIFACT_COLUMNS == tuple(Artifact(project_id="p", type="skill", name="n").to_dict())
+    assert tuple(Project(name="p", path="/p").to_dict()) == PROJECT_COLUMNS
+    assert tuple(Artifact(project_id="p", type="skill", name="n").to_dict()) == ARTIFACT_COLUMNS
     assert set(ARTIFACT_COLUMNS) == {c.name for c in Base.metadata.tables["artifacts"].columns}
 
 
@@ -163,8 +163,11 @@ def _seed_listing(uow_factory) -> dict[str, str]:
                 {"project_id": b.id, "type": "command", "name": "100%_done"},
             ]
         )
-        keys = {(p, t, path, n): i for p in (a.id, b.id) for (t, path, n), i in uow.artifacts.keys_for_project(p).items()}
-        ids = {f"{p == a.id and 'a' or 'b'}:{t}:{n}:{path}": i for (p, t, path, n), i in keys.items()}
+        ids = {
+            f"{label}:{t}:{n}:{path}": i
+            for label, p in (("a", a.id), ("b", b.id))
+            for (t, path, n), i in uow.artifacts.keys_for_project(p).items()
+        }
         rows = []
         for label, id_ in ids.items():
             if label.startswith("a:skill:pdf"):
