@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from dependency_injector import providers
 from sqlalchemy import Engine, text
-from sqlalchemy.orm import sessionmaker
 
 from skillmeat_cache import UnitOfWork, migrate
 from skillmeat_cache.cli import main
+from skillmeat_cache.container import Container
 from skillmeat_cache.engine import create_engine_for_url
 from skillmeat_cache.errors import DatabaseUnavailableError
 from skillmeat_cache.testing import throwaway_postgres_database
@@ -119,10 +120,18 @@ def engine(db_url: str) -> Iterator[Engine]:
     eng.dispose()
 
 
+def container_on(engine: Engine) -> Container:
+    """A container whose engine provider is overridden by ``engine`` (the dependency-injector
+    way to point every unit of work at a test database); the caller disposes of the engine.
+    """
+    container = Container()
+    container.engine.override(providers.Object(engine))
+    return container
+
+
 def units_of_work(engine: Engine) -> Callable[..., UnitOfWork]:
-    """A factory of units of work on ``engine``, as the container builds them."""
-    sessions = sessionmaker(bind=engine, expire_on_commit=False)
-    return lambda read_only=False: UnitOfWork(sessions, read_only=read_only)
+    """The container's unit-of-work factory on ``engine``: ``factory(read_only=True)``."""
+    return container_on(engine).unit_of_work
 
 
 def factory_for(url: str, **engine_kwargs: Any) -> tuple[Engine, Callable[..., UnitOfWork]]:
