@@ -7,10 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import create_engine, make_url
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session
 
 from skillmeat_cache import Project, UnitOfWork
-from skillmeat_cache.engine import create_engine_for_url, to_url
+from skillmeat_cache.container import Container
+from skillmeat_cache.engine import to_url
 from skillmeat_cache.models import utcnow
 from skillmeat_cache.repositories.sqlalchemy import _ARTIFACTS_OF_PROJECT_TYPE, _OUTDATED
 
@@ -18,19 +19,20 @@ __all__ = ["Ours", "SqlAlchemyAlone"]
 
 
 class Ours:
-    """Units of work on one database, built the way the container builds them."""
+    """Units of work on one database, from the container, as service code gets them."""
 
     def __init__(self, url: str) -> None:
-        self.engine = create_engine_for_url(url)
-        self.factory = sessionmaker(bind=self.engine, expire_on_commit=False)
+        self.container = Container()
+        self.container.config.from_dict({"database_url": url})
+        self.engine = self.container.engine()
 
     def close(self) -> None:
         """Dispose of the engine."""
-        self.engine.dispose()
+        self.container.shutdown_resources()
 
     def uow(self, read_only: bool = False) -> UnitOfWork:
         """A new unit of work."""
-        return UnitOfWork(self.factory, read_only=read_only)
+        return self.container.unit_of_work(read_only=read_only)
 
     def ingest_project(self, project: dict[str, Any], rows: list[dict[str, Any]], metas: list[dict[str, Any]]) -> None:
         """W1, one project: add it, upsert its artifacts, read their ids, set metadata."""
@@ -100,7 +102,6 @@ class SqlAlchemyAlone:
         if parsed.get_backend_name() == "postgresql":
             kwargs = {"isolation_level": "AUTOCOMMIT", "connect_args": {"options": "-c timezone=UTC"}}
         self.engine = create_engine(parsed, **kwargs)
-        self.factory = sessionmaker(bind=self.engine, expire_on_commit=False)
 
     def close(self) -> None:
         """Dispose of the engine."""
@@ -108,10 +109,10 @@ class SqlAlchemyAlone:
 
     def outdated(self) -> list[Any]:
         """W3."""
-        with self.factory() as session:
+        with Session(self.engine, expire_on_commit=False) as session:
             return list(session.scalars(_OUTDATED).all())
 
     def list_for_project(self, project_id: str, type_: str) -> list[Any]:
         """W6."""
-        with self.factory() as session:
+        with Session(self.engine, expire_on_commit=False) as session:
             return list(session.scalars(_ARTIFACTS_OF_PROJECT_TYPE, {"project_id": project_id, "type": type_}).all())

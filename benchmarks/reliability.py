@@ -140,14 +140,15 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 
 def _uow_factory(url: str, **engine_kwargs: Any) -> tuple[Any, Callable[..., Any]]:
-    from sqlalchemy.orm import sessionmaker
+    from dependency_injector import providers
 
-    from skillmeat_cache import UnitOfWork
+    from skillmeat_cache.container import Container
     from skillmeat_cache.engine import create_engine_for_url
 
-    engine = create_engine_for_url(url, **engine_kwargs)
-    sessions = sessionmaker(bind=engine, expire_on_commit=False)
-    return engine, lambda read_only=False: UnitOfWork(sessions, read_only=read_only)
+    engine = create_engine_for_url(url, **engine_kwargs)  # engine options the container's config does not carry
+    container = Container()
+    container.engine.override(providers.Object(engine))
+    return engine, container.unit_of_work
 
 
 def _write_batch(uow: Any, project_id: str, marker: str, size: int, bulk: bool) -> None:

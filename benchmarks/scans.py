@@ -33,17 +33,15 @@ from .corpus import edit_files, generate
 
 _SCAN_CHILD = """
 import json, resource, sys, time
-from sqlalchemy.orm import sessionmaker
-from skillmeat_cache import UnitOfWork, migrate
-from skillmeat_cache.engine import create_engine_for_url
+from skillmeat_cache.container import Container
 from skillmeat_cache.services import scan
 
 db, root = sys.argv[1], sys.argv[2]
-migrate(db)
-engine = create_engine_for_url(db)
-factory = sessionmaker(bind=engine, expire_on_commit=False)
+container = Container()
+container.config.from_dict({"database_url": db, "auto_migrate": True})
+container.engine()  # built and migrated before the clock starts
 started = time.perf_counter()
-summary = scan(lambda: UnitOfWork(factory), [root])
+summary = scan(container.unit_of_work, [root])
 seconds = time.perf_counter() - started
 print(json.dumps({"seconds": seconds, "artifacts": summary.artifacts_added + summary.artifacts_updated,
                   "unchanged": summary.projects_unchanged, "updated": summary.projects_updated,
@@ -113,17 +111,14 @@ def s1_s2(work: Path, projects: int, artifacts: int, factor: int) -> list[str]:
 
 
 def _ingest(db: Path, projects: int, artifacts: int) -> None:
-    from sqlalchemy.orm import sessionmaker
+    from skillmeat_cache import Project
+    from skillmeat_cache.container import Container
 
-    from skillmeat_cache import Project, UnitOfWork, migrate
-    from skillmeat_cache.engine import create_engine_for_url
-
-    migrate(str(db))
-    engine = create_engine_for_url(str(db))
-    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    container = Container()
+    container.config.from_dict({"database_url": str(db), "auto_migrate": True})
     types = ("skill", "agent", "command", "mcp", "hook")
     for p in range(projects):
-        with UnitOfWork(factory) as uow:
+        with container.unit_of_work() as uow:
             project = uow.projects.add(Project(name=f"project-{p:04d}", path=f"/work/bench/project-{p:04d}"))
             uow.artifacts.upsert_many(
                 {
@@ -135,7 +130,7 @@ def _ingest(db: Path, projects: int, artifacts: int) -> None:
                 }
                 for a in range(artifacts)
             )
-    engine.dispose()
+    container.shutdown_resources()
 
 
 def _timed(cmd: list[str], env: dict[str, str]) -> float:
