@@ -13,7 +13,7 @@ from skillmeat_cache import Project, UnitOfWork
 from skillmeat_cache.container import Container
 from skillmeat_cache.engine import to_url
 from skillmeat_cache.models import utcnow
-from skillmeat_cache.repositories.sqlalchemy import _ARTIFACTS_OF_PROJECT_TYPE, _OUTDATED
+from skillmeat_cache.repositories.statements import ARTIFACTS_OF_PROJECT_TYPE, OUTDATED
 
 __all__ = ["Ours", "SqlAlchemyAlone"]
 
@@ -110,9 +110,9 @@ class SqlAlchemyAlone:
     def outdated(self) -> list[Any]:
         """W3."""
         with Session(self.engine, expire_on_commit=False) as session:
-            return list(session.scalars(_OUTDATED).all())
+            return list(session.scalars(OUTDATED).all())
 
     def list_for_project(self, project_id: str, type_: str) -> list[Any]:
         """W6."""
         with Session(self.engine, expire_on_commit=False) as session:
-            return list(session.scalars(_ARTIFACTS_OF_PROJECT_TYPE, {"project_id": project_id, "type": type_}).all())
+            return list(session.scalars(ARTIFACTS_OF_PROJECT_TYPE, {"project_id": project_id, "type": type_}).all())

@@ -23,16 +23,16 @@ from skillmeat_cache import (
     ReadOnlyError,
     ValidationError,
 )
+from skillmeat_cache.repositories import bulk as bulk_module
 from skillmeat_cache.repositories import rows as rows_module
-from skillmeat_cache.repositories import sqlalchemy as repo_module
 
 
 @pytest.fixture
 def small_batches(monkeypatch):
     """Two rows per multi-row VALUES statement and two ids per IN list: every call of a
     few rows runs several statements (and so needs its savepoint)."""
-    monkeypatch.setattr(repo_module, "_BATCH_ROWS", 2)
-    monkeypatch.setattr(repo_module, "_CHUNK", 2)
+    monkeypatch.setattr(bulk_module, "BATCH_ROWS", 2)
+    monkeypatch.setattr(bulk_module, "CHUNK_SIZE", 2)
 
 
 def _rows(project_id: str, n: int, **extra) -> list[dict]:

@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from skillmeat_cache import Project
+from skillmeat_cache.repositories import common
 from skillmeat_cache.repositories import sqlalchemy as repos
 
 
@@ -56,13 +57,13 @@ def test_a_pause_lasts_one_read_however_reads_in_other_threads_overlap(gc_enable
     seen = {}
 
     def second_read():
-        with repos._gc_paused():  # starts while the first read holds the pause
+        with common.gc_paused():  # starts while the first read holds the pause
             started.set()
             first_done.wait()
             seen["during"] = gc.isenabled()  # the first has ended: collector back on
             second_may_end.wait()
 
-    with repos._gc_paused():
+    with common.gc_paused():
         thread = threading.Thread(target=second_read)
         thread.start()
         started.wait()
@@ -80,7 +81,7 @@ def test_a_forked_child_gets_its_collector_back(gc_enabled):
     holding, release = threading.Event(), threading.Event()
 
     def read():
-        with repos._gc_paused():
+        with common.gc_paused():
             holding.set()
             release.wait()
 
