@@ -14,8 +14,6 @@ from ..errors import NotFoundError
 from ..models import (
     Artifact,
     ArtifactMetadata,
-    MarketplaceEntry,
-    Project,
     new_id,
 )
 from ..values import utcnow

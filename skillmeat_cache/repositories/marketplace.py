@@ -11,9 +11,7 @@ from sqlalchemy import Select, delete, or_, select
 from sqlalchemy.orm import Session
 
 from ..models import (
-    Artifact,
     MarketplaceEntry,
-    Project,
     check_text,
 )
 from ..values import ensure_utc, utcnow

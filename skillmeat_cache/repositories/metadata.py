@@ -14,8 +14,6 @@ from ..models import (
     ArtifactMetadata,
     ArtifactTag,
     CacheMetadata,
-    MarketplaceEntry,
-    Project,
 )
 from . import base, bulk
 from .bulk import (
@@ -42,7 +40,6 @@ from .rows import (
 from .statements import (
     ORDER,
 )
-
 
 __all__ = ["SqlAlchemyMetadataRepository"]
 

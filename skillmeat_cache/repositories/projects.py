@@ -15,7 +15,6 @@ from ..models import (
     Artifact,
     ArtifactMetadata,
     ArtifactTag,
-    MarketplaceEntry,
     Project,
 )
 from ..values import PROJECT_STATUSES, check_choice, ensure_utc, utcnow
