@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .cli_params import DURATION, PATH, TEXT
+from .db_errors import map_db_error
 from .engine import ENVIRONMENTS, parse_url, redact_url, resolve_database_url
-from .errors import CacheError, map_db_error
+from .errors import CacheError
 from .values import ARTIFACT_TYPES, PROJECT_STATUSES
 
 if TYPE_CHECKING:

@@ -23,8 +23,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 from sqlalchemy.pool import NullPool
 
+from .db_errors import map_db_error
 from .engine import READ_ONLY_OPTION, create_engine_for_url, is_memory_url, to_url
-from .errors import DatabaseError, SchemaVersionError, map_db_error
+from .errors import DatabaseError, SchemaVersionError
 from .revision import HEAD_REVISION, KNOWN_REVISIONS, check_schema, read_revision
 
 __all__ = [

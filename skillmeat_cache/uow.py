@@ -27,8 +27,9 @@ from typing import Any, Self
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
+from .db_errors import map_db_error
 from .engine import READ_ONLY_OPTION, install_statement_hook
-from .errors import ReadOnlyError, UnitOfWorkActiveError, map_db_error
+from .errors import ReadOnlyError, UnitOfWorkActiveError
 from .repositories.base import ArtifactRepository, MarketplaceRepository, MetadataRepository, ProjectRepository
 from .repositories.sqlalchemy import (
     SqlAlchemyArtifactRepository,

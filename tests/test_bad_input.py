@@ -1224,7 +1224,7 @@ def test_driver_codes_map_to_specific_errors(code, expected):
     """Codes that cannot be provoked on demand here (a full PostgreSQL disk, a standby)."""
     from sqlalchemy import exc as sa_exc
 
-    from skillmeat_cache.errors import map_db_error
+    from skillmeat_cache.db_errors import map_db_error
 
     class Orig(Exception):
         pass

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 
 def test_the_scanner_imports_neither_the_orm_nor_sqlalchemy():
@@ -29,3 +31,166 @@ def test_the_scanner_imports_neither_the_orm_nor_sqlalchemy():
         "skillmeat_cache.scanner",
         "skillmeat_cache.values",
     }
+
+
+# --------------------------------------------------------------------------- the static import graph
+
+PACKAGE = Path(__file__).resolve().parents[1] / "skillmeat_cache"
+ROOT = PACKAGE.parent
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _modules() -> dict[str, Path]:
+    found = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    found["containers"] = ROOT / "containers.py"
+    return found
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imports(name: str, path: Path, known: set[str]) -> set[str]:
+    """The modules ``name`` imports (at any depth, in functions too), not counting
+    ``if TYPE_CHECKING:`` blocks: they never run."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    skipped = {
+        id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and _is_type_checking(node) for n in ast.walk(node)
+    }
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        targets: list[str] = []
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join([*anchor, base] if base else anchor)
+            targets = [base] + [f"{base}.{alias.name}" for alias in node.names]
+        for target in targets:
+            # the deepest known module the target names (``from . import base`` names a module)
+            parts = target.split(".")
+            for end in range(len(parts), 0, -1):
+                candidate = ".".join(parts[:end])
+                if candidate in known or candidate.split(".")[0] in ("sqlalchemy", "alembic", "dependency_injector"):
+                    if candidate != name:
+                        out.add(candidate if candidate in known else candidate.split(".")[0])
+                    break
+    return out
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    return {name: _imports(name, path, set(modules)) for name, path in modules.items()}
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in graph:
+                continue
+            if state.get(nxt) == 1:
+                return [*stack[stack.index(nxt) :], nxt]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def _package_parents(name: str) -> set[str]:
+    parts = name.split(".")
+    return {".".join(parts[:i]) for i in range(1, len(parts))}
+
+
+def test_the_package_has_no_import_cycle():
+    graph = _graph()
+    # Importing ``skillmeat_cache.x`` runs ``skillmeat_cache/__init__.py`` first, which only
+    # declares lazy names: an edge to a parent package is not a cycle.
+    for name, targets in graph.items():
+        targets -= _package_parents(name)
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
+
+
+def test_the_cycle_check_finds_a_cycle():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        node = todo.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        todo.extend(graph.get(node, ()))
+    return seen
+
+
+def test_the_scanner_reaches_neither_the_orm_nor_sqlalchemy_statically():
+    reached = _reachable(_graph(), "skillmeat_cache.scanner")
+    assert "skillmeat_cache.scanner" in reached and "skillmeat_cache.reader" in reached
+    forbidden = {"skillmeat_cache.models", "skillmeat_cache.uow", "sqlalchemy", "alembic"}
+    assert not reached & forbidden
+    assert not [m for m in reached if m.startswith("skillmeat_cache.repositories")]
+
+
+def test_only_the_composition_root_imports_dependency_injector():
+    graph = _graph()
+    users = sorted(name for name, targets in graph.items() if "dependency_injector" in targets)
+    assert users == ["skillmeat_cache.container"]
+
+
+# --------------------------------------------------------------------------- sizes
+
+MAX_MODULE_LINES = 500
+MAX_FUNCTION_LINES = 60
+
+
+def _code_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """Lines of a function's body, its docstring left out."""
+    body = node.body
+    if len(body) > 1 and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
+        body = body[1:]
+    return (node.end_lineno or 0) - body[0].lineno + 1
+
+
+def test_no_module_over_500_lines_and_no_function_over_60():
+    too_long = []
+    for name, path in _modules().items():
+        text = path.read_text(encoding="utf-8")
+        if text.count("\n") > MAX_MODULE_LINES:
+            too_long.append(f"{name}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _code_lines(node) > MAX_FUNCTION_LINES:
+                too_long.append(f"{name}.{node.name}: {_code_lines(node)} lines")
+    assert too_long == []

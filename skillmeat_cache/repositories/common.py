@@ -21,8 +21,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from ..db_errors import map_db_error
 from ..engine import READ_ONLY_OPTION
-from ..errors import DuplicateError, ReadOnlyError, map_db_error
+from ..errors import DuplicateError, ReadOnlyError
 from ..models import Artifact, ArtifactMetadata, ArtifactTag, Project
 from .rows import ascii_lower, page_bounds
 
