@@ -6,48 +6,42 @@ test proves the two equal on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-import json
+import functools
 import os
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from sqlalchemy import (
-    JSON,
     Boolean,
     CheckConstraint,
-    DateTime,
-    Dialect,
     ForeignKey,
     Index,
     MetaData,
     Text,
-    TypeDecorator,
     UniqueConstraint,
     false,
     text,
+    true,
 )
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
-from sqlalchemy.sql import ColumnElement
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.visitors import InternalTraversal
 
+from .column_types import JSONType, UTCDateTime, by_code_point
 from .errors import ValidationError
 from .values import (
     ARTIFACT_TYPES,
     PROJECT_STATUSES,
     TEXT_LIMITS,
-    aware_utc,
     check_artifact_path,
     check_choice,
+    check_json,
     check_text,
+    check_warnings,
     default_artifact_path,
     derive_outdated,
     ensure_utc,
     new_id,
-    sqlite_timestamp,
-    timestamp_from_sqlite,
-    utc_from_driver,
+    normalise_labels,
     utcnow,
 )
 
@@ -85,130 +79,6 @@ NAMING_CONVENTION: dict[str, str] = {
 }
 
 
-def check_warnings(value: Any) -> list[dict[str, str]] | None:
-    """Validate a project's stored scan warnings: None, or a list of ``{"path": text,
-    "message": text}`` objects (copied).
-    """
-    if value is None:
-        return None
-    if not isinstance(value, (list, tuple)):
-        raise ValidationError("warnings", f"expected a list, got {type(value).__name__}")
-    out = []
-    for item in value:
-        if not isinstance(item, dict) or set(item) != {"path", "message"}:
-            raise ValidationError("warnings", "each warning must be an object with 'path' and 'message'")
-        path = check_text("path", item["path"], lookup=True)  # a warning's path is never an index key
-        out.append({"path": path, "message": check_text("message", item["message"])})
-    return out
-
-
-def check_json(field: str, value: Any) -> Any:
-    """Validate a JSON document (a mapping or None) and return it as JSON would give it
-    back: tuples become lists, keys become strings. Anything else raises ValidationError.
-    """
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise ValidationError(field, f"expected a mapping (JSON object), got {type(value).__name__}")
-    try:
-        return json.loads(json.dumps(value, allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(field, f"cannot be stored as JSON: {exc}") from None
-
-
-class CodePointOrder(ColumnElement[Any]):
-    """A text expression compared by Unicode code point (see :func:`by_code_point`)."""
-
-    inherit_cache = True
-    _traverse_internals = [("element", InternalTraversal.dp_clauseelement)]  # noqa: RUF012
-
-    def __init__(self, element: Any) -> None:
-        self.element = element
-        self.type = element.type
-
-
-@compiles(CodePointOrder)
-def _compile_code_point(element: CodePointOrder, compiler: SQLCompiler, **kw: Any) -> str:
-    return compiler.process(element.element, **kw)  # SQLite's BINARY collation: UTF-8 bytes
-
-
-@compiles(CodePointOrder, "postgresql")
-def _compile_code_point_pg(element: CodePointOrder, compiler: SQLCompiler, **kw: Any) -> str:
-    return f'{compiler.process(element.element, **kw)} COLLATE "C"'
-
-
-def by_code_point(column: Any) -> CodePointOrder:
-    """``column`` for ORDER BY in code point order, the order Python sorts ``str`` in:
-    SQLite's default (BINARY) order, and PostgreSQL's with ``COLLATE "C"``, whatever the
-    database's collation (an ``en_US`` one would sort ``"a" < "B"`` and ignore accents).
-    """
-    return CodePointOrder(column)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A timestamp that is always stored and read back as UTC.
-
-    SQLite keeps naive UTC text; PostgreSQL keeps ``timestamptz``. Reads return aware
-    UTC datetimes whatever the process or session time zone; naive input is refused.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        value = ensure_utc(value)
-        if dialect.name == "sqlite":
-            return value.replace(tzinfo=None)
-        return value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-
-    # The two methods below replace the generic TypeDecorator chain (impl processor, then
-    # the hook above) with one function each: the same values in and out, measured 5x
-    # faster on SQLite, where every timestamp of every loaded entity passes through here.
-
-    def bind_processor(self, dialect: Dialect) -> Any:
-        if dialect.name == "sqlite":
-            return sqlite_timestamp
-        return aware_utc
-
-    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
-        if dialect.name == "sqlite":
-            return timestamp_from_sqlite
-        impl = self.impl_instance.result_processor(dialect, coltype)
-        if impl is None:
-            return utc_from_driver
-        return lambda value: utc_from_driver(impl(value))
-
-
-class JSONDocument(TypeDecorator[Any]):
-    """Real JSON on both engines: SQLite's JSON, PostgreSQL's JSONB; SQL NULL for None.
-
-    A decorator rather than ``JSON().with_variant(JSONB())`` so that the PostgreSQL
-    dialect is imported only when a PostgreSQL engine uses it (the read path stays light).
-    """
-
-    impl = JSON
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> Any:
-        if dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import JSONB
-
-            return dialect.type_descriptor(JSONB(none_as_null=True))
-        return dialect.type_descriptor(JSON(none_as_null=True))
-
-
-JSONType = JSONDocument()
-
-
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
@@ -229,12 +99,14 @@ class Base(DeclarativeBase):
         list[dict[str, str]]: JSONType,
     }
 
-    _defaults: ClassVar[dict[str, Any]] = {}
+    # Defaults of attributes that are not column defaults (the column defaults, stated on
+    # the columns, are applied at construction too: see _init_defaults).
+    _defaults: ClassVar[dict[str, Callable[[], Any]]] = {}
     _required: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **kwargs: Any) -> None:
         mapper = type(self).__mapper__
-        for key, factory in self._defaults.items():
+        for key, factory in _init_defaults(type(self)).items():
             if kwargs.get(key) is None:
                 setattr(self, key, factory())
         for key, value in kwargs.items():
@@ -259,6 +131,39 @@ class Base(DeclarativeBase):
         return f"<{type(self).__name__} {ident}>"
 
 
+_INIT_DEFAULTS: dict[type, dict[str, Callable[[], Any]]] = {}
+
+
+def _init_defaults(cls: type[Base]) -> dict[str, Callable[[], Any]]:
+    """What a new entity gets for an attribute not given: each column's own ``default``
+    (so a new entity has its id and timestamps before it is flushed), then ``_defaults``.
+    """
+    found = _INIT_DEFAULTS.get(cls)
+    if found is None:
+        found = {}
+        mapper = cls.__mapper__
+        for column in cls.__table__.columns:
+            default = column.default
+            if default is None or not (default.is_callable or default.is_scalar):
+                continue
+            key = mapper.get_property_by_column(column).key
+            found[key] = functools.partial(default.arg, None) if default.is_callable else constant(default.arg)
+        found.update(cls._defaults)
+        _INIT_DEFAULTS[cls] = found
+    return found
+
+
+def constant(value: Any) -> Callable[[], Any]:
+    """A factory of one constant value."""
+    return lambda: value
+
+
+def _literal_default(value: str | bool) -> dict[str, Any]:
+    """A column default stated once: the same value for the ORM and in the schema."""
+    server = (true() if value else false()) if isinstance(value, bool) else text(f"'{value}'")
+    return {"default": value, "server_default": server}
+
+
 def _validate_timestamp(field: str, value: datetime | None, *, required: bool = False) -> datetime | None:
     if value is None:
         if required:
@@ -276,12 +181,6 @@ class Project(Base):
         Index("idx_projects_status", "status"),
         Index("idx_projects_last_fetched", "last_fetched"),
     )
-    _defaults: ClassVar[dict[str, Any]] = {
-        "id": new_id,
-        "status": lambda: "active",
-        "created_at": utcnow,
-        "updated_at": utcnow,
-    }
     _required = ("name", "path")
 
     id: Mapped[str] = mapped_column(primary_key=True, default=new_id)
@@ -291,7 +190,7 @@ class Project(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     last_fetched: Mapped[datetime | None]
-    status: Mapped[str] = mapped_column(default="active", server_default=text("'active'"))
+    status: Mapped[str] = mapped_column(**_literal_default("active"))
     error_message: Mapped[str | None]
     # Digest of the sizes and mtimes of what a scan read (revision 0002); None: never read.
     fingerprint: Mapped[str | None]
@@ -355,13 +254,6 @@ class Artifact(Base):
         Index("idx_artifacts_outdated", "is_outdated"),
         Index("idx_artifacts_composite", "project_id", "type"),
     )
-    _defaults: ClassVar[dict[str, Any]] = {
-        "id": new_id,
-        "created_at": utcnow,
-        "updated_at": utcnow,
-        "is_outdated": lambda: False,
-        "local_modified": lambda: False,
-    }
     _required = ("project_id", "name", "type", "path")
 
     id: Mapped[str] = mapped_column(primary_key=True, default=new_id)
@@ -373,8 +265,8 @@ class Artifact(Base):
     source: Mapped[str | None]
     deployed_version: Mapped[str | None]
     upstream_version: Mapped[str | None]
-    is_outdated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    local_modified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    is_outdated: Mapped[bool] = mapped_column(Boolean, **_literal_default(False))
+    local_modified: Mapped[bool] = mapped_column(Boolean, **_literal_default(False))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     # SkillMeat content hash of the artifact as last scanned (revision 0002).
@@ -437,7 +329,7 @@ class ArtifactMetadata(Base):
     """
 
     __tablename__ = "artifact_metadata"
-    _defaults: ClassVar[dict[str, Any]] = {"tags": list, "aliases": list}
+    _defaults: ClassVar[dict[str, Callable[[], Any]]] = {"tags": list, "aliases": list}
     _required = ("artifact_id",)
 
     artifact_id: Mapped[str] = mapped_column(ForeignKey("artifacts.id", ondelete="CASCADE"), primary_key=True)
@@ -471,17 +363,6 @@ class ArtifactMetadata(Base):
         return values
 
 
-def normalise_labels(field: str, value: Any) -> list[str]:
-    """Validate a list of tags or aliases: text items, kept as written, duplicates dropped."""
-    if value is None:
-        return []
-    if isinstance(value, str) or not isinstance(value, (list, tuple)):
-        raise ValidationError(field, "expected a list of strings")
-    for item in value:
-        check_text(field, item, required=True)
-    return list(dict.fromkeys(value))
-
-
 class MarketplaceEntry(Base):
     """An artifact offered by a marketplace, as last fetched."""
 
@@ -491,7 +372,6 @@ class MarketplaceEntry(Base):
         Index("idx_marketplace_type", "type"),
         Index("idx_marketplace_name", "name"),
     )
-    _defaults: ClassVar[dict[str, Any]] = {"id": new_id, "cached_at": utcnow}
     _required = ("name", "type")
 
     id: Mapped[str] = mapped_column(primary_key=True, default=new_id)
@@ -525,7 +405,6 @@ class CacheMetadata(Base):
     """A key/value pair about the cache itself (last full scan, settings, ...)."""
 
     __tablename__ = "cache_metadata"
-    _defaults: ClassVar[dict[str, Any]] = {"updated_at": utcnow}
     _required = ("key", "value")
 
     key: Mapped[str] = mapped_column(primary_key=True)

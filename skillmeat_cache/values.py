@@ -7,6 +7,7 @@ checks and the same timestamp conversions as the models without configuring a ma
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -21,6 +22,9 @@ __all__ = [
     "aware_utc",
     "TEXT_LIMITS",
     "check_artifact_path",
+    "check_json",
+    "check_warnings",
+    "normalise_labels",
     "check_choice",
     "check_text",
     "derive_outdated",
@@ -197,3 +201,45 @@ def ascii_lower(value: str) -> str:
     search on every backend (SQLite's ``lower()``; PostgreSQL's under ``COLLATE "C"``).
     """
     return value.translate(_ASCII_LOWER)
+
+
+def check_warnings(value: Any) -> list[dict[str, str]] | None:
+    """Validate a project's stored scan warnings: None, or a list of ``{"path": text,
+    "message": text}`` objects (copied).
+    """
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)):
+        raise ValidationError("warnings", f"expected a list, got {type(value).__name__}")
+    out = []
+    for item in value:
+        if not isinstance(item, dict) or set(item) != {"path", "message"}:
+            raise ValidationError("warnings", "each warning must be an object with 'path' and 'message'")
+        path = check_text("path", item["path"], lookup=True)  # a warning's path is never an index key
+        out.append({"path": path, "message": check_text("message", item["message"])})
+    return out
+
+
+def check_json(field: str, value: Any) -> Any:
+    """Validate a JSON document (a mapping or None) and return it as JSON would give it
+    back: tuples become lists, keys become strings. Anything else raises ValidationError.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValidationError(field, f"expected a mapping (JSON object), got {type(value).__name__}")
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(field, f"cannot be stored as JSON: {exc}") from None
+
+
+def normalise_labels(field: str, value: Any) -> list[str]:
+    """Validate a list of tags or aliases: text items, kept as written, duplicates dropped."""
+    if value is None:
+        return []
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise ValidationError(field, "expected a list of strings")
+    for item in value:
+        check_text(field, item, required=True)
+    return list(dict.fromkeys(value))
