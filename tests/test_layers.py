@@ -6,6 +6,8 @@ import ast
 import json
 import subprocess
 import sys
+from collections import deque
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -156,12 +158,42 @@ def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
     return seen
 
 
+def _path_to(graph: dict[str, set[str]], start: str, wanted: Callable[[str], bool]) -> list[str] | None:
+    """The shortest import chain from ``start`` to a module ``wanted`` accepts, or None."""
+    parents: dict[str, str | None] = {start: None}
+    todo = deque([start])
+    while todo:
+        node = todo.popleft()
+        if wanted(node):
+            path = [node]
+            while parents[path[-1]] is not None:
+                path.append(parents[path[-1]])  # type: ignore[arg-type]
+            return path[::-1]
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in parents:
+                parents[nxt] = node
+                todo.append(nxt)
+    return None
+
+
+def _db_layer(name: str) -> bool:
+    return name in {"skillmeat_cache.models", "skillmeat_cache.uow", "sqlalchemy", "alembic"} or name.startswith(
+        "skillmeat_cache.repositories"
+    )
+
+
 def test_the_scanner_reaches_neither_the_orm_nor_sqlalchemy_statically():
-    reached = _reachable(_graph(), "skillmeat_cache.scanner")
+    graph = _graph()
+    reached = _reachable(graph, "skillmeat_cache.scanner")
     assert "skillmeat_cache.scanner" in reached and "skillmeat_cache.reader" in reached
-    forbidden = {"skillmeat_cache.models", "skillmeat_cache.uow", "sqlalchemy", "alembic"}
-    assert not reached & forbidden
-    assert not [m for m in reached if m.startswith("skillmeat_cache.repositories")]
+    chain = _path_to(graph, "skillmeat_cache.scanner", _db_layer)
+    assert chain is None, "the scanner reaches the database layer: " + " -> ".join(chain or [])
+
+
+def test_the_import_chain_check_finds_a_chain():
+    graph = {"skillmeat_cache.scanner": {"a"}, "a": {"b", "c"}, "c": {"sqlalchemy"}}
+    assert _path_to(graph, "skillmeat_cache.scanner", _db_layer) == ["skillmeat_cache.scanner", "a", "c", "sqlalchemy"]
+    assert _path_to({"skillmeat_cache.scanner": {"a"}}, "skillmeat_cache.scanner", _db_layer) is None
 
 
 def test_only_the_composition_root_imports_dependency_injector():
@@ -176,6 +208,15 @@ MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 60
 
 
+# Over the limits today, each with who is shrinking it. An entry that is back under its
+# limit fails the test below: delete it then, so that this list only ever shrinks.
+OVERSIZED_ALLOWED: dict[str, str] = {
+    "skillmeat_cache.engine": "lead: engine.py is 509 lines (connection setup moving out)",
+    "skillmeat_cache.testing": "helper F: the small in-memory fake replaces testing.py (1,189 lines)",
+    "skillmeat_cache.testing._Session.flush": "helper F: 64 lines, goes with the old fake",
+}
+
+
 def _code_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
     """Lines of a function's body, its docstring left out."""
     body = node.body
@@ -184,13 +225,43 @@ def _code_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
     return (node.end_lineno or 0) - body[0].lineno + 1
 
 
-def test_no_module_over_500_lines_and_no_function_over_60():
-    too_long = []
-    for name, path in _modules().items():
+def _functions(node: ast.AST, prefix: str = "") -> Iterator[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef]]:
+    """Every function under ``node`` with its dotted name (``Class.method``, ``outer.inner``)."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            name = f"{prefix}{child.name}"
+            if not isinstance(child, ast.ClassDef):
+                yield name, child
+            yield from _functions(child, f"{name}.")
+        else:
+            yield from _functions(child, prefix)
+
+
+def _oversized(modules: dict[str, Path]) -> dict[str, str]:
+    found = {}
+    for name, path in modules.items():
         text = path.read_text(encoding="utf-8")
         if text.count("\n") > MAX_MODULE_LINES:
-            too_long.append(f"{name}: {text.count(chr(10))} lines")
-        for node in ast.walk(ast.parse(text)):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _code_lines(node) > MAX_FUNCTION_LINES:
-                too_long.append(f"{name}.{node.name}: {_code_lines(node)} lines")
-    assert too_long == []
+            found[name] = f"{text.count(chr(10))} lines"
+        for qualname, node in _functions(ast.parse(text)):
+            if _code_lines(node) > MAX_FUNCTION_LINES:
+                found[f"{name}.{qualname}"] = f"{_code_lines(node)} lines of code"
+    return found
+
+
+def test_no_module_over_500_lines_and_no_function_over_60():
+    found = _oversized(_modules())
+    new = sorted(f"{name}: {size}" for name, size in found.items() if name not in OVERSIZED_ALLOWED)
+    assert new == [], "over the size limits"
+    shrunk = sorted(set(OVERSIZED_ALLOWED) - set(found))
+    assert shrunk == [], "back under the limits: delete these from OVERSIZED_ALLOWED"
+
+
+def test_the_size_check_counts_code_not_docstrings(tmp_path):
+    code = "".join(f"        x{i} = {i}\n" for i in range(MAX_FUNCTION_LINES))
+    docstring = '        """' + "\n" * 20 + '        """\n'
+    (tmp_path / "fits.py").write_text(f"class C:\n    def f(self):\n{docstring}{code}")
+    (tmp_path / "long.py").write_text(f"class C:\n    def g(self):\n{code}        y = 1\n")
+    (tmp_path / "big.py").write_text("x = 1\n" * (MAX_MODULE_LINES + 1))
+    found = _oversized({p.stem: p for p in tmp_path.iterdir()})
+    assert found == {"long.C.g": f"{MAX_FUNCTION_LINES + 1} lines of code", "big": f"{MAX_MODULE_LINES + 1} lines"}
