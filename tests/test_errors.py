@@ -17,12 +17,16 @@ from skillmeat_cache import (
     CacheError,
     ConstraintViolationError,
     DatabaseBusyError,
+    DatabaseError,
+    DatabaseReadOnlyError,
+    DatabaseUnavailableError,
     DuplicateError,
     ForeignKeyViolationError,
     Project,
     UnitOfWork,
     run_with_retry,
 )
+from skillmeat_cache.db_errors import map_db_error
 from skillmeat_cache.engine import create_engine_for_url
 
 
@@ -192,3 +196,47 @@ def test_postgres_busy_timeout_is_the_lock_timeout(pg_server_url):
         for engine in engines:
             engine.dispose()
     assert seen == [("10s", "UTC"), ("2500ms", "UTC"), ("1ms", "UTC"), ("0", "UTC")]
+
+
+def _driver_error(message: str, **codes: object) -> sa_exc.DatabaseError:
+    class Orig(Exception):
+        pass
+
+    orig = Orig(message)
+    for name, value in codes.items():
+        setattr(orig, name, value)
+    return sa_exc.DatabaseError("SELECT 1", {}, orig)
+
+
+@pytest.mark.parametrize(
+    ("message", "codes", "expected"),
+    [
+        # The message says one thing, the code another: the code wins.
+        ("UNIQUE constraint failed: projects.path", {"sqlite_errorcode": 5}, DatabaseBusyError),
+        ("database is locked", {"sqlite_errorcode": 2067}, DuplicateError),
+        ("database is locked", {"sqlstate": "23505"}, DuplicateError),
+        ("duplicate key value", {"sqlstate": "40P01"}, DatabaseBusyError),
+        # An extended code without its own line maps by its primary code...
+        ("attempt to write a readonly database", {"sqlite_errorcode": 264}, DatabaseReadOnlyError),
+        # ...and a SQLSTATE without its own line by its class.
+        ("check", {"sqlstate": "23514"}, ConstraintViolationError),
+        ("no route", {"sqlstate": "08001"}, DatabaseUnavailableError),
+        ("syntax", {"sqlstate": "42601"}, DatabaseError),
+        ("I/O", {"sqlite_errorcode": 10}, DatabaseError),
+    ],
+)
+def test_errors_are_told_by_code_never_by_message(message, codes, expected):
+    mapped = map_db_error(_driver_error(message, **codes))
+    assert type(mapped) is expected
+
+
+def test_sqlite_constraint_errors_name_table_and_columns_from_the_message():
+    mapped = map_db_error(
+        _driver_error("UNIQUE constraint failed: artifacts.project_id, artifacts.name", sqlite_errorcode=2067)
+    )
+    assert isinstance(mapped, DuplicateError)
+    assert (mapped.table, mapped.constraint) == ("artifacts", "artifacts.project_id, artifacts.name")
+    assert str(mapped) == "duplicate on table artifacts (artifacts.project_id, artifacts.name)"
+    check = map_db_error(_driver_error("CHECK constraint failed: status", sqlite_errorcode=275))
+    assert type(check) is ConstraintViolationError and check.constraint == "status"
+    assert str(check) == "constraint violation: CHECK constraint failed: status"
