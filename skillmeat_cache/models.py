@@ -102,7 +102,18 @@ class Base(DeclarativeBase):
     # Defaults of attributes that are not column defaults (the column defaults, stated on
     # the columns, are applied at construction too: see _init_defaults).
     _defaults: ClassVar[dict[str, Callable[[], Any]]] = {}
+    # What the constructor refuses to leave None: unless a model says otherwise, its NOT
+    # NULL columns without a default, read off the table rather than restated.
     _required: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)  # maps the class: its columns exist from here
+        if "_required" not in cls.__dict__:
+            cls._required = tuple(
+                key
+                for key, column in cls.__mapper__.columns.items()
+                if not column.nullable and column.default is None and column.server_default is None
+            )
 
     def __init__(self, **kwargs: Any) -> None:
         mapper = type(self).__mapper__
@@ -181,7 +192,6 @@ class Project(Base):
         Index("idx_projects_status", "status"),
         Index("idx_projects_last_fetched", "last_fetched"),
     )
-    _required = ("name", "path")
 
     id: Mapped[str] = mapped_column(primary_key=True, default=new_id)
     name: Mapped[str]
@@ -254,7 +264,6 @@ class Artifact(Base):
         Index("idx_artifacts_outdated", "is_outdated"),
         Index("idx_artifacts_composite", "project_id", "type"),
     )
-    _required = ("project_id", "name", "type", "path")
 
     id: Mapped[str] = mapped_column(primary_key=True, default=new_id)
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
@@ -316,6 +325,7 @@ class ArtifactTag(Base):
 
     __tablename__ = "artifact_tags"
     __table_args__ = (Index("idx_artifact_tags_tag", "tag"),)
+    _required = ()  # made only by ArtifactMetadata.tags, its artifact_id set on flush
 
     artifact_id: Mapped[str] = mapped_column(
         ForeignKey("artifact_metadata.artifact_id", ondelete="CASCADE"), primary_key=True
@@ -330,7 +340,6 @@ class ArtifactMetadata(Base):
 
     __tablename__ = "artifact_metadata"
     _defaults: ClassVar[dict[str, Callable[[], Any]]] = {"tags": list, "aliases": list}
-    _required = ("artifact_id",)
 
     artifact_id: Mapped[str] = mapped_column(ForeignKey("artifacts.id", ondelete="CASCADE"), primary_key=True)
     data: Mapped[dict[str, Any] | None] = mapped_column("metadata")
@@ -372,7 +381,6 @@ class MarketplaceEntry(Base):
         Index("idx_marketplace_type", "type"),
         Index("idx_marketplace_name", "name"),
     )
-    _required = ("name", "type")
 
     id: Mapped[str] = mapped_column(primary_key=True, default=new_id)
     name: Mapped[str]
@@ -405,7 +413,6 @@ class CacheMetadata(Base):
     """A key/value pair about the cache itself (last full scan, settings, ...)."""
 
     __tablename__ = "cache_metadata"
-    _required = ("key", "value")
 
     key: Mapped[str] = mapped_column(primary_key=True)
     value: Mapped[str]

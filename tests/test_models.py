@@ -124,3 +124,25 @@ def test_to_dict_is_json_serialisable_with_iso_timestamps():
     assert a.to_dict()["deployed_version"] == "1.10"
     assert m.to_dict()["tags"] == ["b", "a"]  # as written, duplicates dropped
     assert set(a.to_dict()) >= {"id", "project_id", "name", "type", "is_outdated", "updated_at"}
+
+
+@pytest.mark.parametrize(
+    ("model", "given"),
+    [
+        (Project, {"name": "p", "path": "/abs"}),
+        (Artifact, {"project_id": "p", "name": "x", "type": "skill"}),  # path: from type and name
+        (ArtifactMetadata, {"artifact_id": "a"}),
+        (MarketplaceEntry, {"name": "m", "type": "agent"}),
+        (CacheMetadata, {"key": "k", "value": ""}),
+    ],
+)
+def test_the_constructor_fills_or_requires_every_not_null_column(model, given):
+    """Column defaults fill the NOT NULL columns not given; each one given is required."""
+    entity = model(**given)
+    for key, column in model.__mapper__.columns.items():
+        if not column.nullable:
+            assert getattr(entity, key) is not None, key
+    for key in given:
+        with pytest.raises(ValidationError) as info:
+            model(**{**given, key: None})
+        assert info.value.field == key
