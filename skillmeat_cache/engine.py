@@ -24,6 +24,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
 
 from .errors import CacheError, ConcurrentUseError, DatabaseError, ForeignDatabaseError
+from .read_only import READ_ONLY_OPTION, install_postgresql_read_only, install_refusal, set_query_only
 from .revision import KNOWN_REVISIONS
 
 __all__ = [
@@ -48,10 +49,6 @@ ENV_VAR_URL = "SKILLMEAT_CACHE_URL"
 
 # Pool record info key: the transaction that sent BEGIN on the shared in-memory connection.
 _BEGUN_BY = "skillmeat_begun_by"
-
-# Connection execution option a read-only unit of work sets: SQLite then starts a
-# deferred BEGIN instead of BEGIN IMMEDIATE.
-READ_ONLY_OPTION = "skillmeat_read_only"
 
 
 _DEFAULT_FILES = {"production": "cache.db", "dev": "dev.db"}
@@ -306,6 +303,9 @@ def _install_sqlite_events(
     def _begin(cursor: Any, context: Any) -> None:
         transaction = context.root_connection.get_transaction() if context is not None else None
         if transaction is None:  # not in a SQLAlchemy transaction (AUTOCOMMIT): nothing to begin
+            if context is not None and not cursor.connection.in_transaction:
+                info = context.root_connection.connection.info
+                set_query_only(cursor.connection, info, bool(context.execution_options.get(READ_ONLY_OPTION)))
             return
         dbapi_connection = cursor.connection
         if dbapi_connection.in_transaction:
@@ -319,15 +319,20 @@ def _install_sqlite_events(
             return
         # Straight to the driver, just before the transaction's first statement (so a
         # writer holds the write lock before it reads anything). Errors (SQLITE_BUSY after
-        # busy_timeout) come out as the statement's own, wrapped by SQLAlchemy.
-        dbapi_connection.execute("BEGIN" if context.execution_options.get(READ_ONLY_OPTION) else "BEGIN IMMEDIATE")
+        # busy_timeout) come out as the statement's own, wrapped by SQLAlchemy. A read-only
+        # unit's transaction has query_only on: SQLite refuses its writes (read_only.py).
+        read_only_unit = bool(context.execution_options.get(READ_ONLY_OPTION))
+        info = context.root_connection.connection.info
+        set_query_only(dbapi_connection, info, read_only_unit)
+        dbapi_connection.execute("BEGIN" if read_only_unit else "BEGIN IMMEDIATE")
         if memory:
-            context.root_connection.connection.info[_BEGUN_BY] = weakref.ref(transaction)
+            info[_BEGUN_BY] = weakref.ref(transaction)
 
     # Dialect-level hooks, not the engine's ``begin`` event: any engine-level listener
     # makes SQLAlchemy join event dispatchers for every connection and statement, which
     # cost a unit of work more than the BEGIN itself (docs/performance.md).
     install_statement_hook(engine, _begin)
+    install_refusal(engine)
 
 
 def install_statement_hook(engine: Engine, hook: Callable[[Any, Any], None]) -> None:
@@ -481,8 +486,18 @@ def create_engine_for_url(
             # The busy timeout: a statement waiting longer for a lock fails with 55P03
             # (DatabaseBusyError) instead of waiting forever (the server's default; 0 = off).
             options = f"{options} -c lock_timeout={max(1, int(busy_timeout * 1000))}"
+        # Sessions default to read-only transactions, and our writers begin READ WRITE:
+        # the server refuses a read-only unit's writes at no extra round trip (read_only.py).
+        read_only_default = kwargs.get("isolation_level") != "AUTOCOMMIT" and not _sets_pg_option(
+            options, "default_transaction_read_only"
+        )
+        if read_only_default:
+            options = f"{options} -c default_transaction_read_only=on"
         connect_args["options"] = options
         engine = create_engine(parsed, **kwargs)
+        if read_only_default:
+            install_postgresql_read_only(engine)
+        install_refusal(engine)
         if engine_needs_liveness_check:
             _install_liveness_check(engine)
         return engine
