@@ -394,6 +394,17 @@ def _install_liveness_check(engine: Engine) -> None:
                 raise sa_exc.DisconnectionError("connection did not answer a ping after idling") from exc
 
 
+def _install_postgresql_events(engine: Engine, options: str, kwargs: dict[str, Any]) -> None:
+    """The liveness check (unless the caller asked for ``pool_pre_ping``), and sessions
+    that default to read-only transactions while our writers begin READ WRITE (see
+    read_only.py), unless the options set that default or the engine runs in autocommit.
+    """
+    if "pool_pre_ping" not in kwargs:
+        _install_liveness_check(engine)
+    own_default = not _sets_pg_option(options, "default_transaction_read_only")
+    install_postgresql_read_only(engine, own_default and kwargs.get("isolation_level") != "AUTOCOMMIT")
+
+
 def _query_value(url: URL, name: str) -> str:
     """The last value of a query parameter, or ``""``."""
     value = url.query.get(name, "")
@@ -468,7 +479,6 @@ def create_engine_for_url(
         )
         return engine
     if backend == "postgresql":
-        engine_needs_liveness_check = "pool_pre_ping" not in kwargs
         # Sessions in UTC: timestamptz values then arrive as UTC datetimes, which the
         # models hand out as they are instead of converting each one (stored values are
         # instants either way; nothing here depends on the session time zone).
@@ -486,20 +496,9 @@ def create_engine_for_url(
             # The busy timeout: a statement waiting longer for a lock fails with 55P03
             # (DatabaseBusyError) instead of waiting forever (the server's default; 0 = off).
             options = f"{options} -c lock_timeout={max(1, int(busy_timeout * 1000))}"
-        # Sessions default to read-only transactions, and our writers begin READ WRITE:
-        # the server refuses a read-only unit's writes at no extra round trip (read_only.py).
-        read_only_default = kwargs.get("isolation_level") != "AUTOCOMMIT" and not _sets_pg_option(
-            options, "default_transaction_read_only"
-        )
-        if read_only_default:
-            options = f"{options} -c default_transaction_read_only=on"
         connect_args["options"] = options
         engine = create_engine(parsed, **kwargs)
-        if read_only_default:
-            install_postgresql_read_only(engine)
-        install_refusal(engine)
-        if engine_needs_liveness_check:
-            _install_liveness_check(engine)
+        _install_postgresql_events(engine, options, kwargs)
         return engine
     raise CacheError(f"unsupported database {redact_url(parsed)}: use SQLite or PostgreSQL")
 

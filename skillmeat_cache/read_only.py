@@ -80,14 +80,22 @@ def set_query_only(dbapi_connection: Any, info: dict[str, Any], read_only: bool)
         info[_QUERY_ONLY] = read_only
 
 
-def install_postgresql_read_only(engine: Engine) -> None:
-    """For an engine whose sessions default to read-only transactions (the connect option
-    ``-c default_transaction_read_only=on``): psycopg begins every transaction
-    ``READ WRITE`` (a client-side setting, no round trip), and read-only units of work
-    may run in autocommit. A hot standby refuses ``READ WRITE``: its connections keep the
-    plain ``BEGIN``.
+def install_postgresql_read_only(engine: Engine, sessions_read_only: bool) -> None:
+    """Refusals as ReadOnlyError (:func:`install_refusal`) and, with ``sessions_read_only``
+    (the engine's options leave ``default_transaction_read_only`` to us and its isolation
+    level is not AUTOCOMMIT), sessions that default to read-only transactions (a connect
+    option) whose transactions psycopg begins ``READ WRITE`` (a client-side setting, no
+    round trip); read-only units of work then run in autocommit. A hot standby refuses
+    ``READ WRITE``: its connections keep the plain ``BEGIN``.
     """
+    install_refusal(engine)
+    if not sessions_read_only:
+        return
     _read_only_by_default.add(engine.dialect)
+
+    @event.listens_for(engine, "do_connect")
+    def _read_only_sessions(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
+        cparams["options"] = f"{cparams.get('options') or ''} -c default_transaction_read_only=on".strip()
 
     @event.listens_for(engine, "connect")
     def _read_write_transactions(dbapi_connection: Any, _record: Any) -> None:
