@@ -21,6 +21,12 @@ The refusal (SQLite ``SQLITE_READONLY``, PostgreSQL ``25006``; by code,
 :func:`~skillmeat_cache.db_errors.is_read_only_refusal`) on a connection in that
 read-only mode of ours comes out as ``ReadOnlyError``; the same codes elsewhere (a
 read-only file, a standby) stay ``DatabaseReadOnlyError``.
+
+Limits: this needs an engine from ``create_engine_for_url`` (its hooks); an engine in
+AUTOCOMMIT has no transaction to mark, so there only the repositories' own check
+refuses; the unit of work marks each connection it takes, so a commit or rollback must go
+through ``uow.commit()`` / ``uow.rollback()`` (``uow.session.rollback()`` hands back the
+marked connection and the next one is not marked).
 """
 
 from __future__ import annotations

@@ -6,12 +6,12 @@
 
 Transaction rules: a writing unit of work on SQLite starts with ``BEGIN IMMEDIATE``
 (it takes the write lock up front, so it never fails half-way on a lock upgrade); a
-read-only one starts a deferred ``BEGIN`` (one snapshot for all its reads) and refuses
-to write. On PostgreSQL a read-only unit of work runs its statements in autocommit:
-at READ COMMITTED each statement sees its own snapshot either way, and it saves the
-BEGIN and ROLLBACK round trips. A unit of work on a
-database that is not at the code's schema revision raises ``SchemaVersionError``; that
-is checked once per engine.
+read-only one starts a deferred ``BEGIN`` (one snapshot for all its reads). On
+PostgreSQL a read-only unit of work runs its statements in autocommit: at READ COMMITTED
+each statement sees its own snapshot either way, and it saves the BEGIN and ROLLBACK
+round trips. The database refuses a read-only unit's writes, however they are sent
+(``read_only.py``): ``ReadOnlyError``. A unit of work on a database that is not at the
+code's schema revision raises ``SchemaVersionError``; that is checked once per engine.
 """
 
 from __future__ import annotations
