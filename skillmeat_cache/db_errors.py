@@ -24,7 +24,7 @@ from .errors import (
     ValueTooLargeError,
 )
 
-__all__ = ["map_db_error"]
+__all__ = ["is_read_only_refusal", "map_db_error"]
 
 
 _SQLITE_BUSY = 5
@@ -45,6 +45,7 @@ _SQLITE_CONSTRAINT_PRIMARYKEY = 1555
 _SQLITE_CONSTRAINT_FOREIGNKEY = 787
 
 _PG_LOST = "database connection failed or was lost"
+_PG_READ_ONLY_TRANSACTION = "25006"
 
 # SQLite names no constraint; its message names the columns ("UNIQUE constraint failed: t.c").
 _SQLITE_COLUMNS = re.compile(r"constraint failed: ([\w.]+(?:, [\w.]+)*)")
@@ -103,6 +104,21 @@ def map_db_error(exc: BaseException) -> BaseException:
             if code is not None and code & 0xFF in _SQLITE_TRANSACTION_KILLERS:
                 return _map_one(earlier)
     return mapped
+
+
+def is_read_only_refusal(orig: Any) -> bool:
+    """Whether a driver error is the database refusing a write because the connection or
+    transaction is read-only: SQLite's plain ``SQLITE_READONLY`` (what ``PRAGMA
+    query_only`` raises; a read-only file raises it too, while its extended codes name
+    other causes: a folder, a moved file, recovery) or PostgreSQL's ``25006``
+    (read_only_sql_transaction). Whether that read-only mode was ours (a read-only unit of
+    work: ``ReadOnlyError``) or the database's (``DatabaseReadOnlyError``), only the
+    connection knows; see :mod:`skillmeat_cache.read_only`.
+    """
+    code = getattr(orig, "sqlite_errorcode", None)
+    if code is not None:
+        return bool(code == _SQLITE_READONLY)
+    return getattr(orig, "sqlstate", None) == _PG_READ_ONLY_TRANSACTION
 
 
 def _map_one(exc: BaseException) -> BaseException:
@@ -178,7 +194,7 @@ def _map_sqlite(orig: Any, message: str) -> BaseException:
 _PG_MAPPING: tuple[tuple[frozenset[str] | str, type[CacheError], str], ...] = (
     (frozenset({"40001", "40P01", "55P03"}), DatabaseBusyError, "database is busy"),
     (frozenset({"53100"}), DatabaseFullError, "database server's disk is full"),
-    (frozenset({"25006"}), DatabaseReadOnlyError, "database is read-only"),
+    (frozenset({_PG_READ_ONLY_TRANSACTION}), DatabaseReadOnlyError, "database is read-only"),
     (frozenset({"54000"}), ValueTooLargeError, "value too large for the database"),
     (frozenset({"57P01", "57P02", "57P03", "3D000", "53300"}), DatabaseUnavailableError, _PG_LOST),
     ("08", DatabaseUnavailableError, _PG_LOST),

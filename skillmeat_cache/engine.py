@@ -24,6 +24,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
 
 from .errors import CacheError, ConcurrentUseError, DatabaseError, ForeignDatabaseError
+from .read_only import READ_ONLY_OPTION, install_postgresql_read_only, install_refusal, set_query_only
 from .revision import KNOWN_REVISIONS
 
 __all__ = [
@@ -48,10 +49,6 @@ ENV_VAR_URL = "SKILLMEAT_CACHE_URL"
 
 # Pool record info key: the transaction that sent BEGIN on the shared in-memory connection.
 _BEGUN_BY = "skillmeat_begun_by"
-
-# Connection execution option a read-only unit of work sets: SQLite then starts a
-# deferred BEGIN instead of BEGIN IMMEDIATE.
-READ_ONLY_OPTION = "skillmeat_read_only"
 
 
 _DEFAULT_FILES = {"production": "cache.db", "dev": "dev.db"}
@@ -306,6 +303,9 @@ def _install_sqlite_events(
     def _begin(cursor: Any, context: Any) -> None:
         transaction = context.root_connection.get_transaction() if context is not None else None
         if transaction is None:  # not in a SQLAlchemy transaction (AUTOCOMMIT): nothing to begin
+            if context is not None and not cursor.connection.in_transaction:
+                info = context.root_connection.connection.info
+                set_query_only(cursor.connection, info, bool(context.execution_options.get(READ_ONLY_OPTION)))
             return
         dbapi_connection = cursor.connection
         if dbapi_connection.in_transaction:
@@ -319,15 +319,20 @@ def _install_sqlite_events(
             return
         # Straight to the driver, just before the transaction's first statement (so a
         # writer holds the write lock before it reads anything). Errors (SQLITE_BUSY after
-        # busy_timeout) come out as the statement's own, wrapped by SQLAlchemy.
-        dbapi_connection.execute("BEGIN" if context.execution_options.get(READ_ONLY_OPTION) else "BEGIN IMMEDIATE")
+        # busy_timeout) come out as the statement's own, wrapped by SQLAlchemy. A read-only
+        # unit's transaction has query_only on: SQLite refuses its writes (read_only.py).
+        read_only_unit = bool(context.execution_options.get(READ_ONLY_OPTION))
+        info = context.root_connection.connection.info
+        set_query_only(dbapi_connection, info, read_only_unit)
+        dbapi_connection.execute("BEGIN" if read_only_unit else "BEGIN IMMEDIATE")
         if memory:
-            context.root_connection.connection.info[_BEGUN_BY] = weakref.ref(transaction)
+            info[_BEGUN_BY] = weakref.ref(transaction)
 
     # Dialect-level hooks, not the engine's ``begin`` event: any engine-level listener
     # makes SQLAlchemy join event dispatchers for every connection and statement, which
     # cost a unit of work more than the BEGIN itself (docs/performance.md).
     install_statement_hook(engine, _begin)
+    install_refusal(engine)
 
 
 def install_statement_hook(engine: Engine, hook: Callable[[Any, Any], None]) -> None:
@@ -387,6 +392,17 @@ def _install_liveness_check(engine: Engine) -> None:
                 engine.dialect.do_ping(dbapi_connection)
             except Exception as exc:
                 raise sa_exc.DisconnectionError("connection did not answer a ping after idling") from exc
+
+
+def _install_postgresql_events(engine: Engine, options: str, kwargs: dict[str, Any]) -> None:
+    """The liveness check (unless the caller asked for ``pool_pre_ping``), and sessions
+    that default to read-only transactions while our writers begin READ WRITE (see
+    read_only.py), unless the options set that default or the engine runs in autocommit.
+    """
+    if "pool_pre_ping" not in kwargs:
+        _install_liveness_check(engine)
+    own_default = not _sets_pg_option(options, "default_transaction_read_only")
+    install_postgresql_read_only(engine, own_default and kwargs.get("isolation_level") != "AUTOCOMMIT")
 
 
 def _query_value(url: URL, name: str) -> str:
@@ -463,7 +479,6 @@ def create_engine_for_url(
         )
         return engine
     if backend == "postgresql":
-        engine_needs_liveness_check = "pool_pre_ping" not in kwargs
         # Sessions in UTC: timestamptz values then arrive as UTC datetimes, which the
         # models hand out as they are instead of converting each one (stored values are
         # instants either way; nothing here depends on the session time zone).
@@ -483,8 +498,7 @@ def create_engine_for_url(
             options = f"{options} -c lock_timeout={max(1, int(busy_timeout * 1000))}"
         connect_args["options"] = options
         engine = create_engine(parsed, **kwargs)
-        if engine_needs_liveness_check:
-            _install_liveness_check(engine)
+        _install_postgresql_events(engine, options, kwargs)
         return engine
     raise CacheError(f"unsupported database {redact_url(parsed)}: use SQLite or PostgreSQL")
 

@@ -6,12 +6,12 @@
 
 Transaction rules: a writing unit of work on SQLite starts with ``BEGIN IMMEDIATE``
 (it takes the write lock up front, so it never fails half-way on a lock upgrade); a
-read-only one starts a deferred ``BEGIN`` (one snapshot for all its reads) and refuses
-to write. On PostgreSQL a read-only unit of work runs its statements in autocommit:
-at READ COMMITTED each statement sees its own snapshot either way, and it saves the
-BEGIN and ROLLBACK round trips. A unit of work on a
-database that is not at the code's schema revision raises ``SchemaVersionError``; that
-is checked once per engine.
+read-only one starts a deferred ``BEGIN`` (one snapshot for all its reads). On
+PostgreSQL a read-only unit of work runs its statements in autocommit: at READ COMMITTED
+each statement sees its own snapshot either way, and it saves the BEGIN and ROLLBACK
+round trips. The database refuses a read-only unit's writes, however they are sent
+(``read_only.py``): ``ReadOnlyError``. A unit of work on a database that is not at the
+code's schema revision raises ``SchemaVersionError``; that is checked once per engine.
 """
 
 from __future__ import annotations
@@ -22,15 +22,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import suppress
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from .db_errors import map_db_error
-from .engine import READ_ONLY_OPTION, install_statement_hook
-from .errors import ReadOnlyError, UnitOfWorkActiveError
+from .errors import UnitOfWorkActiveError
+from .read_only import READ_ONLY_OPTION, read_only_options
 from .repositories.base import ArtifactRepository, MarketplaceRepository, MetadataRepository, ProjectRepository
+from .repositories.common import reconnect_read_only
 from .repositories.sqlalchemy import (
     SqlAlchemyArtifactRepository,
     SqlAlchemyMarketplaceRepository,
@@ -116,12 +117,11 @@ class AbstractUnitOfWork(ABC):
 
 
 _checked_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
-_guarded_dialects: weakref.WeakSet[Any] = weakref.WeakSet()  # engines may share one dialect
 _check_lock = threading.Lock()
 
 
 def _ensure_schema(engine: Engine) -> None:
-    """Check the schema revision, and install the read-only statement guard, once per engine."""
+    """Check the schema revision, once per engine."""
     if engine in _checked_engines:
         return
     with _check_lock:
@@ -129,65 +129,7 @@ def _ensure_schema(engine: Engine) -> None:
             return
         with engine.connect().execution_options(**{READ_ONLY_OPTION: True}) as connection:
             check_schema(connection)
-        if engine.dialect not in _guarded_dialects:
-            install_statement_hook(engine, _refuse_statement_writes)
-            _guarded_dialects.add(engine.dialect)
         _checked_engines.add(engine)
-
-
-def _refuse_statement_writes(_cursor: Any, context: Any) -> None:
-    """Refuse INSERT/UPDATE/DELETE/DDL constructs on a read-only unit's connection, however
-    they were run (ORM statements through the session, ``session.connection().execute``,
-    ``bulk_insert_mappings``), just before the driver would send them. SQL text is not
-    recognised (see docs/errors.md, "Known gaps").
-    """
-    if (
-        context is not None
-        and context.execution_options.get(READ_ONLY_OPTION)
-        and (context.isinsert or context.isupdate or context.isdelete or context.isddl)
-    ):
-        raise ReadOnlyError("this unit of work is read-only and cannot write")
-
-
-def _read_committed_postgresql(engine: Engine) -> bool:
-    """PostgreSQL at READ COMMITTED (the default), where a read-only unit can run in
-    autocommit without losing anything; at a stricter level its reads share one snapshot.
-    """
-    if engine.dialect.name != "postgresql":
-        return False
-    level = engine.get_execution_options().get("isolation_level") or engine.dialect.default_isolation_level
-    return level == "READ COMMITTED"
-
-
-# Marks a read-only unit of work's session (in ``Session.info``); the repositories'
-# driver-SQL write paths check it too.
-_READ_ONLY_INFO = READ_ONLY_OPTION
-# Session classes whose read-only guards are installed: once per class, not per session
-# (``event.listen`` on a session instance costs more than a whole small read).
-_guarded_classes: weakref.WeakSet[type] = weakref.WeakSet()
-_guard_lock = threading.Lock()
-
-
-def _refuse_flush(session: Session, _context: Any, _instances: Any) -> None:
-    if not session.info.get(_READ_ONLY_INFO):
-        return
-    if session.new or session.deleted or any(session.is_modified(obj) for obj in session.dirty):
-        raise ReadOnlyError("this unit of work is read-only and cannot write")
-
-
-def _guard(session_class: type) -> None:
-    """Install the flush guard on a session class (it acts on marked sessions only).
-
-    Statements (ORM ``insert``/``update``/``delete`` included) are refused at the driver
-    by ``_refuse_statement_writes``; a ``do_orm_execute`` listener would refuse them
-    earlier but costs every execution of every session of the class an event dispatch.
-    """
-    if session_class in _guarded_classes:
-        return
-    with _guard_lock:
-        if session_class not in _guarded_classes:
-            event.listen(session_class, "before_flush", _refuse_flush)
-            _guarded_classes.add(session_class)
 
 
 class UnitOfWork(AbstractUnitOfWork):
@@ -214,21 +156,17 @@ class UnitOfWork(AbstractUnitOfWork):
         try:
             bind = session.get_bind()
             _ensure_schema(bind)
-            if self.read_only and _read_committed_postgresql(bind):
-                # Each statement on its own, no BEGIN/ROLLBACK: two round trips of three
-                # saved, and nothing lost, since at READ COMMITTED every statement of a
-                # transaction takes its own snapshot anyway.
-                session.connection(execution_options={"isolation_level": "AUTOCOMMIT", READ_ONLY_OPTION: True})
+            if self.read_only:
+                # The database refuses this unit's writes (read_only.py); the mark in
+                # Session.info lets the repositories refuse before sending anything.
+                session.info[READ_ONLY_OPTION] = read_only_options(bind)
+                reconnect_read_only(session)
         except Exception as exc:
             session.close()
             mapped = map_db_error(exc)
             if mapped is exc:
                 raise
             raise mapped from exc
-        if self.read_only:
-            _guard(type(session))
-            session.info[_READ_ONLY_INFO] = True
-            session.execution_options = session.execution_options.union({READ_ONLY_OPTION: True})
         self._session = session
         self.projects = SqlAlchemyProjectRepository(session)
         self.artifacts = SqlAlchemyArtifactRepository(session)
@@ -263,10 +201,13 @@ class UnitOfWork(AbstractUnitOfWork):
             # commit, as a failed autoflush does, so the unit of work goes on.
             with suppress(Exception):  # a lost connection: the error below says why
                 self.session.rollback()
+                reconnect_read_only(self.session)
             mapped = map_db_error(exc)
             if mapped is exc:
                 raise
             raise mapped from exc
+        reconnect_read_only(self.session)
 
     def rollback(self) -> None:  # noqa: D102
         self.session.rollback()
+        reconnect_read_only(self.session)

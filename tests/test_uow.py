@@ -288,10 +288,14 @@ def test_failed_commit_rolls_back_to_the_last_commit_and_the_unit_of_work_goes_o
 
 
 def test_read_only_unit_refuses_statement_writes_that_bypass_the_session(uow_factory):
-    """INSERT/UPDATE/DELETE constructs, run through the session (ORM statements), on the
-    unit's connection, or through bulk mappings, never reach the database from a read-only
-    unit (on PostgreSQL it runs in autocommit, where they would commit at once)."""
-    from sqlalchemy import delete, insert, update
+    """Every write a read-only unit sends is refused by the database itself (SQLite
+    ``PRAGMA query_only``, PostgreSQL a read-only session default in autocommit) and comes
+    out as ReadOnlyError at the call: INSERT/UPDATE/DELETE constructs through the session
+    (ORM statements), on the unit's connection or through bulk mappings, and SQL text
+    through ``session.execute(text(...))`` or ``exec_driver_sql``, DDL included. Nothing
+    changes (on PostgreSQL the unit runs in autocommit, where a write would commit at
+    once); the unit goes on reading; a writing unit on the same pooled connection writes."""
+    from sqlalchemy import delete, insert, text, update
 
     now = datetime(2026, 1, 1, tzinfo=UTC)
     row = {"id": "p1", "name": "p", "path": "/p", "status": "active", "created_at": now, "updated_at": now}
@@ -301,23 +305,113 @@ def test_read_only_unit_refuses_statement_writes_that_bypass_the_session(uow_fac
     attempts = [
         lambda uow: uow.session.connection().execute(insert(table).values(**{**row, "id": "p2", "path": "/p2"})),
         lambda uow: uow.session.connection().execute(update(table).values(name="renamed")),
-        lambda uow: uow.session.bulk_insert_mappings(Project, [{**row, "id": "p3", "path": "/p3"}]),
         lambda uow: uow.session.execute(update(Project).values(name="renamed")),
         lambda uow: uow.session.execute(delete(Project).where(Project.id == "p1")),
         lambda uow: uow.session.execute(insert(Project), [{**row, "id": "p4", "path": "/p4"}]),
+        lambda uow: uow.session.execute(text("UPDATE projects SET name = 'renamed'")),
+        lambda uow: uow.session.execute(text("DELETE FROM projects")),
+        lambda uow: uow.session.connection().exec_driver_sql("UPDATE projects SET name = 'renamed'"),
+        lambda uow: uow.session.connection().exec_driver_sql("DELETE FROM projects"),
+        lambda uow: uow.session.connection().exec_driver_sql("CREATE TABLE intruder (x INTEGER)"),
     ]
     for attempt in attempts:
-        with pytest.raises(ReadOnlyError), uow_factory(read_only=True) as uow:
-            attempt(uow)
+        with uow_factory(read_only=True) as uow:
+            with pytest.raises(ReadOnlyError):
+                attempt(uow)
+            assert [(p.id, p.name) for p in uow.projects.list()] == [("p1", "p")]
+    with pytest.raises(ReadOnlyError), uow_factory(read_only=True) as uow:
+        uow.session.execute(text("UPDATE projects SET name = 'renamed'"))  # raised out of the block too
+    with pytest.raises(ReadOnlyError), uow_factory(read_only=True) as uow:
+        uow.session.bulk_insert_mappings(Project, [{**row, "id": "p3", "path": "/p3"}])  # a flush
     with uow_factory(read_only=True) as uow:
-        assert [(p.id, p.name) for p in uow.projects.list()] == [("p1", "p")]
+        # Its own commit or rollback hands the connection back: the next one is read-only too.
+        uow.rollback()
+        with pytest.raises(ReadOnlyError):
+            uow.session.connection().exec_driver_sql("DELETE FROM projects")
+        uow.commit()
+        with pytest.raises(ReadOnlyError):
+            uow.session.execute(text("DELETE FROM projects"))
+    with uow_factory() as uow:  # the same pooled connection writes again
+        uow.session.execute(text("UPDATE projects SET name = 'writable'"))
+    with uow_factory(read_only=True) as uow:
+        assert [(p.id, p.name) for p in uow.projects.list()] == [("p1", "writable")]
+        assert "intruder" not in uow.session.connection().dialect.get_table_names(uow.session.connection())
+
+
+def test_read_only_unit_and_read_only_database_are_different_errors(db_url):
+    """ReadOnlyError: our read-only unit refused a write. DatabaseReadOnlyError: the
+    database itself is read-only (a mode=ro SQLite file; on PostgreSQL a read-only
+    transaction the unit did not ask for, as on a standby). Both by the driver's code."""
+    from sqlalchemy import text
+
+    from skillmeat_cache.errors import DatabaseReadOnlyError
+
+    engine, uows = factory_for(db_url)
+    with uows() as uow:
+        _add_project(uow, "a")
+    engine.dispose()
+    if db_url.startswith("sqlite"):
+        path = db_url.removeprefix("sqlite:///")
+        engine, uows = factory_for(f"sqlite:///file:{path}?mode=ro&uri=true")
+        server_read_only = []
+    else:
+        engine, uows = factory_for(db_url)
+        server_read_only = [text("SET TRANSACTION READ ONLY")]
+    try:
+        with uows(read_only=True) as uow, pytest.raises(ReadOnlyError):
+            uow.session.execute(text("DELETE FROM projects"))
+        with pytest.raises(DatabaseReadOnlyError), uows() as uow:
+            for statement in server_read_only:
+                uow.session.execute(statement)
+            uow.session.execute(text("DELETE FROM projects"))
+        with uows(read_only=True) as uow:
+            assert uow.projects.count() == 1
+    finally:
+        engine.dispose()
 
 
 def test_read_only_unit_keeps_its_transaction_at_a_stricter_isolation_level(db_url):
     """Autocommit for read-only units only at READ COMMITTED: at REPEATABLE READ their
     reads share one snapshot, so they keep the transaction."""
+    from sqlalchemy import text
+
     engine, uows = factory_for(db_url, isolation_level="SERIALIZABLE")
     with uows(read_only=True) as uow:
         uow.projects.count()
         assert _in_transaction(uow)
+        with pytest.raises(ReadOnlyError):  # a READ ONLY transaction on PostgreSQL
+            uow.session.execute(text("DELETE FROM projects"))
+    with uows() as uow:  # and the next one on the pooled connection is READ WRITE again
+        _add_project(uow, "after")
+    with uows(read_only=True) as uow:
+        assert [p.name for p in uow.projects.list()] == ["after"]
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("code", "refusal"),
+    [
+        (("sqlite", 8), True),  # SQLITE_READONLY: what PRAGMA query_only (and a mode=ro file) raises
+        (("sqlite", 1032), False),  # SQLITE_READONLY_DBMOVED
+        (("sqlite", 1544), False),  # SQLITE_READONLY_DIRECTORY
+        (("sqlite", 264), False),  # SQLITE_READONLY_RECOVERY
+        (("sqlite", 5), False),
+        (("pg", "25006"), True),  # read_only_sql_transaction
+        (("pg", "25001"), False),
+        (("pg", "0A000"), False),
+    ],
+)
+def test_read_only_refusal_is_told_by_the_driver_code(code, refusal):
+    """Which driver errors are a read-only refusal (ReadOnlyError on a connection of a
+    read-only unit, DatabaseReadOnlyError elsewhere): by code, never by message."""
+    from skillmeat_cache.db_errors import is_read_only_refusal
+
+    class Orig(Exception):
+        pass
+
+    orig = Orig("attempt to write a readonly database")  # the message plays no part
+    if code[0] == "sqlite":
+        orig.sqlite_errorcode = code[1]  # type: ignore[attr-defined]
+    else:
+        orig.sqlstate = code[1]  # type: ignore[attr-defined]
+    assert is_read_only_refusal(orig) is refusal

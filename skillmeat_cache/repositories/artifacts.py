@@ -75,6 +75,7 @@ class SqlAlchemyArtifactRepository(base.ArtifactRepository):
         self._session = session
 
     def add(self, artifact: Artifact) -> Artifact:  # noqa: D102
+        check_writable(self._session)  # before the SAVEPOINT (PostgreSQL autocommit refuses it)
         with self._session.begin_nested():
             self._session.add(artifact)
             refuse_loaded_keys(self._session)

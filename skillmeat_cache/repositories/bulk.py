@@ -26,13 +26,15 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-from ..models import Artifact
+from ..column_types import JSONDocument
+from ..models import Artifact, ArtifactMetadata
 from ..values import aware_utc, sqlite_timestamp
 from .common import check_writable
 from .rows import ARTIFACT_KEY, MetadataParams
 
 __all__ = [
     "ARTIFACT_COLUMNS",
+    "METADATA_COLUMNS",
     "BATCH_ROWS",
     "CHUNK_SIZE",
     "Sql",
@@ -42,6 +44,7 @@ __all__ = [
     "chunks",
     "insert_values",
     "metadata_differs",
+    "metadata_upsert_sql",
     "rows_per_statement",
     "sql_for",
     "statement_count",
@@ -63,6 +66,11 @@ _SQLITE_OLD_MAX_PARAMS = 999
 ARTIFACT_COLUMNS = tuple(c.name for c in Artifact.__table__.columns)
 
 _NOT_COMPARED = frozenset({"id", "created_at", "updated_at", *ARTIFACT_KEY})
+
+# Every artifact_metadata column, in table order, and those holding JSON documents.
+_METADATA = ArtifactMetadata.__table__
+METADATA_COLUMNS: tuple[str, ...] = tuple(column.name for column in _METADATA.columns)
+_METADATA_JSON = frozenset(column.name for column in _METADATA.columns if isinstance(column.type, JSONDocument))
 
 
 class Sql:
@@ -178,6 +186,19 @@ def artifact_update_sql(pg: bool, columns: tuple[str, ...]) -> tuple[str, tuple[
     if compared:
         stmt += f" AND ({' OR '.join(f'{c} {sql.distinct} {sql.p}' for c in compared)})"
     return stmt, (*assigned, "id", *compared)
+
+
+@functools.lru_cache(maxsize=2)
+def metadata_upsert_sql(pg: bool) -> tuple[str, str, str]:
+    """(head, one row's placeholders, ON CONFLICT tail) of an artifact_metadata upsert of
+    every column (:data:`METADATA_COLUMNS`); JSON columns take their documents as text.
+    """
+    sql = _SQL["postgresql" if pg else "sqlite"]
+    key = [column.name for column in _METADATA.primary_key]
+    head = f"INSERT INTO {_METADATA.name} ({', '.join(METADATA_COLUMNS)})"
+    row = f"({', '.join(sql.json if c in _METADATA_JSON else sql.p for c in METADATA_COLUMNS)})"
+    assignments = ", ".join(f"{c} = excluded.{c}" for c in METADATA_COLUMNS if c not in key)
+    return head, row, f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {assignments}"
 
 
 def metadata_differs(stored: tuple[Any, ...], row: MetadataParams, pg: bool) -> bool:

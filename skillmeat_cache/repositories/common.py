@@ -22,9 +22,9 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from ..db_errors import map_db_error
-from ..engine import READ_ONLY_OPTION
 from ..errors import DuplicateError, ReadOnlyError
 from ..models import Artifact, ArtifactMetadata, ArtifactTag, Project
+from ..read_only import READ_ONLY_OPTION
 from .rows import ascii_lower, page_bounds
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "insert_for",
     "loads_entities",
     "page",
+    "reconnect_read_only",
     "refuse_loaded_keys",
     "translate_errors",
 ]
@@ -57,7 +58,18 @@ def _autoflush(session: Session) -> None:
         session.flush()
     except Exception:
         session.rollback()
+        reconnect_read_only(session)
         raise
+
+
+def reconnect_read_only(session: Session) -> None:
+    """In a read-only unit of work's session, take the connection with the unit's
+    read-only options (kept in ``Session.info``): at the start, and again after a commit or
+    rollback, which hand the connection back to the pool with its options.
+    """
+    options = session.info.get(READ_ONLY_OPTION)
+    if options:
+        session.connection(execution_options=options)
 
 
 def refuse_loaded_keys(session: Session) -> None:
@@ -212,7 +224,13 @@ def forget_artifacts(session: Session, ids: set[str]) -> None:
 
 
 def check_writable(session: Session) -> None:
-    """Driver SQL passes no ORM event: refuse here what a read-only unit of work refuses."""
+    """Refuse a write call in a read-only unit of work before any SQL is sent.
+
+    The database refuses the statements themselves (``read_only.py``); this check keeps
+    the contract that a read-only unit refuses every write call, even one with nothing to
+    write, and on PostgreSQL keeps a bulk path's SAVEPOINT (refused in autocommit) from
+    answering first.
+    """
     if session.info.get(READ_ONLY_OPTION):
         raise ReadOnlyError("this unit of work is read-only and cannot write")
 

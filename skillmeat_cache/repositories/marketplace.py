@@ -48,6 +48,7 @@ class SqlAlchemyMarketplaceRepository(base.MarketplaceRepository):
         self._session = session
 
     def add(self, entry: MarketplaceEntry) -> MarketplaceEntry:  # noqa: D102
+        check_writable(self._session)  # before the SAVEPOINT (PostgreSQL autocommit refuses it)
         with self._session.begin_nested():
             self._session.add(entry)
             refuse_loaded_keys(self._session)
@@ -96,6 +97,7 @@ class SqlAlchemyMarketplaceRepository(base.MarketplaceRepository):
 
     def purge_older_than(self, age: timedelta, now: datetime | None = None) -> int:  # noqa: D102
         cutoff = (ensure_utc(now, "now") if now is not None else utcnow()) - age
+        check_writable(self._session)
         self._session.flush()
         stmt = delete(MarketplaceEntry).where(MarketplaceEntry.cached_at < cutoff)
         result = self._session.execute(stmt.execution_options(synchronize_session="fetch"))

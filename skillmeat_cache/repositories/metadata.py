@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import builtins
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from ..models import (
@@ -32,6 +33,7 @@ from .common import (
     translate_errors,
 )
 from .rows import (
+    MetadataParams,
     lookup_key,
     lookup_keys,
     metadata_params,
@@ -42,6 +44,56 @@ from .statements import (
 )
 
 __all__ = ["SqlAlchemyMetadataRepository"]
+
+# Where each artifact_metadata column's value sits in a prepared row (MetadataParams:
+# id, data as JSON, description, tags, tags as JSON, aliases, aliases as JSON). A column
+# added to the table fails here, at import, until it is given its place.
+_PARAM_OF_COLUMN = {"artifact_id": 0, "metadata": 1, "description": 2, "tags": 4, "aliases": 6}
+_column_values = operator.itemgetter(*(_PARAM_OF_COLUMN[c] for c in bulk.METADATA_COLUMNS))
+
+
+def _changed_rows(
+    conn: Connection, prepared: builtins.list[MetadataParams], pg: bool
+) -> tuple[builtins.list[MetadataParams], builtins.list[str]]:
+    """The prepared rows that are new or differ from the stored ones, and the ids of the
+    stored ones among them (whose tag rows are replaced).
+    """
+    sql = bulk.sql_for(conn)
+    stored: dict[str, tuple[Any, ...]] = {}
+    for chunk in chunks([r[0] for r in prepared]):
+        found = conn.exec_driver_sql(
+            "SELECT artifact_id, metadata, description, tags, aliases FROM artifact_metadata "
+            f"WHERE artifact_id IN ({sql.marks(len(chunk))})",
+            tuple(chunk),
+        )
+        for artifact_id, *values in found:
+            stored[artifact_id] = tuple(values)
+    write = [r for r in prepared if r[0] not in stored or metadata_differs(stored[r[0]], r, pg)]
+    return write, [r[0] for r in write if r[0] in stored]
+
+
+def _write_rows(conn: Connection, write: builtins.list[MetadataParams], replaced: builtins.list[str]) -> None:
+    """Upsert the metadata rows (every column of the table) and replace their tag rows,
+    in one savepoint when that takes more than one statement.
+    """
+    sql = bulk.sql_for(conn)
+    values = builtins.list(map(_column_values, write))
+    tags = [(r[0], tag) for r in write for tag in r[3]]
+    meta_size = rows_per_statement(conn, sql, len(bulk.METADATA_COLUMNS))
+    tag_size = rows_per_statement(conn, sql, 2)
+    statements = (
+        statement_count(len(values), meta_size)
+        + statement_count(len(replaced), bulk.CHUNK_SIZE)
+        + statement_count(len(tags), tag_size)
+    )
+    with atomic(conn, sql.pg or statements > 1):
+        insert_values(conn, *bulk.metadata_upsert_sql(sql.pg), values, meta_size)
+        for chunk in chunks(replaced):
+            marks = sql.marks(len(chunk))
+            conn.exec_driver_sql(f"DELETE FROM artifact_tags WHERE artifact_id IN ({marks})", tuple(chunk))
+        if tags:
+            head = "INSERT INTO artifact_tags (artifact_id, tag)"
+            insert_values(conn, head, f"({sql.p}, {sql.p})", "", tags, tag_size)
 
 
 @translate_errors
@@ -92,47 +144,11 @@ class SqlAlchemyMetadataRepository(base.MetadataRepository):
             return 0
         session = self._session
         conn, sql = write_connection(session)
-        stored: dict[str, tuple[Any, ...]] = {}
         ids = [r[0] for r in prepared]
-        for chunk in chunks(ids):
-            found = conn.exec_driver_sql(
-                "SELECT artifact_id, metadata, description, tags, aliases FROM artifact_metadata "
-                f"WHERE artifact_id IN ({sql.marks(len(chunk))})",
-                tuple(chunk),
-            )
-            for artifact_id, *values in found:
-                stored[artifact_id] = tuple(values)
-        write = [r for r in prepared if r[0] not in stored or metadata_differs(stored[r[0]], r, sql.pg)]
+        write, replaced = _changed_rows(conn, prepared, sql.pg)
         if not write:
             return 0
-        replaced = [r[0] for r in write if r[0] in stored]
-        values = [(r[0], r[1], r[2], r[4], r[6]) for r in write]
-        tags = [(r[0], tag) for r in write for tag in r[3]]
-        meta_size = rows_per_statement(conn, sql, 5)
-        tag_size = rows_per_statement(conn, sql, 2)
-        statements = (
-            statement_count(len(values), meta_size)
-            + statement_count(len(replaced), bulk.CHUNK_SIZE)
-            + statement_count(len(tags), tag_size)
-        )
-        with atomic(conn, sql.pg or statements > 1):
-            insert_values(
-                conn,
-                "INSERT INTO artifact_metadata (artifact_id, metadata, description, tags, aliases)",
-                f"({sql.p}, {sql.json}, {sql.p}, {sql.json}, {sql.json})",
-                " ON CONFLICT (artifact_id) DO UPDATE SET metadata = excluded.metadata, "
-                "description = excluded.description, tags = excluded.tags, aliases = excluded.aliases",
-                values,
-                meta_size,
-            )
-            for chunk in chunks(replaced):
-                conn.exec_driver_sql(
-                    f"DELETE FROM artifact_tags WHERE artifact_id IN ({sql.marks(len(chunk))})", tuple(chunk)
-                )
-            if tags:
-                insert_values(
-                    conn, "INSERT INTO artifact_tags (artifact_id, tag)", f"({sql.p}, {sql.p})", "", tags, tag_size
-                )
+        _write_rows(conn, write, replaced)
         gone = set(ids)
         for obj in builtins.list(session.identity_map.values()):
             if isinstance(obj, ArtifactTag) and obj.artifact_id in gone:

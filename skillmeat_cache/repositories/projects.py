@@ -57,6 +57,7 @@ class SqlAlchemyProjectRepository(base.ProjectRepository):
         self._session = session
 
     def add(self, project: Project) -> Project:  # noqa: D102
+        check_writable(self._session)  # before the SAVEPOINT (PostgreSQL autocommit refuses it)
         with self._session.begin_nested():
             self._session.add(project)
             refuse_loaded_keys(self._session)

@@ -11,8 +11,19 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import UniqueConstraint
+
 from ..errors import ValidationError
-from ..models import TEXT_LIMITS, check_artifact_path, check_json, check_text, derive_outdated, normalise_labels
+from ..models import (
+    TEXT_LIMITS,
+    Artifact,
+    MarketplaceEntry,
+    check_artifact_path,
+    check_json,
+    check_text,
+    derive_outdated,
+    normalise_labels,
+)
 from ..values import ARTIFACT_TYPES, check_choice, default_artifact_path, ensure_utc
 from .base import ARTIFACT_BULK_COLUMNS
 
@@ -34,8 +45,14 @@ __all__ = [
     "page_bounds",
 ]
 
-ARTIFACT_KEY = ("project_id", "type", "name", "path")
-MARKETPLACE_COLUMNS = frozenset({"id", "name", "type", "url", "description", "version", "source", "cached_at", "data"})
+# The artifacts' natural key (the table's unique constraint, in its column order) and the
+# columns a marketplace row may carry: read from the tables, not listed again here.
+ARTIFACT_KEY: tuple[str, ...] = next(
+    tuple(column.name for column in constraint.columns)
+    for constraint in Artifact.__table__.constraints
+    if isinstance(constraint, UniqueConstraint)
+)
+MARKETPLACE_COLUMNS = frozenset(column.name for column in MarketplaceEntry.__table__.columns)
 _TEXT = ("id", "project_id", "name", "source", "deployed_version", "upstream_version", "content_hash")
 _REQUIRED_TEXT = ("id", "project_id", "name")
 _OPTIONAL_TEXT = ("source", "deployed_version", "upstream_version", "content_hash")
