@@ -1,18 +1,11 @@
 """In-memory fakes of the unit of work and the four repositories, for service tests.
 
-::
-
-    store = FakeStore()
-    with store.unit_of_work() as uow:
-        project = uow.projects.add(Project(name="demo", path="/work/demo"))
-
 The store keeps the committed rows: per table, a dict from primary key to row (a dict of
 column values, replaced on write, never changed in place). A unit of work writes into a
 copy of those dicts and publishes the rows it wrote at commit; rollback takes a new copy.
 Entities are model instances built from rows; the unit of work remembers those it
 returned, writes their changed columns before every repository call and at commit, and
-refreshes them after every write. The contract, and what the fake does not do, is in
-:mod:`skillmeat_cache.repositories.base`.
+refreshes them after every write. The contract and what the fake does not do: ``base.py``.
 """
 
 from __future__ import annotations
@@ -38,7 +31,6 @@ __all__ = ["FakeStore", "FakeUnitOfWork"]
 
 Row = dict[str, Any]
 Tables = dict[str, dict[Any, Row]]
-
 _MODELS = {m.__tablename__: m for m in (Project, Artifact, ArtifactMetadata, MarketplaceEntry, CacheMetadata)}
 _COLUMNS = {table: tuple(attr.key for attr in model.__mapper__.column_attrs) for table, model in _MODELS.items()}
 _PK = {table: next(iter(model.__table__.primary_key)).name for table, model in _MODELS.items()}
@@ -46,8 +38,7 @@ _UPSERT_KEEPS = frozenset({"id", "created_at", "updated_at", *shared.ARTIFACT_KE
 
 
 def _natural(row: Row) -> tuple[str, str, str, str]:
-    """An artifact's natural key in list order: project_id, type, name, path."""
-    return (row["project_id"], row["type"], row["name"], row["path"])
+    return (row["project_id"], row["type"], row["name"], row["path"])  # an artifact's key, in list order
 
 
 _ORDER: dict[str, Callable[[Row], Any]] = {"projects": lambda r: (r["name"], r["path"]), "artifacts": _natural}
@@ -59,29 +50,23 @@ def _copy(value: Any) -> Any:
     return json.loads(json.dumps(value)) if isinstance(value, (dict, list, tuple)) else value
 
 
-def _duplicate(table: str, *columns: str) -> DuplicateError:
+def _violation(error: type[DuplicateError | ForeignKeyViolationError], table: str, *columns: str) -> Exception:
     constraint = ", ".join(f"{table}.{column}" for column in columns)
-    return DuplicateError(f"duplicate on table {table} ({constraint})", table=table, constraint=constraint)
+    kind = "duplicate" if error is DuplicateError else "foreign key violation"
+    return error(f"{kind} on table {table} ({constraint})", table=table, constraint=constraint)
 
 
 def _check_integrity(tables: Tables) -> None:
-    """Raise what a database would for the unique and foreign-key constraints: uniques
-    first (checked row by row, foreign keys at the end of a statement). Primary keys are
-    checked as rows are inserted.
-    """
-    for table, key_of, columns in (("projects", lambda r: r["path"], ("path",)), ("artifacts", _natural, ())):
-        keys = [key_of(row) for row in tables[table].values()]
-        if len(set(keys)) != len(keys):
-            raise _duplicate(table, *(columns or shared.ARTIFACT_KEY))
-    for table, column, parents in (
-        ("artifacts", "project_id", "projects"),
-        ("artifact_metadata", "artifact_id", "artifacts"),
-    ):
-        if any(row[column] not in tables[parents] for row in tables[table].values()):
-            name = f"{table}.{column}"
-            raise ForeignKeyViolationError(
-                f"foreign key violation on table {table} ({name})", table=table, constraint=name
-            )
+    """Raise what a database would for unique and foreign keys (uniques first, as a statement does)."""
+    paths, keys = [r["path"] for r in tables["projects"].values()], [_natural(r) for r in tables["artifacts"].values()]
+    if len(set(paths)) != len(paths):
+        raise _violation(DuplicateError, "projects", "path")
+    if len(set(keys)) != len(keys):
+        raise _violation(DuplicateError, "artifacts", *shared.ARTIFACT_KEY)
+    if any(row["project_id"] not in tables["projects"] for row in tables["artifacts"].values()):
+        raise _violation(ForeignKeyViolationError, "artifacts", "project_id")
+    if any(key not in tables["artifacts"] for key in tables["artifact_metadata"]):
+        raise _violation(ForeignKeyViolationError, "artifact_metadata", "artifact_id")
 
 
 def _cutoff(age: timedelta, now: datetime | None) -> datetime:
@@ -110,8 +95,6 @@ class FakeStore:
         if table == "artifact_tags":
             pairs = sorted((key, tag) for key, row in tables["artifact_metadata"].items() for tag in row["tags"])
             return [{"artifact_id": key, "tag": tag} for key, tag in pairs]
-        if table not in tables:
-            raise KeyError(f"no table {table!r}; known: {', '.join([*_MODELS, 'artifact_tags'])}")
         return [{column: _copy(value) for column, value in row.items()} for _, row in sorted(tables[table].items())]
 
     def count(self, table: str) -> int:
@@ -123,9 +106,7 @@ class FakeStore:
             return {table: dict(rows) for table, rows in self._tables.items()}
 
     def _publish(self, tables: Tables, written: set[tuple[str, Any]]) -> None:
-        """Apply the rows a unit of work wrote over the latest committed state (another
-        unit may have committed since it began) if the result keeps every constraint.
-        """
+        # Over the latest state: another unit of work may have committed since this one began.
         with self._lock:
             merged = {table: dict(rows) for table, rows in self._tables.items()}
             for table, key in written:
@@ -134,8 +115,7 @@ class FakeStore:
                 else:
                     merged[table].pop(key, None)
             _check_integrity(merged)
-            self._tables = merged
-            self.version += 1
+            self._tables, self.version = merged, self.version + 1
 
 
 class FakeUnitOfWork(AbstractUnitOfWork):
@@ -198,9 +178,7 @@ class FakeUnitOfWork(AbstractUnitOfWork):
 
     @contextmanager
     def _writing(self) -> Iterator[Tables]:
-        """One repository write: refused in a read-only unit, atomic (an error changes
-        nothing), the constraints checked at its end, returned entities refreshed after.
-        """
+        """One repository write: read-only refused, atomic, constraints checked, entities refreshed."""
         if self.read_only:
             raise ReadOnlyError("this unit of work is read-only and cannot write")
         saved = {table: dict(rows) for table, rows in self._tables.items()}, set(self._written), dict(self._loaded)
@@ -213,11 +191,10 @@ class FakeUnitOfWork(AbstractUnitOfWork):
         self._sync()
 
     def _put(self, table: str, row: Row, *, new: bool = False) -> None:
-        key = row[_PK[table]]
-        if new and key in self._tables[table]:
-            raise _duplicate(table, _PK[table])
-        self._tables[table][key] = row
-        self._written.add((table, key))
+        if new and row[_PK[table]] in self._tables[table]:
+            raise _violation(DuplicateError, table, _PK[table])
+        self._tables[table][row[_PK[table]]] = row
+        self._written.add((table, row[_PK[table]]))
 
     def _delete(self, table: str, key: Any) -> None:
         """Delete a row and, like ON DELETE CASCADE, the rows that depend on it."""
@@ -231,15 +208,14 @@ class FakeUnitOfWork(AbstractUnitOfWork):
 
     def _entity(self, table: str, row: Row) -> Any:
         """The entity of a row: the one returned before, else a new model instance."""
-        if (table, row[_PK[table]]) in self._loaded:
-            return self._loaded[(table, row[_PK[table]])][0]
-        # None left out: no model default applies to a stored None, and Artifact's validator
-        # refuses content_hash=None although the column is nullable.
-        entity = _MODELS[table](**{column: _copy(value) for column, value in row.items() if value is not None})
-        self._loaded[(table, row[_PK[table]])] = (entity, row)
-        if table == "projects":
-            self._fill_artifacts({row["id"]: entity})
-        return entity
+        if (table, row[_PK[table]]) not in self._loaded:
+            # No None: no model default applies to a stored None, and Artifact's validator
+            # refuses content_hash=None although the column is nullable.
+            entity = _MODELS[table](**{column: _copy(value) for column, value in row.items() if value is not None})
+            self._loaded[(table, row[_PK[table]])] = (entity, row)
+            if table == "projects":
+                self._fill_artifacts({row["id"]: entity})
+        return self._loaded[(table, row[_PK[table]])][0]
 
     def _fill_artifacts(self, projects: dict[str, Any]) -> None:
         """Set ``project.artifacts`` of returned projects from the rows."""
@@ -248,22 +224,20 @@ class FakeUnitOfWork(AbstractUnitOfWork):
             children.get(row["project_id"], []).append(row)
         for key, project in projects.items():
             rows = sorted(children[key], key=lambda r: (r["type"], r["name"], r["path"]))
-            artifacts = [self._entity("artifacts", row) for row in rows]
-            if [id(a) for a in project.artifacts] != [id(a) for a in artifacts]:
-                project.artifacts = artifacts
+            if [id(a) for a in project.artifacts] != [id(self._entity("artifacts", row)) for row in rows]:
+                project.artifacts = [self._entity("artifacts", row) for row in rows]
 
     def _sync(self, *, force: bool = False) -> None:
         """Refresh returned entities whose row changed (all when ``force``), forget those whose row is gone."""
         for (table, key), (entity, seen) in builtins.list(self._loaded.items()):
-            row = self._tables[table].get(key)
-            if row is None:
+            if (row := self._tables[table].get(key)) is None:
                 del self._loaded[(table, key)]
                 continue
             for column in _COLUMNS[table] if force or row is not seen else ():  # versions before is_outdated
                 if getattr(entity, column) == row[column]:
                     continue
                 if row[column] is None:
-                    delattr(entity, column)  # reads None, without the validator (see above)
+                    delattr(entity, column)  # reads None again, bypassing the validator (see _entity)
                 else:
                     setattr(entity, column, _copy(row[column]))
             self._loaded[(table, key)] = (entity, row)
@@ -277,8 +251,9 @@ class FakeUnitOfWork(AbstractUnitOfWork):
         with self._writing():
             if self._loaded.get((table, getattr(entity, _PK[table])), (None,))[0] is entity:
                 return entity  # already stored: nothing to do, as with a session
-            attached = builtins.list({id(a): a for a in entity.artifacts}.values()) if table == "projects" else []
-            for obj in (entity, *attached):  # a backref may have listed an artifact twice
+            # A new project's artifacts go in with it (a backref may have listed one twice).
+            attached = {id(a): a for a in entity.artifacts}.values() if model is Project else ()
+            for obj in (entity, *attached):
                 if obj is not entity and obj.project_id != entity.id:
                     obj.project_id = entity.id  # as a flush would
                 name = obj.__tablename__
@@ -288,13 +263,10 @@ class FakeUnitOfWork(AbstractUnitOfWork):
         return entity
 
     def _autoflush(self) -> None:
-        """Write the changed columns of returned entities (``updated_at`` moves); when
-        that fails, go back to the last commit (as the database session must) and raise.
-        """
+        """Write the changed columns of returned entities; on failure go back to the last commit."""
         changed = []
         for (table, key), (entity, row) in self._loaded.items():
-            values = {column: _copy(getattr(entity, column)) for column in _COLUMNS[table]}
-            if values != row:
+            if (values := {column: _copy(getattr(entity, column)) for column in _COLUMNS[table]}) != row:
                 if values[_PK[table]] != key:
                     raise NotImplementedError("the fake does not change the primary key of a stored entity")
                 if values.get("updated_at", 0) == row.get("updated_at"):
@@ -310,9 +282,7 @@ class FakeUnitOfWork(AbstractUnitOfWork):
 
 
 class _FakeRepository:
-    """Every public method of a subclass first writes pending entity changes
-    (autoflush), as the SQL repositories do, and then checks its arguments.
-    """
+    """Every public method of a subclass first writes pending entity changes (autoflush)."""
 
     def __init__(self, uow: FakeUnitOfWork) -> None:
         self._uow = uow
@@ -353,19 +323,6 @@ def _autoflushed(method: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-def _optional(check: Callable[..., Any], field: str, value: Any) -> None:
-    if value is not None:
-        check(field, value)
-
-
-def _type_filter(_field: str, value: Any) -> None:
-    shared.artifact_type_filter(value)
-
-
-def _status(_field: str, value: Any) -> None:
-    check_choice("status", value, PROJECT_STATUSES)
-
-
 class FakeProjectRepository(_FakeRepository, base.ProjectRepository):
     """Projects in memory (see :class:`FakeUnitOfWork`)."""
 
@@ -380,16 +337,15 @@ class FakeProjectRepository(_FakeRepository, base.ProjectRepository):
         return next(iter(self._find("projects", lambda r: r["path"] == path)), None)
 
     def list(self, status: str | None = None, limit: int | None = None, offset: int = 0) -> builtins.list[Project]:
-        _optional(_status, "status", status)
+        if status is not None:
+            check_choice("status", status, PROJECT_STATUSES)
         return self._find("projects", lambda r: status in (None, r["status"]), limit, offset)
 
     def stale(self, ttl: timedelta, now: datetime | None = None) -> builtins.list[Project]:
-        cutoff = _cutoff(ttl, now)
-        return self._find("projects", lambda r: r["last_fetched"] is None or r["last_fetched"] < cutoff)
+        return [summary.project for summary in self.summaries(older_than=ttl, now=now)]
 
     def count(self, status: str | None = None) -> int:
-        _optional(_status, "status", status)
-        return sum(status in (None, row["status"]) for row in self._rows("projects").values())
+        return len(self.list(status))
 
     def delete(self, id: str) -> None:
         self._delete_one("projects", id)
@@ -397,23 +353,21 @@ class FakeProjectRepository(_FakeRepository, base.ProjectRepository):
     def summaries(
         self, status: str | None = None, older_than: timedelta | None = None, now: datetime | None = None
     ) -> builtins.list[base.ProjectSummary]:
-        _optional(_status, "status", status)
-        cutoff = None if older_than is None else _cutoff(older_than, now)
+        projects = self.list(status)
+        if older_than is not None:
+            cutoff = _cutoff(older_than, now)
+            projects = [p for p in projects if p.last_fetched is None or p.last_fetched < cutoff]
         artifacts = self._rows("artifacts").values()
         counts = Counter(row["project_id"] for row in artifacts)
         outdated = Counter(row["project_id"] for row in artifacts if row["is_outdated"])
-
-        def wanted(row: Row) -> bool:
-            fetched = row["last_fetched"]
-            return status in (None, row["status"]) and (cutoff is None or fetched is None or fetched < cutoff)
-
-        return [base.ProjectSummary(p, counts[p.id], outdated[p.id]) for p in self._find("projects", wanted)]
+        return [base.ProjectSummary(p, counts[p.id], outdated[p.id]) for p in projects]
 
     def _update(self, ids: Iterable[str], values: Row, skip: Callable[[Row], bool] = lambda row: False) -> int:
         wanted = shared.lookup_keys("id", ids)
         with self._uow._writing() as tables:
             rows = [tables["projects"][key] for key in wanted if key in tables["projects"]]
-            for row in (rows := [row for row in rows if not skip(row)]):
+            rows = [row for row in rows if not skip(row)]
+            for row in rows:
                 self._uow._put("projects", {**row, **values})
         return len(rows)
 
@@ -426,7 +380,7 @@ class FakeProjectRepository(_FakeRepository, base.ProjectRepository):
 
 
 class FakeArtifactRepository(_FakeRepository, base.ArtifactRepository):
-    """Artifacts in memory (see :class:`FakeUnitOfWork`)."""
+    """Artifacts in memory (see :class:`FakeUnitOfWork`); the lists are searches for ``""``."""
 
     def add(self, artifact: Artifact) -> Artifact:
         return self._uow._add(artifact, Artifact)  # type: ignore[no-any-return]
@@ -438,22 +392,20 @@ class FakeArtifactRepository(_FakeRepository, base.ArtifactRepository):
         shared.lookup_key("project_id", project_id)
         shared.artifact_type_filter(type)
         shared.lookup_key("name", name)
-        _optional(shared.lookup_key, "path", path)
-        key = (project_id, type, name)
-        return next(iter(self._find("artifacts", lambda r: _natural(r)[:3] == key and path in (None, r["path"]))), None)
+        if path is not None:
+            shared.lookup_key("path", path)
+        found = [a for a in self.search("", project_id, type) if a.name == name and path in (None, a.path)]
+        return found[0] if found else None
 
     def list_for_project(self, project_id: str, type: str | None = None) -> builtins.list[Artifact]:
         shared.lookup_key("project_id", project_id)
-        _optional(_type_filter, "type", type)
-        return self._find("artifacts", lambda r: r["project_id"] == project_id and type in (None, r["type"]))
+        return self.search("", project_id, type)
 
     def list_by_type(self, type: str) -> builtins.list[Artifact]:
-        shared.artifact_type_filter(type)
-        return self._find("artifacts", lambda r: r["type"] == type)
+        return self.search("", type=shared.artifact_type_filter(type))
 
     def outdated(self, project_id: str | None = None) -> builtins.list[Artifact]:
-        _optional(shared.lookup_key, "project_id", project_id)
-        return self._find("artifacts", lambda r: r["is_outdated"] and project_id in (None, r["project_id"]))
+        return [artifact for artifact in self.search("", project_id) if artifact.is_outdated]
 
     def search(
         self,
@@ -467,29 +419,26 @@ class FakeArtifactRepository(_FakeRepository, base.ArtifactRepository):
         needle, metadata = shared.ascii_lower(text), self._rows("artifact_metadata")
 
         def matches(row: Row) -> bool:
-            if project_id not in (None, row["project_id"]) or type not in (None, row["type"]):
-                return False
-            meta = metadata.get(row["id"])
-            return _contains(row["name"], needle) or (meta is not None and _contains(meta["description"], needle))
+            described = row["id"] in metadata and _contains(metadata[row["id"]]["description"], needle)
+            found = _contains(row["name"], needle) or described
+            return found and project_id in (None, row["project_id"]) and type in (None, row["type"])
 
         return self._find("artifacts", matches, limit, offset)
 
     def count(self, project_id: str | None = None) -> int:
-        _optional(shared.lookup_key, "project_id", project_id)
-        return sum(project_id in (None, row["project_id"]) for row in self._rows("artifacts").values())
+        return len(self.search("", project_id))
 
     def delete(self, id: str) -> None:
         self._delete_one("artifacts", id)
 
     def keys_for_project(self, project_id: str) -> dict[tuple[str, str, str], str]:
-        shared.lookup_key("project_id", project_id)
-        rows = self._rows("artifacts").values()
-        return {(r["type"], r["path"], r["name"]): r["id"] for r in rows if r["project_id"] == project_id}
+        return {(a.type, a.path, a.name): a.id for a in self.list_for_project(project_id)}
 
     def delete_many(self, ids: Iterable[str]) -> int:
         wanted = shared.lookup_keys("id", ids)
         with self._uow._writing() as tables:
-            for key in (found := [key for key in wanted if key in tables["artifacts"]]):
+            found = [key for key in wanted if key in tables["artifacts"]]
+            for key in found:
                 self._uow._delete("artifacts", key)
         return len(found)
 
@@ -520,8 +469,9 @@ class FakeArtifactRepository(_FakeRepository, base.ArtifactRepository):
             for change in prepared:
                 if (stored := tables["artifacts"].get(change["id"])) is None:
                     continue
-                versions = (stored["deployed_version"], stored["upstream_version"])
-                change["is_outdated"] = shared.outdated_for(change, versions)
+                change["is_outdated"] = shared.outdated_for(
+                    change, (stored["deployed_version"], stored["upstream_version"])
+                )
                 if diff := {c: v for c, v in change.items() if c not in ("id", "updated_at") and stored[c] != v}:
                     self._uow._put("artifacts", {**stored, **diff, "updated_at": change.get("updated_at", now)})
                     _check_integrity(tables)  # one statement per change: the first failing one raises
@@ -539,7 +489,8 @@ class FakeMarketplaceRepository(_FakeRepository, base.MarketplaceRepository):
         return self._get("marketplace", "id", id)  # type: ignore[no-any-return]
 
     def list(self, type: str | None = None) -> builtins.list[MarketplaceEntry]:
-        _optional(_type_filter, "type", type)
+        if type is not None:
+            shared.artifact_type_filter(type)
         return self._find("marketplace", lambda r: type in (None, r["type"]))
 
     def search(self, text: str) -> builtins.list[MarketplaceEntry]:
@@ -557,7 +508,8 @@ class FakeMarketplaceRepository(_FakeRepository, base.MarketplaceRepository):
     def purge_older_than(self, age: timedelta, now: datetime | None = None) -> int:
         cutoff = _cutoff(age, now)
         with self._uow._writing() as tables:
-            for key in (old := [key for key, row in tables["marketplace"].items() if row["cached_at"] < cutoff]):
+            old = [key for key, row in tables["marketplace"].items() if row["cached_at"] < cutoff]
+            for key in old:
                 self._uow._delete("marketplace", key)
         return len(old)
 
@@ -585,8 +537,8 @@ class FakeMetadataRepository(_FakeRepository, base.MetadataRepository):
         return self._uow._entity("artifact_metadata", row)  # type: ignore[no-any-return]
 
     def get_many(self, artifact_ids: Iterable[str]) -> dict[str, ArtifactMetadata]:
-        wanted, rows = shared.lookup_keys("artifact_id", artifact_ids), self._rows("artifact_metadata")
-        return {key: self._uow._entity("artifact_metadata", rows[key]) for key in wanted if key in rows}
+        found = {key: self.get(key) for key in shared.lookup_keys("artifact_id", artifact_ids)}
+        return {key: meta for key, meta in found.items() if meta is not None}
 
     def set_many(self, rows: Iterable[Mapping[str, Any]]) -> int:
         prepared = shared.metadata_rows(rows)
@@ -608,13 +560,16 @@ class FakeMetadataRepository(_FakeRepository, base.MetadataRepository):
     def set_value(self, key: str, value: str) -> None:
         probe = CacheMetadata(key=key, value=value)  # validates both
         with self._uow._writing() as tables:
-            if (stored := tables["cache_metadata"].get(key)) is None or stored["value"] != value:
-                updated_at = probe.updated_at if stored is None else utcnow()
-                self._uow._put("cache_metadata", {"key": key, "value": value, "updated_at": updated_at})
+            stored = tables["cache_metadata"].get(key)
+            if stored is None:
+                self._uow._put("cache_metadata", {"key": key, "value": value, "updated_at": probe.updated_at})
+            elif stored["value"] != value:
+                self._uow._put("cache_metadata", {**stored, "value": value, "updated_at": utcnow()})
 
     def delete_value(self, key: str) -> bool:
         shared.lookup_key("key", key)
         with self._uow._writing() as tables:
-            if found := key in tables["cache_metadata"]:
+            found = key in tables["cache_metadata"]
+            if found:
                 self._uow._delete("cache_metadata", key)
         return found
