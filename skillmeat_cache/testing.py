@@ -443,24 +443,30 @@ class FakeArtifactRepository(_FakeRepository, base.ArtifactRepository):
         return len(found)
 
     def upsert_many(self, rows: Iterable[Mapping[str, Any]]) -> int:
-        prepared = shared.artifact_rows(rows)
-        now, changed = utcnow(), 0
+        statements: dict[tuple[str, ...], builtins.list[Row]] = {}  # as the SQL path: one per set of columns
+        for row in shared.artifact_rows(rows):
+            statements.setdefault(tuple(row), []).append(row)
         with self._uow._writing() as tables:
-            stored_rows = {_natural(row): row for row in tables["artifacts"].values()}
-            for row in prepared:
-                stored = stored_rows.get(_natural(row))
-                versions = None if stored is None else (stored["deployed_version"], stored["upstream_version"])
-                row["is_outdated"] = shared.outdated_for(row, versions)
-                if stored is None:
-                    new = {**dict.fromkeys(_COLUMNS["artifacts"]), "local_modified": False, **row}
-                    new["id"] = new["id"] or new_id()
-                    new["created_at"], new["updated_at"] = new["created_at"] or now, new["updated_at"] or now
-                    self._uow._put("artifacts", new, new=True)
-                    changed += 1
-                elif diff := {c: v for c, v in row.items() if c not in _UPSERT_KEEPS and stored[c] != v}:
-                    self._uow._put("artifacts", {**stored, **diff, "updated_at": row.get("updated_at", now)})
-                    changed += 1
+            stored = {_natural(row): row for row in tables["artifacts"].values()}
+            now, changed = utcnow(), 0
+            for group in statements.values():
+                changed += sum(self._upsert(stored.get(_natural(row)), row, now) for row in group)
+                _check_integrity(tables)  # a statement's foreign keys are checked at its end
         return changed
+
+    def _upsert(self, stored: Row | None, row: Row, now: datetime) -> bool:
+        versions = None if stored is None else (stored["deployed_version"], stored["upstream_version"])
+        row["is_outdated"] = shared.outdated_for(row, versions)
+        if stored is None:
+            new = {**dict.fromkeys(_COLUMNS["artifacts"]), "local_modified": False, **row}
+            new["id"] = new["id"] or new_id()
+            new["created_at"], new["updated_at"] = new["created_at"] or now, new["updated_at"] or now
+            self._uow._put("artifacts", new, new=True)
+            return True
+        diff = {c: v for c, v in row.items() if c not in _UPSERT_KEEPS and stored[c] != v}
+        if diff:
+            self._uow._put("artifacts", {**stored, **diff, "updated_at": row.get("updated_at", now)})
+        return bool(diff)
 
     def update_many(self, changes: Iterable[Mapping[str, Any]]) -> int:
         prepared = shared.merge_changes(changes)
