@@ -148,6 +148,16 @@ def test_a_project_delete_cascades_to_the_stored_rows(new_uow, store, seeded):
     assert store.rows("artifact_tags") == [{"artifact_id": kept.id, "tag": "py"}]
 
 
+def test_setting_a_cache_value_it_already_holds_writes_nothing(new_uow, store):
+    with new_uow() as uow:
+        uow.metadata.set_value("scan", "1")
+        uow.metadata.set_value("scan", "2")
+    stamp = store.rows("cache_metadata")[0]["updated_at"]
+    with new_uow() as uow:
+        uow.metadata.set_value("scan", "2")  # same value: not written
+    assert (store.rows("cache_metadata")[0]["updated_at"], store.version) == (stamp, 1)
+
+
 WRITES = {
     "projects.add": lambda u, p, a: u.projects.add(Project(name="n", path="/n")),
     "projects.delete": lambda u, p, a: u.projects.delete(p.id),

@@ -218,10 +218,12 @@ def test_upsert_many_inserts_updates_and_skips_identical_rows(any_uow):
         before = {a.name: (a.id, a.created_at, a.updated_at) for a in uow.artifacts.list_for_project(p.id)}
     time.sleep(0.01)
     with any_uow() as uow:
+        loaded = uow.artifacts.get_by_key(p.id, "skill", "s2")
         assert uow.artifacts.upsert_many(_rows(p.id, 5, deployed_version="1.0")) == 0
         changed = _rows(p.id, 5, deployed_version="1.0")
         changed[2]["deployed_version"] = "1.1"
         assert uow.artifacts.upsert_many(changed) == 1
+        assert loaded.deployed_version == "1.1"  # a loaded entity is refreshed
     with any_uow() as uow:
         after = {
             a.name: (a.id, a.created_at, a.updated_at, a.deployed_version) for a in uow.artifacts.list_for_project(p.id)
@@ -270,6 +272,10 @@ def test_upsert_many_refuses_bad_rows_and_keeps_stored_ones(any_uow):
     with pytest.raises(ForeignKeyViolationError), any_uow() as uow:
         uow.artifacts.upsert_many(_rows("ghost", 1))
     with any_uow() as uow:
+        taken = {"project_id": p.id, "type": "skill", "name": "x", "id": uow.artifacts.list_for_project(p.id)[0].id}
+    with pytest.raises(DuplicateError), any_uow() as uow:
+        uow.artifacts.upsert_many([*_rows(p.id, 1, source="changed"), taken])
+    with any_uow() as uow:
         assert [a.source for a in uow.artifacts.list_for_project(p.id)] == [None, None]
 
 
@@ -291,11 +297,15 @@ def test_update_many_rederives_outdated_moves_updated_at_and_skips_unknown_ids(a
         )
         assert n == 2
         assert loaded.is_outdated is True and loaded.upstream_version == "2.0"
+        with pytest.raises(ValidationError):
+            uow.artifacts.update_many([{"upstream_version": "1"}])  # no id
     with any_uow() as uow:
         got = {a.id: a for a in uow.artifacts.list_for_project(p.id)}
         assert [got[a.id].is_outdated for a in arts] == [True, False, False]
         assert got[arts[0].id].updated_at > arts[0].updated_at
         assert got[arts[2].id].updated_at == arts[2].updated_at
+        got[arts[0].id].deployed_version = "2.0"  # an entity change re-derives it too
+        assert uow.artifacts.outdated(p.id) == []
 
 
 # -- marketplace ------------------------------------------------------------------------
@@ -323,6 +333,9 @@ def test_marketplace_add_list_search_upsert_and_purge(any_uow):
         )
         assert uow.marketplace.get("m1").version == "2.0"
         assert uow.marketplace.get("m1").data == {"stars": 5}
+        assert uow.marketplace.get("m1").description == "PDF kit"  # not carried: kept
+        with pytest.raises(ValidationError):
+            uow.marketplace.upsert_many([{"id": "m4", "name": "n", "type": "widget"}])
         assert uow.marketplace.purge_older_than(timedelta(days=30), now=now) == 1
     with any_uow() as uow:
         assert sorted(e.id for e in uow.marketplace.list()) == ["m1", "m3"]
@@ -347,6 +360,13 @@ def test_metadata_set_replaces_and_round_trips_json(any_uow):
         assert uow.metadata.get("nope") is None
     with pytest.raises(ForeignKeyViolationError), any_uow() as uow:
         uow.metadata.set("no-such-artifact", data={})
+    with any_uow() as uow:
+        meta = uow.metadata.get(a.id)
+        assert uow.metadata.set(a.id, data={"v": (1, 2)}, tags=["x", "x"]) is meta
+        assert (meta.data, meta.tags) == ({"v": [1, 2]}, ["x"])
+        with pytest.raises(ValidationError):
+            uow.metadata.set(a.id, data=None, tags=["ok", " "])
+        assert meta.tags == ["x"]
 
 
 def test_tag_lookup_is_exact(any_uow):

@@ -71,8 +71,9 @@ def test_commit_inside_block_survives_a_later_error(any_uow):
 def test_failed_repository_call_keeps_the_unit_of_work_usable(any_uow):
     with any_uow() as uow:
         first = _add_project(uow, "a")
-        with pytest.raises(DuplicateError):
+        with pytest.raises(DuplicateError) as info:
             _add_project(uow, "a")
+        assert info.value.table == "projects"
         second = _add_project(uow, "b")
     with any_uow() as uow:
         assert {p.id for p in uow.projects.list()} == {first.id, second.id}

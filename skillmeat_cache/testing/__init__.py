@@ -5,7 +5,8 @@ column values, replaced on write, never changed in place). A unit of work writes
 copy of those dicts and publishes the rows it wrote at commit; rollback takes a new copy.
 Entities are model instances built from rows; the unit of work remembers those it
 returned, writes their changed columns before every repository call and at commit, and
-refreshes them after every write. The contract and what the fake does not do: ``base.py``.
+refreshes them after every write. The contract, and what the fake does not do, is in
+:mod:`skillmeat_cache.repositories.base`.
 """
 
 from __future__ import annotations
