@@ -930,7 +930,7 @@ def throwaway_pg_database(admin_url: str, prefix: str) -> Any:
     """Create an empty database on the server of ``admin_url``, yield its URL, drop it;
     DatabaseUnavailableError when the server cannot be reached.
     """
-    from skillmeat_cache.testing import throwaway_postgres_database
+    from benchmarks.postgres import throwaway_postgres_database
 
     return throwaway_postgres_database(admin_url, prefix)
 

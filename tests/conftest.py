@@ -15,12 +15,12 @@ from click.testing import CliRunner, Result
 from dependency_injector import providers
 from sqlalchemy import Engine, text
 
+from benchmarks.postgres import throwaway_postgres_database
 from skillmeat_cache import UnitOfWork, migrate
 from skillmeat_cache.cli import main
 from skillmeat_cache.container import Container
 from skillmeat_cache.engine import create_engine_for_url
 from skillmeat_cache.errors import DatabaseUnavailableError
-from skillmeat_cache.testing import throwaway_postgres_database
 
 PG_ADMIN_URL = os.environ.get("SKILLMEAT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TABLES = ("artifact_tags", "artifact_metadata", "artifacts", "projects", "marketplace", "cache_metadata")

@@ -70,6 +70,8 @@ def test_wheel_contents(wheel: Path) -> None:
         "containers.py",
         "skillmeat_cache/__init__.py",
         "skillmeat_cache/py.typed",
+        "skillmeat_cache/testing/__init__.py",
+        "skillmeat_cache/testing/repositories.py",
         "skillmeat_cache/migrations/env.py",
         "skillmeat_cache/migrations/script.py.mako",
         "skillmeat_cache/migrations/versions/0001_initial_schema.py",

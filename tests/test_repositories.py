@@ -1,4 +1,5 @@
-"""The SQLAlchemy repositories against real databases (SQLite file and PostgreSQL)."""
+"""The repositories: contract tests (``any_uow``: SQLite file, PostgreSQL and the fake) and
+the SQLAlchemy repositories against real databases."""
 
 from __future__ import annotations
 
@@ -33,10 +34,10 @@ def _count(uow, table: str) -> int:
 # -- projects ---------------------------------------------------------------------------
 
 
-def test_project_add_get_and_lookup_by_path(uow_factory):
-    with uow_factory() as uow:
+def test_project_add_get_and_lookup_by_path(any_uow):
+    with any_uow() as uow:
         p = _project(uow, "alpha", description="first")
-    with uow_factory() as uow:
+    with any_uow() as uow:
         got = uow.projects.get(p.id)
         assert (got.name, got.path, got.description, got.status) == ("alpha", "/work/alpha", "first", "active")
         assert uow.projects.get_by_path("/work/alpha").id == p.id
@@ -44,12 +45,12 @@ def test_project_add_get_and_lookup_by_path(uow_factory):
         assert uow.projects.get("missing") is None
 
 
-def test_project_list_has_no_hidden_limit_and_a_stable_order(uow_factory):
-    with uow_factory() as uow:
+def test_project_list_has_no_hidden_limit_and_a_stable_order(any_uow):
+    with any_uow() as uow:
         for i in reversed(range(150)):
             _project(uow, f"p{i:03d}")
         _project(uow, "p000", path="/other/p000")  # same name: path breaks the tie
-    with uow_factory(read_only=True) as uow:
+    with any_uow(read_only=True) as uow:
         listed = uow.projects.list()
         assert len(listed) == 151
         assert [(p.name, p.path) for p in listed] == sorted((p.name, p.path) for p in listed)
@@ -59,27 +60,38 @@ def test_project_list_has_no_hidden_limit_and_a_stable_order(uow_factory):
         assert uow.projects.count() == 151
 
 
-def test_project_list_and_count_by_status(uow_factory):
-    with uow_factory() as uow:
+def test_project_list_and_count_by_status(any_uow):
+    with any_uow() as uow:
         _project(uow, "a")
         _project(uow, "b", status="stale")
         _project(uow, "c", status="error", error_message="unreadable")
-    with uow_factory() as uow:
+    with any_uow() as uow:
         assert [p.name for p in uow.projects.list(status="stale")] == ["b"]
         assert uow.projects.count(status="error") == 1
         with pytest.raises(ValidationError, match="status"):
             uow.projects.list(status="gone")
+        for call, field in [
+            (lambda: uow.projects.count(status="gone"), "status"),
+            (lambda: uow.projects.list(limit=-1), "limit"),
+            (lambda: uow.projects.list(offset=-1), "offset"),
+        ]:
+            with pytest.raises(ValidationError) as info:
+                call()
+            assert info.value.field == field
 
 
-def test_stale_projects(uow_factory):
+def test_stale_projects(any_uow):
     now = datetime(2026, 1, 10, tzinfo=UTC)
-    with uow_factory() as uow:
+    with any_uow() as uow:
         _project(uow, "never")
         _project(uow, "old", last_fetched=now - timedelta(hours=5))
         _project(uow, "fresh", last_fetched=now - timedelta(minutes=5))
-    with uow_factory() as uow:
+    with any_uow() as uow:
         assert [p.name for p in uow.projects.stale(timedelta(hours=1), now=now)] == ["never", "old"]
         assert [p.name for p in uow.projects.stale(timedelta(hours=6), now=now)] == ["never"]
+        with pytest.raises(ValidationError) as info:
+            uow.projects.stale(timedelta(hours=1), now=datetime(2026, 1, 1))  # naive
+        assert info.value.field == "now"
 
 
 def test_project_delete_cascades_to_artifacts_metadata_and_tags(uow_factory):
@@ -101,13 +113,13 @@ def test_project_delete_cascades_to_artifacts_metadata_and_tags(uow_factory):
             uow.projects.delete(gone.id)
 
 
-def test_project_with_artifacts_added_through_the_relationship(uow_factory):
-    with uow_factory() as uow:
+def test_project_with_artifacts_added_through_the_relationship(any_uow):
+    with any_uow() as uow:
         p = Project(name="rel", path="/work/rel")
         p.artifacts.append(Artifact(project=p, name="b", type="agent"))
         p.artifacts.append(Artifact(project=p, name="a", type="agent"))
         uow.projects.add(p)
-    with uow_factory() as uow:
+    with any_uow() as uow:
         assert [a.name for a in uow.projects.get(p.id).artifacts] == ["a", "b"]
         assert uow.artifacts.get_by_key(p.id, "agent", "a").project.name == "rel"
 
@@ -115,13 +127,13 @@ def test_project_with_artifacts_added_through_the_relationship(uow_factory):
 # -- artifacts --------------------------------------------------------------------------
 
 
-def test_artifact_lists_filters_and_order(uow_factory):
-    with uow_factory() as uow:
+def test_artifact_lists_filters_and_order(any_uow):
+    with any_uow() as uow:
         p1, p2 = _project(uow, "one"), _project(uow, "two")
         for project in (p2, p1):
             for type_, name in [("skill", "zeta"), ("agent", "beta"), ("skill", "alpha")]:
                 uow.artifacts.add(Artifact(project_id=project.id, name=name, type=type_))
-    with uow_factory() as uow:
+    with any_uow() as uow:
         assert [(a.type, a.name) for a in uow.artifacts.list_for_project(p1.id)] == [
             ("agent", "beta"),
             ("skill", "alpha"),
@@ -135,14 +147,14 @@ def test_artifact_lists_filters_and_order(uow_factory):
         assert uow.artifacts.count(project_id=p2.id) == 3
 
 
-def test_artifact_search_is_case_insensitive_on_name_and_description(uow_factory):
-    with uow_factory() as uow:
+def test_artifact_search_is_case_insensitive_on_name_and_description(any_uow):
+    with any_uow() as uow:
         p = _project(uow)
         pdf = uow.artifacts.add(Artifact(project_id=p.id, name="PDF-Tools", type="skill"))
         other = uow.artifacts.add(Artifact(project_id=p.id, name="reviewer", type="agent"))
         odd = uow.artifacts.add(Artifact(project_id=p.id, name="100%_sure", type="command"))
         uow.metadata.set(other.id, data=None, description="Reviews PDF output")
-    with uow_factory() as uow:
+    with any_uow() as uow:
         assert {a.id for a in uow.artifacts.search("pdf")} == {pdf.id, other.id}
         assert [a.id for a in uow.artifacts.search("pdf", type="skill")] == [pdf.id]
         assert [a.id for a in uow.artifacts.search("%_")] == [odd.id]  # wildcards are literal
@@ -151,16 +163,16 @@ def test_artifact_search_is_case_insensitive_on_name_and_description(uow_factory
         assert len(uow.artifacts.search("", project_id="other")) == 0
 
 
-def test_duplicate_artifact_key_and_missing_project(uow_factory):
-    with uow_factory() as uow:
+def test_duplicate_artifact_key_and_missing_project(any_uow):
+    with any_uow() as uow:
         p = _project(uow)
         uow.artifacts.add(Artifact(project_id=p.id, name="x", type="skill"))
-    with pytest.raises(DuplicateError) as info, uow_factory() as uow:
+    with pytest.raises(DuplicateError) as info, any_uow() as uow:
         uow.artifacts.add(Artifact(project_id=p.id, name="x", type="skill"))
     assert info.value.table == "artifacts"
-    with pytest.raises(ForeignKeyViolationError), uow_factory() as uow:
+    with pytest.raises(ForeignKeyViolationError), any_uow() as uow:
         uow.artifacts.add(Artifact(project_id="no-such-project", name="x", type="skill"))
-    with uow_factory() as uow:
+    with any_uow() as uow:
         assert uow.artifacts.count() == 1  # nothing stored before was lost
 
 
@@ -179,18 +191,18 @@ def test_artifact_delete(uow_factory):
         assert _count(uow, "artifact_tags") == 0
 
 
-def test_outdated_is_derived_and_stored(uow_factory):
-    with uow_factory() as uow:
+def test_outdated_is_derived_and_stored(any_uow):
+    with any_uow() as uow:
         p = _project(uow)
         behind = uow.artifacts.add(
             Artifact(project_id=p.id, name="a", type="skill", deployed_version="1.2", upstream_version="1.10")
         )
         uow.artifacts.add(Artifact(project_id=p.id, name="b", type="skill", deployed_version="2.0"))
-    with uow_factory() as uow:
+    with any_uow() as uow:
         assert [a.id for a in uow.artifacts.outdated()] == [behind.id]
         assert [a.id for a in uow.artifacts.outdated(project_id="other")] == []
         uow.artifacts.get(behind.id).deployed_version = "1.10"
-    with uow_factory() as uow:
+    with any_uow() as uow:
         assert uow.artifacts.outdated() == []
 
 
@@ -198,19 +210,21 @@ def _rows(project_id: str, n: int, **extra) -> list[dict]:
     return [{"project_id": project_id, "type": "skill", "name": f"s{i}", **extra} for i in range(n)]
 
 
-def test_upsert_many_inserts_updates_and_skips_identical_rows(uow_factory):
-    with uow_factory() as uow:
+def test_upsert_many_inserts_updates_and_skips_identical_rows(any_uow):
+    with any_uow() as uow:
         p = _project(uow)
         assert uow.artifacts.upsert_many(_rows(p.id, 5, deployed_version="1.0")) == 5
-    with uow_factory() as uow:
+    with any_uow() as uow:
         before = {a.name: (a.id, a.created_at, a.updated_at) for a in uow.artifacts.list_for_project(p.id)}
     time.sleep(0.01)
-    with uow_factory() as uow:
+    with any_uow() as uow:
+        loaded = uow.artifacts.get_by_key(p.id, "skill", "s2")
         assert uow.artifacts.upsert_many(_rows(p.id, 5, deployed_version="1.0")) == 0
         changed = _rows(p.id, 5, deployed_version="1.0")
         changed[2]["deployed_version"] = "1.1"
         assert uow.artifacts.upsert_many(changed) == 1
-    with uow_factory() as uow:
+        assert loaded.deployed_version == "1.1"  # a loaded entity is refreshed
+    with any_uow() as uow:
         after = {
             a.name: (a.id, a.created_at, a.updated_at, a.deployed_version) for a in uow.artifacts.list_for_project(p.id)
         }
@@ -222,13 +236,13 @@ def test_upsert_many_inserts_updates_and_skips_identical_rows(uow_factory):
             assert after[name][2] == updated
 
 
-def test_upsert_many_last_row_wins_and_keeps_what_a_row_does_not_carry(uow_factory):
-    with uow_factory() as uow:
+def test_upsert_many_last_row_wins_and_keeps_what_a_row_does_not_carry(any_uow):
+    with any_uow() as uow:
         p = _project(uow)
         uow.artifacts.upsert_many(
             [{"project_id": p.id, "type": "skill", "name": "x", "deployed_version": "1.0", "upstream_version": "1.0"}]
         )
-    with uow_factory() as uow:
+    with any_uow() as uow:
         n = uow.artifacts.upsert_many(
             [
                 {"project_id": p.id, "type": "skill", "name": "x", "deployed_version": "0.1"},
@@ -241,8 +255,8 @@ def test_upsert_many_last_row_wins_and_keeps_what_a_row_does_not_carry(uow_facto
         assert (a.deployed_version, a.upstream_version, a.is_outdated, a.local_modified) == ("0.9", "1.0", True, True)
 
 
-def test_upsert_many_refuses_bad_rows_and_keeps_stored_ones(uow_factory):
-    with uow_factory() as uow:
+def test_upsert_many_refuses_bad_rows_and_keeps_stored_ones(any_uow):
+    with any_uow() as uow:
         p = _project(uow)
         uow.artifacts.upsert_many(_rows(p.id, 2))
     for bad, field in [
@@ -252,22 +266,26 @@ def test_upsert_many_refuses_bad_rows_and_keeps_stored_ones(uow_factory):
         ({"project_id": p.id, "type": "skill", "name": "x", "colour": "red"}, "colour"),
         ({"project_id": p.id, "type": "skill", "name": "x", "created_at": datetime(2026, 1, 1)}, "created_at"),
     ]:
-        with pytest.raises(ValidationError) as info, uow_factory() as uow:
+        with pytest.raises(ValidationError) as info, any_uow() as uow:
             uow.artifacts.upsert_many([*_rows(p.id, 1, source="changed"), bad])
         assert info.value.field == field
-    with pytest.raises(ForeignKeyViolationError), uow_factory() as uow:
+    with pytest.raises(ForeignKeyViolationError), any_uow() as uow:
         uow.artifacts.upsert_many(_rows("ghost", 1))
-    with uow_factory() as uow:
+    with any_uow() as uow:
+        taken = {"project_id": p.id, "type": "skill", "name": "x", "id": uow.artifacts.list_for_project(p.id)[0].id}
+    with pytest.raises(DuplicateError), any_uow() as uow:
+        uow.artifacts.upsert_many([*_rows(p.id, 1, source="changed"), taken])
+    with any_uow() as uow:
         assert [a.source for a in uow.artifacts.list_for_project(p.id)] == [None, None]
 
 
-def test_update_many_rederives_outdated_moves_updated_at_and_skips_unknown_ids(uow_factory):
-    with uow_factory() as uow:
+def test_update_many_rederives_outdated_moves_updated_at_and_skips_unknown_ids(any_uow):
+    with any_uow() as uow:
         p = _project(uow)
         uow.artifacts.upsert_many(_rows(p.id, 3, deployed_version="1.0"))
         arts = uow.artifacts.list_for_project(p.id)
     time.sleep(0.01)
-    with uow_factory() as uow:
+    with any_uow() as uow:
         loaded = uow.artifacts.get(arts[0].id)  # an entity in the identity map is refreshed
         n = uow.artifacts.update_many(
             [
@@ -279,24 +297,28 @@ def test_update_many_rederives_outdated_moves_updated_at_and_skips_unknown_ids(u
         )
         assert n == 2
         assert loaded.is_outdated is True and loaded.upstream_version == "2.0"
-    with uow_factory() as uow:
+        with pytest.raises(ValidationError):
+            uow.artifacts.update_many([{"upstream_version": "1"}])  # no id
+    with any_uow() as uow:
         got = {a.id: a for a in uow.artifacts.list_for_project(p.id)}
         assert [got[a.id].is_outdated for a in arts] == [True, False, False]
         assert got[arts[0].id].updated_at > arts[0].updated_at
         assert got[arts[2].id].updated_at == arts[2].updated_at
+        got[arts[0].id].deployed_version = "2.0"  # an entity change re-derives it too
+        assert uow.artifacts.outdated(p.id) == []
 
 
 # -- marketplace ------------------------------------------------------------------------
 
 
-def test_marketplace_add_list_search_upsert_and_purge(uow_factory):
+def test_marketplace_add_list_search_upsert_and_purge(any_uow):
     now = datetime(2026, 3, 1, tzinfo=UTC)
-    with uow_factory() as uow:
+    with any_uow() as uow:
         uow.marketplace.add(MarketplaceEntry(id="m1", name="pdf-tools", type="skill", description="PDF kit"))
         uow.marketplace.add(MarketplaceEntry(id="m2", name="linter", type="agent", cached_at=now - timedelta(days=40)))
         with pytest.raises(DuplicateError):
             uow.marketplace.add(MarketplaceEntry(id="m1", name="again", type="skill"))
-    with uow_factory() as uow:
+    with any_uow() as uow:
         assert [e.id for e in uow.marketplace.list()] == ["m2", "m1"]  # by type, then name
         assert [e.id for e in uow.marketplace.list(type="skill")] == ["m1"]
         assert [e.id for e in uow.marketplace.search("pdf kit")] == ["m1"]
@@ -311,56 +333,66 @@ def test_marketplace_add_list_search_upsert_and_purge(uow_factory):
         )
         assert uow.marketplace.get("m1").version == "2.0"
         assert uow.marketplace.get("m1").data == {"stars": 5}
+        assert uow.marketplace.get("m1").description == "PDF kit"  # not carried: kept
+        with pytest.raises(ValidationError):
+            uow.marketplace.upsert_many([{"id": "m4", "name": "n", "type": "widget"}])
         assert uow.marketplace.purge_older_than(timedelta(days=30), now=now) == 1
-    with uow_factory() as uow:
+    with any_uow() as uow:
         assert sorted(e.id for e in uow.marketplace.list()) == ["m1", "m3"]
 
 
 # -- metadata ---------------------------------------------------------------------------
 
 
-def test_metadata_set_replaces_and_round_trips_json(uow_factory):
-    with uow_factory() as uow:
+def test_metadata_set_replaces_and_round_trips_json(any_uow):
+    with any_uow() as uow:
         p = _project(uow)
         a = uow.artifacts.add(Artifact(project_id=p.id, name="x", type="skill"))
         doc = {"name": "x", "version": "1.10", "nested": {"list": [1, 2.5, None, "ü"]}, "flag": True}
         uow.metadata.set(a.id, data=doc, description="d1", tags=["py", "cli"], aliases=["xx"])
-    with uow_factory() as uow:
+    with any_uow() as uow:
         meta = uow.metadata.get(a.id)
         assert (meta.data, meta.description, meta.tags, meta.aliases) == (doc, "d1", ["py", "cli"], ["xx"])
         uow.metadata.set(a.id, data={"v": 2}, tags=["python"])
-    with uow_factory() as uow:
+    with any_uow() as uow:
         meta = uow.metadata.get(a.id)
         assert (meta.data, meta.description, meta.tags, meta.aliases) == ({"v": 2}, None, ["python"], [])
         assert uow.metadata.get("nope") is None
-    with pytest.raises(ForeignKeyViolationError), uow_factory() as uow:
+    with pytest.raises(ForeignKeyViolationError), any_uow() as uow:
         uow.metadata.set("no-such-artifact", data={})
+    with any_uow() as uow:
+        meta = uow.metadata.get(a.id)
+        assert uow.metadata.set(a.id, data={"v": (1, 2)}, tags=["x", "x"]) is meta
+        assert (meta.data, meta.tags) == ({"v": [1, 2]}, ["x"])
+        with pytest.raises(ValidationError):
+            uow.metadata.set(a.id, data=None, tags=["ok", " "])
+        assert meta.tags == ["x"]
 
 
-def test_tag_lookup_is_exact(uow_factory):
-    with uow_factory() as uow:
+def test_tag_lookup_is_exact(any_uow):
+    with any_uow() as uow:
         p = _project(uow)
         short = uow.artifacts.add(Artifact(project_id=p.id, name="a", type="skill"))
         long = uow.artifacts.add(Artifact(project_id=p.id, name="b", type="skill"))
         uow.metadata.set(short.id, data=None, tags=["py"])
         uow.metadata.set(long.id, data=None, tags=["python", "Py"])
-    with uow_factory() as uow:
+    with any_uow() as uow:
         assert [a.id for a in uow.metadata.artifacts_with_tag("py")] == [short.id]
         assert [a.id for a in uow.metadata.artifacts_with_tag("python")] == [long.id]
         assert [a.id for a in uow.metadata.artifacts_with_tag("Py")] == [long.id]
         assert uow.metadata.artifacts_with_tag("pyth") == []
 
 
-def test_key_value_store(uow_factory):
-    with uow_factory() as uow:
+def test_key_value_store(any_uow):
+    with any_uow() as uow:
         assert uow.metadata.get_value("last_scan") is None
         uow.metadata.set_value("last_scan", "2026-01-01")
         uow.metadata.set_value("last_scan", "2026-02-02")
-    with uow_factory() as uow:
+    with any_uow() as uow:
         assert uow.metadata.get_value("last_scan") == "2026-02-02"
         assert uow.metadata.delete_value("last_scan") is True
         assert uow.metadata.delete_value("last_scan") is False
-    with uow_factory() as uow:
+    with any_uow() as uow:
         assert uow.metadata.get_value("last_scan") is None
 
 

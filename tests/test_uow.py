@@ -1,4 +1,5 @@
-"""The SQLAlchemy UnitOfWork against real databases."""
+"""The unit of work: the contract (``any_uow``: SQLite, PostgreSQL and the fake) and the
+SQLAlchemy UnitOfWork against real databases."""
 
 from __future__ import annotations
 
@@ -26,56 +27,60 @@ def _add_project(uow, name="p"):
     return uow.projects.add(Project(name=name, path=f"/work/{name}"))
 
 
-def test_clean_exit_commits(uow_factory):
-    with uow_factory() as uow:
+def test_clean_exit_commits(any_uow):
+    with any_uow() as uow:
         p = _add_project(uow)
-    with uow_factory() as uow:
+    with any_uow() as uow:
         assert uow.projects.get(p.id) is not None
 
 
-def test_exception_rolls_back_and_propagates(uow_factory):
+def test_exception_rolls_back_and_propagates(any_uow):
     class Boom(Exception):
         pass
 
-    with pytest.raises(Boom), uow_factory() as uow:
+    with pytest.raises(Boom), any_uow() as uow:
         _add_project(uow)
         raise Boom
-    with uow_factory() as uow:
+    with any_uow() as uow:
         assert uow.projects.count() == 0
 
 
-def test_rollback_discards_and_commit_inside_the_block_keeps(uow_factory):
-    with uow_factory() as uow:
+def test_rollback_discards_and_commit_inside_the_block_keeps(any_uow):
+    with any_uow() as uow:
         kept = _add_project(uow, "kept").id
         uow.commit()
+        renamed = uow.projects.get(kept)
+        renamed.name = "changed"
         _add_project(uow, "discarded")
         uow.rollback()
+        assert renamed.name == "kept"  # expired and reloaded by the rollback
         later = _add_project(uow, "later").id
-    with uow_factory() as uow:
+    with any_uow() as uow:
         assert {p.id for p in uow.projects.list()} == {kept, later}
 
 
-def test_commit_inside_block_survives_a_later_error(uow_factory):
-    with pytest.raises(DuplicateError), uow_factory() as uow:
+def test_commit_inside_block_survives_a_later_error(any_uow):
+    with pytest.raises(DuplicateError), any_uow() as uow:
         first = _add_project(uow, "first")
         uow.commit()
         _add_project(uow, "first")  # same path
-    with uow_factory() as uow:
+    with any_uow() as uow:
         assert [p.id for p in uow.projects.list()] == [first.id]
 
 
-def test_failed_repository_call_keeps_the_unit_of_work_usable(uow_factory):
-    with uow_factory() as uow:
+def test_failed_repository_call_keeps_the_unit_of_work_usable(any_uow):
+    with any_uow() as uow:
         first = _add_project(uow, "a")
-        with pytest.raises(DuplicateError):
+        with pytest.raises(DuplicateError) as info:
             _add_project(uow, "a")
+        assert info.value.table == "projects"
         second = _add_project(uow, "b")
-    with uow_factory() as uow:
+    with any_uow() as uow:
         assert {p.id for p in uow.projects.list()} == {first.id, second.id}
 
 
-def test_entering_an_active_unit_of_work_raises_and_reuse_after_exit_works(uow_factory):
-    uow = uow_factory()
+def test_entering_an_active_unit_of_work_raises_and_reuse_after_exit_works(any_uow):
+    uow = any_uow()
     with uow:
         with pytest.raises(UnitOfWorkActiveError), uow:
             pass
@@ -103,39 +108,39 @@ def test_session_is_closed_on_exit_even_after_an_error(uow_factory):
     assert not hasattr(uow, "projects")
 
 
-def test_entities_stay_readable_after_the_block(uow_factory):
-    with uow_factory() as uow:
+def test_entities_stay_readable_after_the_block(any_uow):
+    with any_uow() as uow:
         p = _add_project(uow, "readable")
     assert p.to_dict()["name"] == "readable"
 
 
-def test_read_only_unit_of_work_refuses_writes(uow_factory):
-    with uow_factory() as uow:
+def test_read_only_unit_of_work_refuses_writes(any_uow):
+    with any_uow() as uow:
         p = _add_project(uow)
-    with uow_factory(read_only=True) as uow:
+    with any_uow(read_only=True) as uow:
         assert uow.projects.get(p.id).name == "p"
         with pytest.raises(ReadOnlyError):
             uow.artifacts.upsert_many([{"project_id": p.id, "type": "skill", "name": "x"}])
         with pytest.raises(ReadOnlyError):
             uow.metadata.set_value("k", "v")
-    with pytest.raises(ReadOnlyError), uow_factory(read_only=True) as uow:
+    with pytest.raises(ReadOnlyError), any_uow(read_only=True) as uow:
         uow.projects.get(p.id).name = "renamed"
-    with uow_factory() as uow:
+    with any_uow() as uow:
         assert uow.projects.get(p.id).name == "p"
         assert uow.artifacts.count() == 0
 
 
-def test_updated_at_moves_on_orm_updates_only_when_something_changes(uow_factory):
-    with uow_factory() as uow:
+def test_updated_at_moves_on_orm_updates_only_when_something_changes(any_uow):
+    with any_uow() as uow:
         p = _add_project(uow)
         created = p.updated_at
     time.sleep(0.01)
-    with uow_factory() as uow:
+    with any_uow() as uow:
         uow.projects.get(p.id).name = "p"  # same value: no UPDATE
-    with uow_factory() as uow:
+    with any_uow() as uow:
         assert uow.projects.get(p.id).updated_at == created
         uow.projects.get(p.id).status = "stale"
-    with uow_factory() as uow:
+    with any_uow() as uow:
         assert uow.projects.get(p.id).updated_at > created
 
 
@@ -163,10 +168,10 @@ def test_timestamps_round_trip_as_aware_utc_whatever_the_time_zones(uow_factory,
         time.tzset()
 
 
-def test_naive_datetime_is_refused_before_it_reaches_the_database(uow_factory):
+def test_naive_datetime_is_refused_before_it_reaches_the_database(any_uow):
     from skillmeat_cache import ValidationError
 
-    with uow_factory() as uow:
+    with any_uow() as uow:
         p = _add_project(uow)
         with pytest.raises(ValidationError, match="last_fetched"):
             uow.projects.get(p.id).last_fetched = datetime(2026, 1, 1)
@@ -222,21 +227,21 @@ def test_writing_unit_of_work_takes_the_write_lock_up_front_on_sqlite(sqlite_url
         engine.dispose()
 
 
-def test_readers_never_see_uncommitted_work(uow_factory):
-    with uow_factory() as writer:
+def test_readers_never_see_uncommitted_work(any_uow):
+    with any_uow() as writer:
         _add_project(writer, "pending")
-        with uow_factory(read_only=True) as reader:
+        with any_uow(read_only=True) as reader:
             assert reader.projects.count() == 0
-    with uow_factory(read_only=True) as reader:
+    with any_uow(read_only=True) as reader:
         assert reader.projects.count() == 1
 
 
-def test_artifact_added_through_uow_in_service_style(uow_factory):
+def test_artifact_added_through_uow_in_service_style(any_uow):
     """The card's usage: `with uow: uow.artifacts.add(...)`."""
-    with uow_factory() as uow:
+    with any_uow() as uow:
         p = _add_project(uow)
         uow.artifacts.add(Artifact(project_id=p.id, name="pdf-tools", type="skill", deployed_version="1.0"))
-    with uow_factory() as uow:
+    with any_uow() as uow:
         assert uow.artifacts.get_by_key(p.id, "skill", "pdf-tools").deployed_version == "1.0"
 
 

@@ -23,6 +23,28 @@ Every implementation (SQL and the fakes) also keeps these rules:
   change nothing.
 - Search matches substrings ignoring ASCII case only (``A``-``Z`` = ``a``-``z``; any other
   character, accented letters included, matches itself alone); ``%`` and ``_`` are literal.
+
+Entities: within a unit of work one row is one entity (``get`` twice returns the same
+object); a change to a returned entity is written by the next call or the commit
+(``updated_at`` moves); a bulk write refreshes the entities it changed and forgets deleted
+ones; ``rollback()`` reloads them. Assign a new value to change a JSON column.
+
+The fake (``skillmeat_cache.testing``) keeps all of the above, and differs here only:
+
+- It does not cascade through relationships: appending to or removing from
+  ``project.artifacts``, or setting ``artifact.meta``, writes nothing; ``ProjectRepository.add``
+  takes a new project's artifacts, not their metadata. ``project.artifacts`` of a returned
+  project is filled from the rows (read it, do not edit it); ``Artifact.project``,
+  ``Artifact.meta`` and ``ArtifactMetadata.artifact`` are not loaded (None, unless the
+  artifact came through ``project.artifacts``).
+- It writes in-place changes of JSON values too (a session sees them only when flagged
+  with ``flag_modified``), and it does not change the primary key of a stored entity
+  (NotImplementedError).
+- It does not lock: units of work on one store overlap freely; a commit applies the rows it
+  wrote over the latest committed state and checks the constraints then (DuplicateError,
+  ForeignKeyViolationError). No busy errors, no isolation levels, no SQL.
+- After a commit its entities show the committed rows; a session's (``expire_on_commit=False``)
+  keep their values, which differs only when another unit of work committed in between.
 """
 
 from __future__ import annotations
@@ -80,7 +102,9 @@ class ProjectRepository(ABC):
 
     @abstractmethod
     def add(self, project: Project) -> Project:
-        """Add a new project (and any artifacts attached to it); DuplicateError on a taken path."""
+        """Add a new project (and any artifacts attached to it, with their metadata; the fake
+        leaves the metadata out); DuplicateError on a taken path.
+        """
 
     @abstractmethod
     def get(self, id: str) -> Project | None:
