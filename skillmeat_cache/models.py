@@ -171,7 +171,7 @@ def constant(value: Any) -> Callable[[], Any]:
 
 def _literal_default(value: str | bool) -> dict[str, Any]:
     """A column default stated once: the same value for the ORM and in the schema."""
-    server = (true() if value else false()) if isinstance(value, bool) else text(f"'{value}'")
+    server = (true() if value else false()) if isinstance(value, bool) else text("'" + value.replace("'", "''") + "'")
     return {"default": value, "server_default": server}
 
 
@@ -297,7 +297,7 @@ class Artifact(Base):
 
     @validates("id", "project_id", "name", "source", "content_hash")
     def _validate_text(self, key: str, value: Any) -> Any:
-        return check_text(key, value, required=key != "source")
+        return check_text(key, value, required=key not in ("source", "content_hash"))
 
     @validates("type")
     def _validate_type(self, key: str, value: Any) -> str:

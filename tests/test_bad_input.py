@@ -1257,7 +1257,7 @@ def test_unknown_target_revision_is_one_error_line(run, sqlite_url, args):
 def test_postgres_pool_pings_only_connections_idle_for_long(db_url_pg, monkeypatch, mocker):
     """Back-to-back units of work cost no ping round trip; a connection idle longer than
     PING_AFTER_IDLE_SECONDS is pinged, and one that fails the ping is replaced unseen."""
-    from skillmeat_cache import engine as engine_module
+    from skillmeat_cache import connections as connections_module
 
     engine, uow = factory_for(db_url_pg)
     ping = mocker.spy(engine.dialect, "do_ping")
@@ -1265,7 +1265,7 @@ def test_postgres_pool_pings_only_connections_idle_for_long(db_url_pg, monkeypat
         with uow(read_only=True) as u:
             u.projects.count()
     assert ping.call_count == 0
-    monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_SECONDS", 0.0)
+    monkeypatch.setattr(connections_module, "PING_AFTER_IDLE_SECONDS", 0.0)
     with uow(read_only=True) as u:
         u.projects.count()
     assert ping.call_count == 1

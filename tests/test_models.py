@@ -146,3 +146,10 @@ def test_the_constructor_fills_or_requires_every_not_null_column(model, given):
         with pytest.raises(ValidationError) as info:
             model(**{**given, key: None})
         assert info.value.field == key
+
+
+def test_an_artifact_content_hash_may_be_set_to_none_as_the_column_allows():
+    artifact = Artifact(project_id="p", type="skill", name="n", content_hash="abc")
+    artifact.content_hash = None
+    assert artifact.content_hash is None
+    assert Artifact(project_id="p", type="skill", name="n", content_hash=None).content_hash is None

@@ -24,7 +24,7 @@ from ..models import (
     derive_outdated,
     normalise_labels,
 )
-from ..values import ARTIFACT_TYPES, check_choice, default_artifact_path, ensure_utc
+from ..values import ARTIFACT_TYPES, ascii_lower, check_choice, default_artifact_path, ensure_utc
 from .base import ARTIFACT_BULK_COLUMNS
 
 __all__ = [
@@ -161,16 +161,6 @@ def page_bounds(limit: Any, offset: Any) -> tuple[int | None, int]:
         if value < 0:
             raise ValidationError(field, "must not be negative")
     return limit, offset
-
-
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
-
-
-def ascii_lower(value: str) -> str:
-    """``value`` with A-Z lowered and every other character kept: the case folding of
-    search on every backend (SQLite's ``lower()``; PostgreSQL's under ``COLLATE "C"``).
-    """
-    return value.translate(_ASCII_LOWER)
 
 
 def lookup_key(field: str, value: Any) -> str:
