@@ -981,7 +981,8 @@ def run_fake_equals_real(counts: Counts, workdir: Path, **_: Any) -> ItemResult:
         "SKILLMEAT_HYPOTHESIS_REPORT": str(report),
         "SKILLMEAT_HYPOTHESIS_NO_SHRINK": "1",  # a failure is reported as found, not minimised for minutes
     }
-    result = pytest_item("4 fake equals real (hypothesis)", ["tests/test_fake_equals_real.py"], workdir, env)
+    test_file = "tests/integration/test_fake_equals_real.py"
+    result = pytest_item("4 fake equals real (hypothesis)", [test_file], workdir, env)
     if not report.exists():
         return result
     figures = json.loads(report.read_text())
@@ -992,17 +993,17 @@ def run_fake_equals_real(counts: Counts, workdir: Path, **_: Any) -> ItemResult:
 
 def run_bad_input(counts: Counts, workdir: Path, **_: Any) -> ItemResult:
     """Item 5: every case of the bad-input catalogue (docs/errors.md)."""
-    return pytest_item("5 bad-input catalogue", ["tests/test_bad_input.py"], workdir)
+    return pytest_item("5 bad-input catalogue", ["tests/e2e/test_bad_input.py"], workdir)
 
 
 def run_security(counts: Counts, workdir: Path, **_: Any) -> ItemResult:
     """Item 6: bound parameters, file modes, secrets, the scanner's trust rules."""
-    return pytest_item("6 security", ["tests/test_security.py"], workdir)
+    return pytest_item("6 security", ["tests/integration/test_security.py"], workdir)
 
 
 def run_durability(counts: Counts, workdir: Path, **_: Any) -> ItemResult:
     """Item 7: the ``synchronous`` setting."""
-    return pytest_item("7 durability setting", ["tests/test_durability.py"], workdir)
+    return pytest_item("7 durability setting", ["tests/e2e/test_durability.py"], workdir)
 
 
 ITEMS: list[Callable[..., ItemResult]] = [

@@ -24,7 +24,7 @@ from skillmeat_cache.services import (
 )
 from skillmeat_cache.testing import FakeStore
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 @pytest.fixture

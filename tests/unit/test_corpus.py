@@ -13,7 +13,7 @@ from packaging.version import InvalidVersion, Version
 
 from skillmeat_cache.hashing import content_hash
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # plain `pytest` does not put the repository root on sys.path
     sys.path.insert(0, str(REPO))
 

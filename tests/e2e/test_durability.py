@@ -1,6 +1,6 @@
 """The durability setting (docs/durability.md): ``--synchronous`` / SKILLMEAT_CACHE_SYNCHRONOUS
 reach every SQLite connection the command line opens. (The container's ``synchronous``
-config: tests/test_container.py::test_settings_reach_every_connection.)
+config: tests/integration/test_container.py::test_settings_reach_every_connection.)
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from skillmeat_cache.marketplace import (
     load_marketplace_file,
 )
 
-CLAUDE_CODE = Path(__file__).parent / "data" / "claude-marketplace" / ".claude-plugin" / "marketplace.json"
+CLAUDE_CODE = Path(__file__).parents[1] / "data" / "claude-marketplace" / ".claude-plugin" / "marketplace.json"
 
 
 def test_claude_code_marketplace_becomes_one_entry_per_component():

@@ -408,7 +408,7 @@ def test_lookup_text_that_cannot_be_stored_is_a_validation_error(db_url, value):
 
 
 def test_duplicate_path_is_a_duplicate_error(db_url):
-    """Also: tests/test_errors.py::test_duplicate_project_path_names_table_and_chains_the_driver_error."""
+    """Also: tests/integration/test_errors.py::test_duplicate_project_path_names_table_and_chains_the_driver_error."""
     before = seed(db_url)
     engine, uow = factory_for(db_url)
     with pytest.raises(DuplicateError) as info, uow() as u:
@@ -431,7 +431,7 @@ def test_duplicate_path_is_a_duplicate_error(db_url):
     ],
 )
 def test_artifact_of_a_missing_project_is_a_foreign_key_error(db_url, write):
-    """Also: tests/test_repositories.py::test_duplicate_artifact_key_and_missing_project."""
+    """Also: tests/integration/test_repositories.py::test_duplicate_artifact_key_and_missing_project."""
     before = seed(db_url)
     engine, uow = factory_for(db_url)
     with pytest.raises(ForeignKeyViolationError), uow() as u:
@@ -528,7 +528,7 @@ def test_cli_argument_that_cannot_be_text_is_one_error_line(run, db_url, args, f
     ],
 )
 def test_unknown_project_or_bad_duration_is_one_error_line(run, db_url, args, fragment):
-    """Also: tests/test_cli_scan.py::test_bad_input_gives_exit_1_and_one_error_line."""
+    """Also: tests/e2e/test_cli_scan.py::test_bad_input_gives_exit_1_and_one_error_line."""
     before = seed(db_url)
     one_error_line(run("--db", db_url, *args), fragment)
     assert_kept(before, db_url, unchanged=True)
@@ -706,7 +706,7 @@ def test_scan_meets_a_bad_file_warns_and_goes_on(run, sqlite_url, tmp_path, case
 
 def test_unreadable_folder_is_a_warning(run, sqlite_url, tmp_path, monkeypatch):
     """Permission bits do not stop root, so the refusal is simulated at ``os.scandir``;
-    tests/test_scanner.py::test_unreadable_folder_is_warned_and_skipped_for_real does it
+    tests/unit/test_scanner.py::test_unreadable_folder_is_warned_and_skipped_for_real does it
     with chmod 000 when not root.
     """
     before = seed(sqlite_url)
@@ -967,7 +967,7 @@ def test_read_only_uri_of_a_missing_file_is_an_error_and_creates_nothing(run, tm
 
 
 def test_file_that_is_not_a_database_through_the_api(tmp_path):
-    """The CLI case: tests/test_cli.py::test_a_file_that_is_not_a_database_is_an_error_and_is_not_modified."""
+    """The CLI case: tests/e2e/test_cli.py::test_a_file_that_is_not_a_database_is_an_error_and_is_not_modified."""
     path = tmp_path / "notes.txt"
     path.write_bytes(b"these are my notes, not a database\n" * 200)
     before = path.read_bytes()
@@ -1025,7 +1025,7 @@ def newer_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 def test_database_at_a_newer_revision_is_refused_and_kept(run, newer_db, tmp_path):
-    """The status command: tests/test_cli.py::test_a_database_from_newer_code_is_refused_and_kept."""
+    """The status command: tests/e2e/test_cli.py::test_a_database_from_newer_code_is_refused_and_kept."""
     url = to_url(newer_db)
     before = seed(url)
     engine = create_engine_for_url(url)
@@ -1132,8 +1132,8 @@ def test_malformed_database_url_through_the_api_is_a_cache_error_without_the_pas
 
 @pytest.mark.postgres
 def test_postgres_unreachable_is_a_database_unavailable_error(db_url_pg):
-    """The CLI line: tests/test_cli.py::test_password_never_appears_in_errors and
-    tests/test_security.py::test_password_never_appears_in_output_logs_or_errors.
+    """The CLI line: tests/e2e/test_cli.py::test_password_never_appears_in_errors and
+    tests/integration/test_security.py::test_password_never_appears_in_output_logs_or_errors.
     """
     before = seed(db_url_pg)
     engine, uow = factory_for("postgresql://alice:s3cr3t-pw@127.0.0.1:1/nowhere")

@@ -42,7 +42,7 @@ from skillmeat_cache.migration import (
     migrations_path,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PG_ADMIN_URL = os.environ.get("SKILLMEAT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 HEAD = skillmeat_cache.HEAD_REVISION

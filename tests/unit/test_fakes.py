@@ -2,7 +2,7 @@
 counts, version), its counters, a private store per unit of work, commits of units of
 work that overlap, and entity tracking. The contract itself is tested on the fake,
 SQLite and PostgreSQL alike (``any_uow`` in test_repositories.py, test_uow.py and the
-others, and tests/test_fake_equals_real.py)."""
+others, and tests/integration/test_fake_equals_real.py)."""
 
 from __future__ import annotations
 

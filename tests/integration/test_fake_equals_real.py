@@ -16,7 +16,8 @@ orders and case rules are held to on a database that does not make them true by 
 
 CI runs a modest number of examples. A long run::
 
-    SKILLMEAT_HYPOTHESIS_EXAMPLES=500 python -m pytest tests/test_fake_equals_real.py -p no:cacheprovider --no-cov -q
+    SKILLMEAT_HYPOTHESIS_EXAMPLES=500 python -m pytest tests/integration/test_fake_equals_real.py \
+        -p no:cacheprovider --no-cov -q
 
 ``SKILLMEAT_HYPOTHESIS_STEPS`` sets the steps per example and ``SKILLMEAT_HYPOTHESIS_REPORT``
 names a JSON file that receives ``{"examples": N, "steps": S, "failures": F, "outcomes":

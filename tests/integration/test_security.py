@@ -3,9 +3,9 @@ the cache is private, passwords never leak, the scanner stays inside its roots a
 nothing, and a path stored in the cache is re-checked on disk before it is trusted.
 
 Cited rather than repeated: the default cache folder 0700 and file 0600
-(tests/test_container.py::test_file_environments_live_under_home_with_private_permissions,
-tests/test_cli.py::test_status_creates_and_migrates_the_default_cache); symlinks out of a
-root or a project (tests/test_scanner.py::test_symlink_out_of_root_is_not_followed,
+(tests/integration/test_container.py::test_file_environments_live_under_home_with_private_permissions,
+tests/e2e/test_cli.py::test_status_creates_and_migrates_the_default_cache); symlinks out of a
+root or a project (tests/unit/test_scanner.py::test_symlink_out_of_root_is_not_followed,
 ::test_symlink_out_of_the_project_is_skipped_with_a_warning,
 ::test_claude_folder_linking_outside_is_not_read).
 """
@@ -394,7 +394,7 @@ def _project(root: Path, name: str, skill: str = "s") -> Path:
 def test_deleted_project_answers_from_cache_until_a_scan_marks_it_stale(run, sqlite_url, tmp_path):
     """The cache answers from what it stored (it is a cache); only a scan looks at the disk
     again, and then the project is marked stale, never silently kept active. The stale
-    marking alone: tests/test_cli_scan.py::test_project_folder_removed_is_marked_stale.
+    marking alone: tests/e2e/test_cli_scan.py::test_project_folder_removed_is_marked_stale.
     """
     project = _project(tmp_path / "root", "p")
     succeeded(run("--db", sqlite_url, "scan", str(tmp_path / "root")))

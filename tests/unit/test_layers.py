@@ -37,7 +37,7 @@ def test_the_scanner_imports_neither_the_orm_nor_sqlalchemy():
 
 # --------------------------------------------------------------------------- the static import graph
 
-PACKAGE = Path(__file__).resolve().parents[1] / "skillmeat_cache"
+PACKAGE = Path(__file__).resolve().parents[2] / "skillmeat_cache"
 ROOT = PACKAGE.parent
 
 

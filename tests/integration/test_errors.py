@@ -177,7 +177,8 @@ def test_postgres_lock_timeout_is_a_busy_error(pg_server_url):
 @pytest.mark.postgres
 def test_postgres_busy_timeout_is_the_lock_timeout(pg_server_url):
     """Without it a PostgreSQL lock wait never ends (the server's default lock_timeout is 0);
-    the wait itself: tests/test_reliability.py::test_postgres_lock_conflicts_are_busy_errors_and_retry_succeeds.
+    the wait itself: tests/integration/test_reliability.py::
+    test_postgres_lock_conflicts_are_busy_errors_and_retry_succeeds.
     """
     engines = [
         create_engine_for_url(pg_server_url),

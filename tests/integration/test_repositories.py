@@ -396,7 +396,7 @@ def test_key_value_store(any_uow):
         assert uow.metadata.get_value("last_scan") is None
 
 
-# -- contract points found by tests/test_fake_equals_real.py (fake, SQLite, PostgreSQL) ---
+# -- contract points found by tests/integration/test_fake_equals_real.py (fake, SQLite, PostgreSQL) ---
 
 
 @pytest.mark.parametrize(("bad", "field"), [(7, "id"), ("", "id"), ("a\x00b", "id"), ("a\ud800", "id"), (None, "id")])

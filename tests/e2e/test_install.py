@@ -21,7 +21,7 @@ import skillmeat_cache
 
 pytestmark = pytest.mark.slow
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 # Left out of the copy the wheel is built from: VCS data, virtualenvs (CI keeps one in
 # the clone), build output and caches. tests/ is copied, so "no tests in the wheel" means
 # something.
