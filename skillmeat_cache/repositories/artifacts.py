@@ -31,6 +31,7 @@ from .bulk import (
     write_connection,
 )
 from .common import (
+    add_entity,
     check_writable,
     contains,
     expire_collections,
@@ -38,7 +39,6 @@ from .common import (
     forget_artifacts,
     loads_entities,
     page,
-    refuse_loaded_keys,
     translate_errors,
 )
 from .rows import (
@@ -75,11 +75,7 @@ class SqlAlchemyArtifactRepository(base.ArtifactRepository):
         self._session = session
 
     def add(self, artifact: Artifact) -> Artifact:  # noqa: D102
-        check_writable(self._session)  # before the SAVEPOINT (PostgreSQL autocommit refuses it)
-        with self._session.begin_nested():
-            self._session.add(artifact)
-            refuse_loaded_keys(self._session)
-        return artifact
+        return add_entity(self._session, artifact)
 
     def get(self, id: str) -> Artifact | None:  # noqa: D102
         return self._session.get(Artifact, lookup_key("id", id))

@@ -28,6 +28,7 @@ from ..read_only import READ_ONLY_OPTION
 from .rows import ascii_lower, page_bounds
 
 __all__ = [
+    "add_entity",
     "check_writable",
     "contains",
     "expire_collections",
@@ -45,6 +46,7 @@ __all__ = [
 
 F = TypeVar("F", bound=Callable[..., Any])
 C = TypeVar("C", bound=type)
+E = TypeVar("E")
 
 
 def _autoflush(session: Session) -> None:
@@ -221,6 +223,18 @@ def forget_artifacts(session: Session, ids: set[str]) -> None:
             isinstance(obj, (ArtifactMetadata, ArtifactTag)) and obj.artifact_id in ids
         ):
             session.expunge(obj)
+
+
+def add_entity(session: Session, entity: E) -> E:
+    """Add a new entity in a SAVEPOINT and flush it, so a duplicate fails at this call and
+    changes nothing; refused first in a read-only unit (PostgreSQL's autocommit would
+    refuse the SAVEPOINT itself).
+    """
+    check_writable(session)
+    with session.begin_nested():
+        session.add(entity)
+        refuse_loaded_keys(session)
+    return entity
 
 
 def check_writable(session: Session) -> None:

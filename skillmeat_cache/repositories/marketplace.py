@@ -17,13 +17,13 @@ from ..models import (
 from ..values import ensure_utc, utcnow
 from . import base
 from .common import (
+    add_entity,
     check_writable,
     contains,
     expire_loaded,
     group_by_columns,
     insert_for,
     loads_entities,
-    refuse_loaded_keys,
     translate_errors,
 )
 from .rows import (
@@ -48,11 +48,7 @@ class SqlAlchemyMarketplaceRepository(base.MarketplaceRepository):
         self._session = session
 
     def add(self, entry: MarketplaceEntry) -> MarketplaceEntry:  # noqa: D102
-        check_writable(self._session)  # before the SAVEPOINT (PostgreSQL autocommit refuses it)
-        with self._session.begin_nested():
-            self._session.add(entry)
-            refuse_loaded_keys(self._session)
-        return entry
+        return add_entity(self._session, entry)
 
     def get(self, id: str) -> MarketplaceEntry | None:  # noqa: D102
         return self._session.get(MarketplaceEntry, lookup_key("id", id))

@@ -26,12 +26,12 @@ from .bulk import (
     write_connection,
 )
 from .common import (
+    add_entity,
     check_writable,
     expire_loaded,
     forget_artifacts,
     loads_entities,
     page,
-    refuse_loaded_keys,
     translate_errors,
 )
 from .rows import (
@@ -57,11 +57,7 @@ class SqlAlchemyProjectRepository(base.ProjectRepository):
         self._session = session
 
     def add(self, project: Project) -> Project:  # noqa: D102
-        check_writable(self._session)  # before the SAVEPOINT (PostgreSQL autocommit refuses it)
-        with self._session.begin_nested():
-            self._session.add(project)
-            refuse_loaded_keys(self._session)
-        return project
+        return add_entity(self._session, project)
 
     def get(self, id: str) -> Project | None:  # noqa: D102
         return self._session.get(Project, lookup_key("id", id))
