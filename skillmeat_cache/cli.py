@@ -254,7 +254,7 @@ def scan(state: _State, roots: tuple[str, ...], max_depth: int, full: bool, as_j
 
     uow_factory = state.container().unit_of_work
     with _progress(not as_json and sys.stderr.isatty()) as progress:
-        s = run_scan(uow_factory, roots, max_depth=max_depth, full=full, progress=progress)
+        s = run_scan(uow_factory, roots, max_depth=max_depth, full=full, progress=progress, remember=True)
     if as_json:
         _echo_json(s.to_dict())
         return
@@ -447,6 +447,30 @@ def forget(state: _State, project: str) -> None:
 
     gone = forget_project(state.container().unit_of_work, project)
     click.echo(f"forgot {gone.path}")
+
+
+@main.command()
+@click.argument("roots", nargs=-1, metavar="[ROOT]...", type=PATH)
+@click.option("--host", default="127.0.0.1", show_default=True, type=TEXT, help="Address to listen on.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option("--ttl", default="6h", show_default=True, type=DURATION, help="Re-read projects older than this.")
+@click.option("--token", envvar="SKILLMEAT_CACHE_TOKEN", type=TEXT, help="Bearer token every request must carry.")
+@click.option("--cors-origin", "origins", multiple=True, type=TEXT, help="Allow this browser origin (repeatable).")
+@click.option("--no-watch", is_flag=True, help="Do not watch the roots for changes.")
+@click.option("--poll", is_flag=True, help="Watch by polling instead of the kernel's events.")
+@_command
+def serve(state: _State, roots: tuple[str, ...], host: str, port: int, ttl: timedelta, token: str | None,
+          origins: tuple[str, ...], no_watch: bool, poll: bool) -> None:
+    """Serve the cache over HTTP (API, events, web page) and keep it fresh: ROOTs and the
+    roots of earlier scans are watched and re-read when older than --ttl.
+    """
+    from .api.live import Settings
+    from .api.serve import check_exposure, run
+
+    check_exposure(host, token)
+    settings = Settings(roots=list(roots), ttl=ttl, watch=not no_watch, force_polling=poll, token=token,
+                        cors_origins=list(origins))
+    run(state.container(), settings, host, port, announce=lambda line: click.echo(line, err=True))
 
 
 if __name__ == "__main__":  # pragma: no cover

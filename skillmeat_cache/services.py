@@ -23,6 +23,7 @@ from .marketplace import (
 )
 from .models import Artifact, ArtifactMetadata, MarketplaceEntry, Project, check_text, ensure_utc, utcnow
 from .retry import run_with_retry
+from .roots import remember_roots
 from .scanner import (
     ArtifactOnDisk,
     ProjectOnDisk,
@@ -262,8 +263,11 @@ def scan(
     full: bool = False,
     progress: Callable[[str], None] | None = None,
     now: datetime | None = None,
+    remember: bool = False,
 ) -> ScanSummary:
-    """Discover projects under ``roots`` and bring the cache up to date with them."""
+    """Discover projects under ``roots`` and bring the cache up to date with them;
+    ``remember``: add the roots to the ones a server keeps fresh (:mod:`roots`).
+    """
     started = time.perf_counter()
     now = ensure_utc(now, "now") if now is not None else utcnow()
     checked = [_resolve_root(r) for r in roots]
@@ -281,6 +285,8 @@ def scan(
             progress(str(path))
         run.visit(path)
     run.finish()
+    if remember:
+        remember_roots(uow_factory, resolved)
     run.summary.seconds = time.perf_counter() - started
     return run.summary
 

@@ -11,7 +11,7 @@ databases.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -84,14 +84,57 @@ COUNTED_TABLES = ("projects", "artifacts", "artifact_metadata", "marketplace", "
 
 # The same statement as ProjectRepository.summaries: two correlated counts per project,
 # each answered from the (project_id, is_outdated) index alone.
-_SUMMARIES = """
+SUMMARIES = """
 SELECT {columns},
   (SELECT count(*) FROM artifacts AS a WHERE a.project_id = p.id) AS artifact_count,
-  (SELECT count(*) FROM artifacts AS a WHERE a.project_id = p.id AND a.is_outdated = :yes) AS outdated_count
+  (SELECT count(*) FROM artifacts AS a WHERE a.project_id = p.id AND a.is_outdated = :yes) AS outdated_count{extra}
 FROM projects AS p
 {where}
 ORDER BY p.name{collate}, p.path{collate}
 """
+
+
+def summary_filter(
+    connection: Connection,
+    status: str | None = None,
+    older_than: timedelta | None = None,
+    now: datetime | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause (``""`` for none) and parameters that pick projects of one
+    ``status``, or not fetched within ``older_than`` of ``now``.
+    """
+    conditions: list[str] = []
+    params: dict[str, Any] = {}
+    if status is not None:
+        params["status"] = check_choice("status", status, PROJECT_STATUSES)
+        conditions.append("p.status = :status")
+    if older_than is not None:
+        cutoff = (ensure_utc(now, "now") if now is not None else utcnow()) - older_than
+        conditions.append("(p.last_fetched IS NULL OR p.last_fetched < :cutoff)")
+        # Bound and read back as the column type (models.UTCDateTime) binds and reads.
+        params["cutoff"] = aware_utc(cutoff) if connection.dialect.name == "postgresql" else sqlite_timestamp(cutoff)
+    return (f"WHERE {' AND '.join(conditions)}" if conditions else ""), params
+
+
+def collate(connection: Connection) -> str:
+    """Code point order, as the repositories sort (models.by_code_point), whatever the
+    PostgreSQL database's collation: the clause to append to a text sort key.
+    """
+    return ' COLLATE "C"' if connection.dialect.name == "postgresql" else ""
+
+
+def summary_item(row: Sequence[Any], read_timestamp: Callable[[Any], datetime | None]) -> dict[str, Any]:
+    """A row of ``PROJECT_COLUMNS`` then ``artifact_count``, ``outdated_count`` as a dict."""
+    item = dict(zip(PROJECT_COLUMNS, row, strict=False))
+    for key in _TIMESTAMPS:
+        value = read_timestamp(item[key])
+        item[key] = None if value is None else value.isoformat()
+    if isinstance(item["warnings"], str):  # SQLite hands JSON back as text
+        item["warnings"] = json.loads(item["warnings"])
+    n = len(PROJECT_COLUMNS)
+    item["artifact_count"] = int(row[n])
+    item["outdated_count"] = int(row[n + 1])
+    return item
 
 
 def project_summaries(
@@ -104,40 +147,16 @@ def project_summaries(
     as ``Project.to_dict()`` plus ``artifact_count`` and ``outdated_count``, ordered by
     name, then path: what ``ProjectRepository.summaries`` returns, without entities.
     """
-    postgresql = connection.dialect.name == "postgresql"
-    conditions: list[str] = []
-    params: dict[str, Any] = {"yes": True}
-    if status is not None:
-        params["status"] = check_choice("status", status, PROJECT_STATUSES)
-        conditions.append("p.status = :status")
-    if older_than is not None:
-        cutoff = (ensure_utc(now, "now") if now is not None else utcnow()) - older_than
-        conditions.append("(p.last_fetched IS NULL OR p.last_fetched < :cutoff)")
-        # Bound and read back as the column type (models.UTCDateTime) binds and reads.
-        params["cutoff"] = aware_utc(cutoff) if postgresql else sqlite_timestamp(cutoff)
-    sql = _SUMMARIES.format(
-        columns=", ".join(f"p.{c}" for c in PROJECT_COLUMNS),
-        where=f"WHERE {' AND '.join(conditions)}" if conditions else "",
-        # Code point order, as the repositories sort (models.by_code_point), whatever
-        # the PostgreSQL database's collation.
-        collate=' COLLATE "C"' if postgresql else "",
+    where, params = summary_filter(connection, status, older_than, now)
+    sql = SUMMARIES.format(
+        columns=", ".join(f"p.{c}" for c in PROJECT_COLUMNS), where=where, collate=collate(connection), extra=""
     )
-    read_timestamp = utc_from_driver if postgresql else timestamp_from_sqlite
-    out = []
-    for row in connection.execute(text(sql), params):
-        item = dict(zip(PROJECT_COLUMNS, row, strict=False))
-        for key in _TIMESTAMPS:
-            value = read_timestamp(item[key])
-            item[key] = None if value is None else value.isoformat()
-        if isinstance(item["warnings"], str):  # SQLite hands JSON back as text
-            item["warnings"] = json.loads(item["warnings"])
-        item["artifact_count"] = int(row[-2])
-        item["outdated_count"] = int(row[-1])
-        out.append(item)
-    return out
+    read_timestamp = timestamp_reader(connection)
+    return [summary_item(row, read_timestamp) for row in connection.execute(text(sql), {**params, "yes": True})]
 
 
-def _reader_for(connection: Connection) -> Any:
+def timestamp_reader(connection: Connection) -> Callable[[Any], datetime | None]:
+    """How to read a timestamp column's value from this connection's driver as aware UTC."""
     return utc_from_driver if connection.dialect.name == "postgresql" else timestamp_from_sqlite
 
 
@@ -159,19 +178,81 @@ def resolve_project(connection: Connection, id_or_path: str) -> tuple[str, str]:
     raise NotFoundError(f"no cached project with id or path {id_or_path!r}")
 
 
-_LISTING = """
-SELECT {columns}, m.description, m.tags, p.path
+LISTING = """
+SELECT {columns}, m.description, m.tags, p.path{extra}
 FROM artifacts AS a
 JOIN projects AS p ON p.id = a.project_id
 LEFT JOIN artifact_metadata AS m ON m.artifact_id = a.id
 {where}
-ORDER BY p.path{collate}, a.type, a.name{collate}, a.path{collate}
+ORDER BY {order}
 """
+ARTIFACT_SELECT = ", ".join(f"a.{c}" for c in ARTIFACT_COLUMNS)
 
 
-def _like_pattern(value: str) -> str:
+def like_pattern(value: str) -> str:
+    """A LIKE pattern (escape character ``/``) matching text that contains ``value`` in
+    any ASCII case.
+    """
     escaped = ascii_lower(value).replace("/", "//").replace("%", "/%").replace("_", "/_")
     return f"%{escaped}%"
+
+
+def artifact_filter(
+    connection: Connection,
+    project: str | None = None,
+    type: str | None = None,
+    outdated: bool = False,
+    tag: str | None = None,
+    text_: str | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause (``""`` for none) and parameters of :func:`artifact_listing`'s
+    filters, over ``artifacts AS a`` joined to ``artifact_metadata AS m``.
+    """
+    conditions: list[str] = []
+    params: dict[str, Any] = {}
+    if project is not None:
+        params["project_id"] = resolve_project(connection, project)[0]
+        conditions.append("a.project_id = :project_id")
+    if type is not None:
+        params["type"] = check_choice("type", type, ARTIFACT_TYPES)
+        conditions.append("a.type = :type")
+    if outdated:
+        params["yes"] = True
+        conditions.append("a.is_outdated = :yes")
+    if tag is not None:
+        params["tag"] = check_text("tag", tag, required=True, lookup=True)
+        conditions.append("EXISTS (SELECT 1 FROM artifact_tags AS t WHERE t.artifact_id = a.id AND t.tag = :tag)")
+    if text_:
+        params["pattern"] = like_pattern(check_text("text", text_))
+        lower = lower_sql(connection)
+        conditions.append(
+            f"({lower.format('a.name')} LIKE :pattern ESCAPE '/' "
+            f"OR {lower.format('m.description')} LIKE :pattern ESCAPE '/')"
+        )
+    return (f"WHERE {' AND '.join(conditions)}" if conditions else ""), params
+
+
+def lower_sql(connection: Connection) -> str:
+    """``lower({})`` that folds ASCII letters only on both engines, as :func:`ascii_lower`."""
+    return 'lower(({}) COLLATE "C")' if connection.dialect.name == "postgresql" else "lower({})"
+
+
+def artifact_item(row: Sequence[Any], read_timestamp: Callable[[Any], datetime | None]) -> dict[str, Any]:
+    """A row of ``ARTIFACT_COLUMNS`` then description, tags, project path as a dict."""
+    item = dict(zip(ARTIFACT_COLUMNS, row, strict=False))
+    for key in ("created_at", "updated_at"):
+        value = read_timestamp(item[key])
+        item[key] = None if value is None else value.isoformat()
+    for key in _ARTIFACT_BOOLEANS:
+        item[key] = bool(item[key])
+    n = len(ARTIFACT_COLUMNS)
+    description, tags, project_path = row[n : n + 3]
+    if isinstance(tags, str):  # SQLite hands JSON back as text
+        tags = json.loads(tags)
+    item["description"] = description
+    item["tags"] = list(tags or [])
+    item["project_path"] = project_path
+    return item
 
 
 def artifact_listing(
@@ -188,50 +269,16 @@ def artifact_listing(
     :func:`resolve_project`), one type, only outdated ones, exactly one tag, and name or
     description containing ``text_`` in any ASCII case (as ``ArtifactRepository.search``).
     """
-    postgresql = connection.dialect.name == "postgresql"
-    conditions: list[str] = []
-    params: dict[str, Any] = {}
-    if project is not None:
-        params["project_id"] = resolve_project(connection, project)[0]
-        conditions.append("a.project_id = :project_id")
-    if type is not None:
-        params["type"] = check_choice("type", type, ARTIFACT_TYPES)
-        conditions.append("a.type = :type")
-    if outdated:
-        params["yes"] = True
-        conditions.append("a.is_outdated = :yes")
-    if tag is not None:
-        params["tag"] = check_text("tag", tag, required=True, lookup=True)
-        conditions.append("EXISTS (SELECT 1 FROM artifact_tags AS t WHERE t.artifact_id = a.id AND t.tag = :tag)")
-    if text_:
-        params["pattern"] = _like_pattern(check_text("text", text_))
-        lower = 'lower(({}) COLLATE "C")' if postgresql else "lower({})"
-        conditions.append(
-            f"({lower.format('a.name')} LIKE :pattern ESCAPE '/' "
-            f"OR {lower.format('m.description')} LIKE :pattern ESCAPE '/')"
-        )
-    sql = _LISTING.format(
-        columns=", ".join(f"a.{c}" for c in ARTIFACT_COLUMNS),
-        where=f"WHERE {' AND '.join(conditions)}" if conditions else "",
-        collate=' COLLATE "C"' if postgresql else "",
+    where, params = artifact_filter(connection, project, type, outdated, tag, text_)
+    c = collate(connection)
+    sql = LISTING.format(
+        columns=ARTIFACT_SELECT,
+        where=where,
+        order=f"p.path{c}, a.type, a.name{c}, a.path{c}",
+        extra="",
     )
-    read_timestamp = _reader_for(connection)
-    out = []
-    for row in connection.execute(text(sql), params):
-        item = dict(zip(ARTIFACT_COLUMNS, row, strict=False))
-        for key in ("created_at", "updated_at"):
-            value = read_timestamp(item[key])
-            item[key] = None if value is None else value.isoformat()
-        for key in _ARTIFACT_BOOLEANS:
-            item[key] = bool(item[key])
-        description, tags, project_path = row[-3:]
-        if isinstance(tags, str):  # SQLite hands JSON back as text
-            tags = json.loads(tags)
-        item["description"] = description
-        item["tags"] = list(tags or [])
-        item["project_path"] = project_path
-        out.append(item)
-    return out
+    read_timestamp = timestamp_reader(connection)
+    return [artifact_item(row, read_timestamp) for row in connection.execute(text(sql), params)]
 
 
 def cache_status(connection: Connection) -> dict[str, Any]:
@@ -263,8 +310,15 @@ class Reader:
     (``container.reader()``); the CLI and the HTTP API answer their lists through it.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, check_every_call: bool = True) -> None:
         self.engine = engine
+        # A long-running server checks the revision once, when its engine starts.
+        self.check_every_call = check_every_call
+
+    def check(self, connection: Connection) -> None:
+        """SchemaVersionError unless the database is at the code's revision (when checking)."""
+        if self.check_every_call:
+            check_schema(connection)
 
     @contextmanager
     def connection(self) -> Iterator[Connection]:
@@ -277,7 +331,7 @@ class Reader:
     ) -> list[dict[str, Any]]:
         """See :func:`project_summaries`."""
         with self.connection() as conn:
-            check_schema(conn)
+            self.check(conn)
             return project_summaries(conn, status=status, older_than=older_than, now=now)
 
     def artifacts(
@@ -290,7 +344,7 @@ class Reader:
     ) -> list[dict[str, Any]]:
         """See :func:`artifact_listing`."""
         with self.connection() as conn:
-            check_schema(conn)
+            self.check(conn)
             return artifact_listing(conn, project=project, type=type, outdated=outdated, tag=tag, text_=text)
 
     def status(self) -> dict[str, Any]:

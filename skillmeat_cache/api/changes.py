@@ -1,0 +1,164 @@
+"""The change feed: turns commits by anyone (this server's refreshes, a CLI scan in a
+terminal, a second server) into ``project_updated`` events.
+
+A signal says "something was committed"; the feed then compares the projects' summaries
+with the ones it saw last and publishes one event per project added, removed or changed
+(``fields``: what changed; a project only re-read, ``last_fetched`` alone, is not an event).
+Signals that arrive while a comparison runs fold into one more comparison.
+
+- SQLite: ``PRAGMA data_version`` on a connection of the feed's own, read every
+  ``interval`` seconds. It changes when any other connection commits; no table is read
+  until it does.
+- PostgreSQL: ``LISTEN skillmeat_cache`` (revision 0006 makes every write to the cached
+  tables notify on commit). A lost connection is reopened, and the feed compares once
+  after reconnecting, for what it missed.
+- ``nudge()``: this server's own refresh has just committed (no need to wait).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from sqlalchemy import Engine
+
+from ..engine import READ_ONLY_OPTION
+from ..views import project_summaries
+from .events import EventHub
+
+__all__ = ["CHANNEL", "WATCHED_FIELDS", "ChangeFeed"]
+
+log = logging.getLogger(__name__)
+CHANNEL = "skillmeat_cache"
+WATCHED_FIELDS = (
+    "name",
+    "path",
+    "description",
+    "status",
+    "error_message",
+    "fingerprint",
+    "warnings",
+    "artifact_count",
+    "outdated_count",
+)
+
+
+class ChangeFeed:
+    """Publishes ``project_updated`` for every project whose summary changed."""
+
+    def __init__(self, engine: Engine, events: EventHub, *, interval: float = 0.1) -> None:
+        self.engine = engine
+        self.events = events
+        self.interval = interval
+        self._signal = threading.Event()
+        self._stop = threading.Event()
+        self.snapshot: dict[str, dict[str, Any]] = {}
+        self._threads: list[threading.Thread] = []
+        self.error: str | None = None
+
+    def start(self) -> None:
+        """Take the first snapshot and start watching for commits."""
+        self.snapshot = self._read()
+        self._spawn(self._compare_loop, "skillmeat-cache-changes")
+        url = self.engine.url
+        if url.get_backend_name() == "postgresql":
+            self._spawn(self._listen_loop, "skillmeat-cache-listen")
+        elif url.database and url.database != ":memory:" and "mode=memory" not in str(url):
+            self._spawn(self._data_version_loop, "skillmeat-cache-data-version")
+
+    def _spawn(self, target: Any, name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self) -> None:
+        """Stop every thread of the feed."""
+        self._stop.set()
+        self._signal.set()
+        for thread in self._threads:
+            thread.join(5)
+
+    def nudge(self) -> None:
+        """Compare now: something was just committed."""
+        self._signal.set()
+
+    def _read(self) -> dict[str, dict[str, Any]]:
+        with self.engine.connect().execution_options(**{READ_ONLY_OPTION: True}) as conn, conn.begin():
+            return {item["id"]: item for item in project_summaries(conn)}
+
+    def _compare_loop(self) -> None:
+        while not self._stop.is_set():
+            self._signal.wait()
+            self._signal.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self.compare()
+                self.error = None
+            except Exception as exc:  # the database may be away; the next signal tries again
+                self.error = f"{type(exc).__name__}: {exc}"
+                log.warning("change feed: %s", self.error)
+                self._stop.wait(1.0)
+
+    def compare(self) -> int:
+        """Publish the differences since the last snapshot; how many events."""
+        now = self._read()
+        before, self.snapshot = self.snapshot, now
+        published = 0
+        for id_, item in now.items():
+            old = before.get(id_)
+            if old is None:
+                self.events.publish("project_updated", {"id": id_, "change": "added", "fields": [], "project": item})
+                published += 1
+                continue
+            fields = [f for f in WATCHED_FIELDS if old.get(f) != item.get(f)]
+            if fields:
+                self.events.publish(
+                    "project_updated", {"id": id_, "change": "updated", "fields": fields, "project": item}
+                )
+                published += 1
+        for id_ in before.keys() - now.keys():
+            self.events.publish("project_updated", {"id": id_, "change": "removed", "fields": [], "project": None})
+            published += 1
+        return published
+
+    def _data_version_loop(self) -> None:
+        connection = None
+        last = None
+        while not self._stop.is_set():
+            try:
+                if connection is None:
+                    connection = self.engine.raw_connection()
+                cursor = connection.cursor()
+                version = cursor.execute("PRAGMA data_version").fetchone()[0]
+                cursor.close()
+                if last is not None and version != last:
+                    self._signal.set()
+                last = version
+            except Exception as exc:
+                log.warning("change feed: %s", exc)
+                if connection is not None:
+                    connection.invalidate()
+                connection, last = None, None
+                self._signal.set()
+            self._stop.wait(self.interval)
+        if connection is not None:
+            connection.close()
+
+    def _listen_loop(self) -> None:
+        import psycopg
+
+        conninfo = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self._signal.set()  # whatever happened while not listening
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=0.5, stop_after=1):
+                            self._signal.set()
+            except Exception as exc:
+                self.error = f"listen: {type(exc).__name__}: {exc}"
+                log.warning("change feed: %s", self.error)
+                self._stop.wait(1.0)

@@ -1,0 +1,163 @@
+"""The live cache: what a server runs beside its HTTP routes. The refresh worker, the
+event hub, the change feed, the file watcher and the TTL refresh, started and stopped
+together (the ASGI lifespan does it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ..roots import remember_roots
+from ..values import utcnow
+from ..views import Reader
+from .changes import ChangeFeed
+from .events import EventHub
+from .jobs import Job, RefreshJobs
+from .watcher import Watcher
+
+__all__ = ["DEFAULT_TTL", "LiveCache", "Settings"]
+
+log = logging.getLogger(__name__)
+DEFAULT_TTL = timedelta(hours=6)
+
+
+def _under(path: str, roots: list[str]) -> bool:
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+@dataclass
+class Settings:
+    """How a server keeps its cache fresh, and who may call it."""
+
+    roots: list[str] = field(default_factory=list)
+    ttl: timedelta = DEFAULT_TTL
+    watch: bool = True
+    force_polling: bool = False
+    debounce_ms: int = 100
+    max_depth: int = 5
+    refresh_on_start: bool = True
+    token: str | None = None
+    cors_origins: list[str] = field(default_factory=list)
+    #: How often the TTL refresh looks for projects older than ``ttl`` (default ttl/10, 1 s to 5 min).
+    ttl_check: timedelta | None = None
+
+
+class LiveCache:
+    """One cache served live. ``container`` gives units of work and the engine."""
+
+    def __init__(self, container: Any, settings: Settings | None = None) -> None:
+        self.container = container
+        self.settings = settings or Settings()
+        self.events = EventHub()
+        self.engine = container.engine()
+        self.reader = Reader(self.engine, check_every_call=False)
+        self.feed = ChangeFeed(self.engine, self.events)
+        self.jobs = RefreshJobs(
+            container.unit_of_work,
+            self.targets,
+            self.events,
+            max_depth=self.settings.max_depth,
+            after_job=self._after_job,
+        )
+        self.roots: list[str] = []
+        self.watcher = Watcher([], self.known_paths, self._changed, debounce_ms=self.settings.debounce_ms)
+        self.next_ttl_run: datetime | None = None
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Remember the roots, start the worker, the feed, the watcher and the TTL loop."""
+        self._stop = asyncio.Event()
+        given = [r for r in self.settings.roots if Path(r).is_dir()]
+        # The given roots join the remembered ones; all of them are kept fresh.
+        self.roots = await asyncio.to_thread(remember_roots, self.container.unit_of_work, given)
+        await asyncio.to_thread(self.feed.start)
+        self.jobs.start()
+        if self.settings.refresh_on_start:
+            self.jobs.submit(None, reason="start")
+        if self.settings.watch:
+            self.watcher = Watcher(
+                self.roots,
+                self.known_paths,
+                self._changed,
+                debounce_ms=self.settings.debounce_ms,
+                force_polling=self.settings.force_polling,
+            )
+            self._tasks.append(asyncio.create_task(self.watcher.run(self._stop)))
+        self._tasks.append(asyncio.create_task(self._ttl_loop()))
+
+    async def stop(self) -> None:
+        """Stop everything; a running refresh is let finish (it commits per project)."""
+        self._stop.set()
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        await asyncio.to_thread(self.jobs.stop)
+        await asyncio.to_thread(self.feed.stop)
+
+    # ----------------------------------------------------------------- helpers
+
+    def targets(self) -> tuple[list[str], list[str]]:
+        """What a whole refresh walks: the roots, and the cached projects outside them."""
+        roots = list(dict.fromkeys(self.roots))
+        outside = sorted(p for p in self.known_paths() if not _under(p, roots))
+        return roots, outside
+
+    def known_paths(self) -> set[str]:
+        """The cached projects' folders (as the change feed last saw them)."""
+        return {item["path"] for item in self.feed.snapshot.values()}
+
+    def _changed(self, projects: set[str]) -> None:
+        self.jobs.submit(projects, reason="watcher", join_running=False)
+
+    def _after_job(self, _job: Job) -> None:
+        self.feed.nudge()
+
+    def ttl_interval(self) -> float:
+        """Seconds between two looks for projects older than the TTL."""
+        if self.settings.ttl_check is not None:
+            return max(0.05, self.settings.ttl_check.total_seconds())
+        return min(300.0, max(1.0, self.settings.ttl.total_seconds() / 10))
+
+    async def _ttl_loop(self) -> None:
+        while not self._stop.is_set():
+            interval = self.ttl_interval()
+            self.next_ttl_run = utcnow() + timedelta(seconds=interval)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), interval)
+            if self._stop.is_set():
+                return
+            try:
+                stale = await asyncio.to_thread(self.reader.project_summaries, None, self.settings.ttl)
+            except Exception as exc:  # the database may be away: try again next time
+                log.warning("TTL refresh: %s", exc)
+                continue
+            paths = {p["path"] for p in stale if p["status"] != "stale"}
+            if paths:
+                self.jobs.submit(paths, reason="ttl", join_running=False)
+
+    def refresh_state(self) -> dict[str, Any]:
+        """``/status``'s ``refresh``."""
+        running = self.jobs.running
+        last = self.jobs.last_finished
+        return {
+            "running": running is not None,
+            "job_id": None if running is None else running.id,
+            "last_finished": None if last is None else last.isoformat(),
+            "next_run": None if self.next_ttl_run is None else self.next_ttl_run.isoformat(),
+            "ttl_seconds": self.settings.ttl.total_seconds(),
+        }
+
+    def watcher_state(self) -> dict[str, Any]:
+        """``/status``'s ``watcher``."""
+        return {"mode": self.watcher.mode, "roots": list(self.watcher.roots), "warning": self.watcher.warning}

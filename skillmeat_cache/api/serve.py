@@ -1,0 +1,50 @@
+"""Running the server: what ``skillmeat-cache serve`` does after parsing its options."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from typing import Any
+
+from ..errors import CacheError
+from .live import Settings
+
+__all__ = ["check_exposure", "is_loopback", "run"]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) only ever means this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        try:
+            return all(ipaddress.ip_address(info[4][0]).is_loopback for info in socket.getaddrinfo(host, None))
+        except OSError:
+            return False
+
+
+def check_exposure(host: str, token: str | None) -> None:
+    """Refuse to listen beyond this machine without a token."""
+    if not is_loopback(host) and not token:
+        raise CacheError(
+            f"refusing to listen on {host} without a token: anyone who can reach it could read the cache; "
+            "give --token (or SKILLMEAT_CACHE_TOKEN), or listen on 127.0.0.1"
+        )
+    if token is not None and len(token) < 16:
+        raise CacheError("--token must be at least 16 characters")
+
+
+def run(container: Any, settings: Settings, host: str, port: int, *, announce: Any = print) -> None:
+    """Serve ``container``'s cache on ``host:port`` until interrupted."""
+    import uvicorn
+
+    from .app import create_app
+
+    check_exposure(host, settings.token)
+    app = create_app(container, settings)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    announce(f"serving http://{host}:{port}/ (API under /api/v1/cache, docs at /docs); Ctrl-C stops")
+    server.run()

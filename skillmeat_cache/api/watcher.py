@@ -1,0 +1,143 @@
+"""The file watcher: a change under a root re-reads the one project it belongs to.
+
+Why ``watchfiles``: it is the watcher uvicorn itself uses, wraps the kernel's inotify in
+Rust (a thread of its own, no Python per raw event), debounces bursts into one set of
+changes, and offers the same API in polling mode. That polling mode is the fallback when
+the kernel's watch limit (``fs.inotify.max_user_watches``) is exhausted: the server goes
+on, polling, and ``/status`` says why.
+
+Only what a scan reads matters: a path inside a profile folder (``.claude``, ``.codex``,
+``.gemini``, ``.cursor``) or a project's ``.mcp.json``; the folders a scan skips
+(``.git``, ``node_modules``, virtualenvs) never trigger anything. A changed path maps to
+the nearest folder above it that is a project now or was one when last cached (a deleted
+project is refreshed too, and so marked stale).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import watchfiles
+
+from ..config_files import MCP_FILE
+from ..layout import _SKIPPED_DIRS, PROFILE_ROOTS, is_project_folder
+
+__all__ = ["Watcher", "project_of", "relevant"]
+
+log = logging.getLogger(__name__)
+_PROFILES = frozenset(PROFILE_ROOTS)
+
+
+def relevant(path: str) -> bool:
+    """Whether a change at ``path`` can change what a scan reads."""
+    parts = Path(path).parts
+    if _SKIPPED_DIRS.intersection(parts):
+        return False
+    return bool(_PROFILES.intersection(parts)) or parts[-1:] == (MCP_FILE,)
+
+
+def project_of(path: str, roots: Iterable[str], known: set[str]) -> str | None:
+    """The project folder a change at ``path`` belongs to: the nearest folder at or above
+    it, inside a root, that is a project folder or a ``known`` (cached) project; None when
+    there is none.
+    """
+    inside = [r for r in roots if path == r or path.startswith(r.rstrip(os.sep) + os.sep)]
+    if not inside:
+        return None
+    top = min(inside, key=len)
+    folder = Path(path)
+    for candidate in (folder, *folder.parents):
+        text = str(candidate)
+        if len(text) < len(top):
+            return None
+        if candidate.name not in _PROFILES and (text in known or is_project_folder(candidate)):
+            return text
+    return None
+
+
+def _limit_reached(exc: BaseException) -> bool:
+    return (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EMFILE)) or "watch limit" in str(exc)
+
+
+class Watcher:
+    """Watches ``roots`` and calls ``on_projects(paths)`` with the projects that changed.
+
+    ``known()`` gives the cached projects' paths. ``mode`` is ``native`` (inotify),
+    ``polling`` (after the watch limit was reached) or ``off``; ``warning`` says why.
+    ``watch`` is ``watchfiles.awatch`` (a seam for tests).
+    """
+
+    def __init__(
+        self,
+        roots: list[str],
+        known: Callable[[], set[str]],
+        on_projects: Callable[[set[str]], None],
+        *,
+        debounce_ms: int = 100,
+        poll_ms: int = 1000,
+        force_polling: bool = False,
+        watch: Callable[..., Any] = watchfiles.awatch,
+    ) -> None:
+        self.roots = [str(Path(r).resolve()) for r in roots if Path(r).is_dir()]
+        self.known = known
+        self.on_projects = on_projects
+        self.debounce_ms = debounce_ms
+        self.poll_ms = poll_ms
+        self.polling = force_polling
+        self.watch = watch
+        self.mode = "off"
+        self.warning: str | None = None
+        self.changes_seen = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Watch until ``stop`` is set; never raises (a failure is kept in ``warning``)."""
+        if not self.roots:
+            self.warning = "no roots to watch"
+            return
+        while not stop.is_set():
+            self.mode = "polling" if self.polling else "native"
+            try:
+                async for changes in self.watch(
+                    *self.roots,
+                    watch_filter=lambda _change, path: relevant(path),
+                    debounce=self.debounce_ms,
+                    step=min(50, self.debounce_ms),
+                    stop_event=stop,
+                    force_polling=self.polling,
+                    poll_delay_ms=self.poll_ms,
+                    recursive=True,
+                    ignore_permission_denied=True,
+                ):
+                    self.dispatch(path for _change, path in changes)
+                return
+            except Exception as exc:
+                if not self.polling and _limit_reached(exc):
+                    self.polling = True
+                    self.warning = f"the kernel's file watch limit is reached ({exc}); polling every {self.poll_ms} ms"
+                    log.warning("watcher: %s", self.warning)
+                    continue
+                self.mode, self.warning = "off", f"watcher stopped: {type(exc).__name__}: {exc}"
+                log.warning("watcher: %s", self.warning)
+                return
+            finally:
+                if stop.is_set():
+                    self.mode = "off"
+
+    def dispatch(self, paths: Iterable[str]) -> set[str]:
+        """Hand the projects of the changed ``paths`` to ``on_projects``; which ones."""
+        known = self.known()
+        projects = set()
+        for path in paths:
+            self.changes_seen += 1
+            project = project_of(path, self.roots, known)
+            if project is not None:
+                projects.add(project)
+        if projects:
+            self.on_projects(projects)
+        return projects
