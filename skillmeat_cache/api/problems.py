@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from ..db_errors import map_db_error
 from ..errors import (
     CacheError,
     ConstraintViolationError,
@@ -104,7 +105,10 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status_code, kind, str(exc.detail), headers=dict(exc.headers or {}))
 
 
-async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    mapped = map_db_error(exc)  # a driver's error reached us unwrapped (a read model's query)
+    if isinstance(mapped, CacheError):
+        return await _cache_error(request, mapped)
     log.exception("unexpected error", exc_info=exc)
     return problem(500, "InternalError", "internal error")
 
