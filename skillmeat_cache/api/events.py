@@ -11,6 +11,7 @@ should reload what it shows.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ class Event:
 class Subscription:
     """One subscriber's queue; ``missed`` when its queue overflowed and events were dropped."""
 
-    queue: asyncio.Queue[Event]
+    queue: asyncio.Queue[Event | None]  # None: the server is stopping
     loop: asyncio.AbstractEventLoop
     missed: bool = False
     replay: list[Event] = field(default_factory=list)
@@ -55,6 +56,7 @@ class EventHub:
         self._next = 1
         self._subscribers: list[Subscription] = []
         self.max_subscribers = max_subscribers
+        self.closed = False
 
     @property
     def last_id(self) -> int:
@@ -81,15 +83,20 @@ class EventHub:
         """
         loop = asyncio.get_running_loop()
         with self._lock:
+            if self.closed:
+                raise TooManySubscribersError("the server is stopping")
             if len(self._subscribers) >= self.max_subscribers:
                 raise TooManySubscribersError(f"at most {self.max_subscribers} event subscribers")
             sub = Subscription(asyncio.Queue(_QUEUE_SIZE), loop)
             if last_event_id is not None:
-                sub.replay = self._since(last_event_id)
+                sub.replay = self.since(last_event_id)
             self._subscribers.append(sub)
         return sub
 
-    def _since(self, last_event_id: int) -> list[Event]:
+    def since(self, last_event_id: int) -> list[Event]:
+        """The buffered events after ``last_event_id``; one ``reset`` event when some of
+        them are no longer kept, or the id is from a later run of the server.
+        """
         oldest = self._buffer[0].id if self._buffer else self._next
         if last_event_id >= self._next or last_event_id < oldest - 1:
             reason = "from a later run of the server" if last_event_id >= self._next else "older than the buffer"
@@ -102,13 +109,27 @@ class EventHub:
             if sub in self._subscribers:
                 self._subscribers.remove(sub)
 
+    def close(self) -> None:
+        """End every subscriber's stream (the server is stopping: open streams would hold
+        its shutdown); later subscribers are refused.
+        """
+        with self._lock:
+            self.closed = True
+            subscribers, self._subscribers = list(self._subscribers), []
+        for sub in subscribers:
+            with contextlib.suppress(RuntimeError):
+                sub.loop.call_soon_threadsafe(_offer, sub, None)
+
     @property
     def subscribers(self) -> int:
         """How many subscribers are connected."""
         return len(self._subscribers)
 
 
-def _offer(sub: Subscription, event: Event) -> None:
+def _offer(sub: Subscription, event: Event | None) -> None:
+    if event is None:  # the end: make room for it if need be
+        while sub.queue.full():
+            sub.queue.get_nowait()
     try:
         sub.queue.put_nowait(event)
     except asyncio.QueueFull:

@@ -218,6 +218,8 @@ async def events(
             yield _sse(event)
         while True:
             event = await sub.queue.get()
+            if event is None:  # the server is stopping
+                return
             if sub.missed:  # this client fell behind: tell it to reload
                 sub.missed = False
                 while not sub.queue.empty():

@@ -44,7 +44,16 @@ def run(container: Any, settings: Settings, host: str, port: int, *, announce: A
 
     check_exposure(host, settings.token)
     app = create_app(container, settings)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
-    server = uvicorn.Server(config)
+    hub = app.state.skillmeat_cache.events
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            hub.close()  # end the event streams, or they would hold the shutdown
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=5
+    )
+    server = Server(config)
     announce(f"serving http://{host}:{port}/ (API under /api/v1/cache, docs at /docs); Ctrl-C stops")
     server.run()

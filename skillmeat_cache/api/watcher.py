@@ -16,7 +16,6 @@ project is refreshed too, and so marked stale).
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -59,10 +58,6 @@ def project_of(path: str, roots: Iterable[str], known: set[str]) -> str | None:
         if candidate.name not in _PROFILES and (text in known or is_project_folder(candidate)):
             return text
     return None
-
-
-def _limit_reached(exc: BaseException) -> bool:
-    return (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EMFILE)) or "watch limit" in str(exc)
 
 
 class Watcher:
@@ -112,14 +107,18 @@ class Watcher:
                     force_polling=self.polling,
                     poll_delay_ms=self.poll_ms,
                     recursive=True,
-                    ignore_permission_denied=True,
+                    # Not ignored: that option also hides an exhausted watch limit, leaving
+                    # the folders after the limit silently unwatched.
+                    ignore_permission_denied=False,
                 ):
                     self.dispatch(path for _change, path in changes)
                 return
             except Exception as exc:
-                if not self.polling and _limit_reached(exc):
+                # The kernel's watch limit (watchfiles gives no errno for it) or a folder it
+                # may not read: either way, polling still sees every change it can.
+                if not self.polling and isinstance(exc, OSError):
                     self.polling = True
-                    self.warning = f"the kernel's file watch limit is reached ({exc}); polling every {self.poll_ms} ms"
+                    self.warning = f"kernel file watching failed ({exc}); polling every {self.poll_ms} ms instead"
                     log.warning("watcher: %s", self.warning)
                     continue
                 self.mode, self.warning = "off", f"watcher stopped: {type(exc).__name__}: {exc}"
