@@ -42,6 +42,7 @@ __all__ = [
     "find_project",
     "forget_project",
     "import_marketplace",
+    "invalidate",
     "list_marketplace",
     "purge_marketplace",
     "refresh_upstream_versions",
@@ -428,6 +429,21 @@ def forget_project(uow_factory: UowFactory, id_or_path: str) -> Project:
         project = find_project(uow, id_or_path)
         uow.projects.delete(project.id)
         return project
+
+
+def invalidate(uow_factory: UowFactory, project_id: str | None = None) -> int:
+    """Mark one project (by id), or every project, stale so that the next refresh re-reads
+    it whatever its fingerprint says; how many were marked.
+    """
+    with uow_factory() as uow:
+        if project_id is None:
+            ids = [p.id for p in uow.projects.list()]
+        else:
+            check_text("project_id", project_id, required=True, lookup=True)
+            if uow.projects.get(project_id) is None:
+                raise NotFoundError(f"no cached project with id {project_id!r}")
+            ids = [project_id]
+        return uow.projects.mark_stale(ids)
 
 
 def list_marketplace(uow_factory: UowFactory, type: str | None = None) -> list[MarketplaceEntry]:

@@ -26,6 +26,7 @@ from ..listing import (
     search_page,
 )
 from ..listing import status_counts as count_status
+from ..services import invalidate as invalidate_projects
 from ..views import cache_status
 from .events import Event, Subscription, TooManySubscribersError
 from .live import LiveCache
@@ -165,15 +166,10 @@ def refresh_job(cache: Live, job_id: str) -> Any:
 def invalidate(cache: Live, body: InvalidateRequest | None = None) -> Any:
     """Mark one project (or all) stale and schedule its refresh."""
     body = body or InvalidateRequest()
-    ids: list[str] | None = None
-    scope: set[str] | None = None
+    scope = None
     if body.project_id is not None:
         scope = {_read(cache, project_path, project_id=body.project_id)}
-        ids = [body.project_id]
-    with cache.container.unit_of_work() as uow:
-        if ids is None:
-            ids = [p.id for p in uow.projects.list()]
-        count = uow.projects.mark_stale(ids)
+    count = invalidate_projects(cache.container.unit_of_work, body.project_id)
     cache.feed.nudge()
     job, joined = cache.jobs.submit(scope, reason="invalidate", project_id=body.project_id, join_running=False)
     return JSONResponse({"invalidated": count, "job": job.to_dict(joined)}, status_code=202)

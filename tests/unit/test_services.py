@@ -19,6 +19,7 @@ from skillmeat_cache.services import (
     check_updates,
     forget_project,
     import_marketplace,
+    invalidate,
     refresh_upstream_versions,
     scan,
 )
@@ -280,3 +281,27 @@ def test_summary_json_shape(store, sample):
         "seconds",
     } <= set(data)
     assert set(data["warnings"][0]) == {"path", "message"}
+
+
+def test_invalidate_marks_stale_and_the_next_scan_rereads_and_restores(store, sample):
+    scan(store.unit_of_work, [sample])
+    with store.unit_of_work(read_only=True) as uow:
+        web = uow.projects.get_by_path(str((sample / "web-app").resolve()))
+    assert invalidate(store.unit_of_work, web.id) == 1
+    with store.unit_of_work(read_only=True) as uow:
+        assert [p.path for p in uow.projects.list(status="stale")] == [web.path]
+    again = scan(store.unit_of_work, [sample])
+    assert again.projects_unchanged == 3 and again.projects_updated == 1  # re-read despite its fingerprint
+    assert invalidate(store.unit_of_work) == 4
+    with pytest.raises(NotFoundError):
+        invalidate(store.unit_of_work, "nope")
+
+
+def test_scan_remembers_its_roots_only_when_asked(store, sample, tmp_path):
+    from skillmeat_cache.roots import remembered_roots
+
+    scan(store.unit_of_work, [sample])
+    assert remembered_roots(store.unit_of_work) == []
+    scan(store.unit_of_work, [sample, tmp_path / "missing"], remember=True)
+    scan(store.unit_of_work, [sample], remember=True)
+    assert remembered_roots(store.unit_of_work) == [str(sample.resolve())]
