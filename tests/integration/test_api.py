@@ -413,3 +413,11 @@ def test_postgres_going_away_is_503_and_the_server_recovers(tree: Path) -> None:
                 conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
             admin.dispose()
             container.shutdown_resources()
+
+
+def test_event_subscribers_over_the_cap_get_503(api: Api) -> None:
+    api.live.events.max_subscribers = 0
+    response = api.get("/events")
+    body = _problem(response, 503, "TooManySubscribers")
+    assert response.headers["retry-after"] == "5" and "at most 0" in body["detail"]
+    _problem(api.get("/events", headers={"Last-Event-ID": "-1"}), 422, "ValidationError")
