@@ -98,23 +98,24 @@ class FakeUnitOfWork(AbstractUnitOfWork):
         self._restart()
         self.rollbacks += 1
 
-    def _restart(self) -> None:
-        """Go on from the latest committed state, entities refreshed from it."""
+    def _restart(self) -> None:  # go on from the latest commit
         self._base = self.store._tables
         self._tables = {table: dict(rows) for table, rows in self._base.items()}
         self._sync()
 
     @contextmanager
-    def _writing(self) -> Iterator[Tables]:
-        """One repository write: read-only refused, atomic, constraints checked, entities refreshed."""
-        if self.read_only:
-            raise ReadOnlyError("this unit of work is read-only and cannot write")
+    def _writing(self, *, flush: bool = False) -> Iterator[Tables]:
+        """One write: read-only refused, atomic, constraints checked; a failed ``flush`` rolls back."""
         saved = {table: dict(rows) for table, rows in self._tables.items()}
         try:
+            if self.read_only:
+                raise ReadOnlyError("this unit of work is read-only and cannot write")
             yield self._tables
             check_integrity(self._tables)
         except BaseException:
             self._tables = saved
+            if flush:
+                self._restart()
             raise
         finally:
             self._sync()
@@ -124,26 +125,22 @@ class FakeUnitOfWork(AbstractUnitOfWork):
             raise violation(DuplicateError, table, PK[table])
         self._tables[table][row[PK[table]]] = row
 
-    def _entity(self, table: str, row: Row) -> Any:
-        """The entity of a row: the one returned before, else a new model instance."""
-        key = (table, row[PK[table]])
-        if key not in self._loaded:
+    def _entity(self, table: str, row: Row) -> Any:  # the one returned before, else a new one
+        if (key := (table, row[PK[table]])) not in self._loaded:
             self._loaded[key] = MODELS[table](**deepcopy(row))
             if table == "projects":
                 self._fill(self._loaded[key])
         return self._loaded[key]
 
-    def _fill(self, project: Project) -> None:
-        """Set ``project.artifacts`` from the rows (a backref sets their ``project``)."""
+    def _fill(self, project: Project) -> None:  # project.artifacts from the rows (a backref sets their project)
         rows = [row for row in self._tables["artifacts"].values() if row["project_id"] == project.id]
         project.artifacts = [self._entity("artifacts", row) for row in sorted(rows, key=ORDER["artifacts"])]
 
     def _sync(self) -> None:
         """Refresh returned entities from their rows; forget those whose row is gone."""
+        self._loaded = {(table, key): e for (table, key), e in self._loaded.items() if key in self._tables[table]}
         for (table, key), entity in list(self._loaded.items()):
-            if (row := self._tables[table].get(key)) is None:
-                del self._loaded[(table, key)]
-                continue
+            row = self._tables[table][key]
             for column in COLUMNS[table]:  # the versions before is_outdated, which they set
                 if getattr(entity, column) != row[column]:
                     setattr(entity, column, deepcopy(row[column]))
@@ -153,31 +150,24 @@ class FakeUnitOfWork(AbstractUnitOfWork):
     def _add(self, entity: Any) -> Any:
         """Insert a new entity, and a new project's artifacts, in one atomic write."""
         with self._writing():
-            if self._loaded.get((entity.__tablename__, getattr(entity, PK[entity.__tablename__]))) is entity:
+            if entity in self._loaded.values():
                 return entity  # already stored: nothing to do, as with a session
             # A new project's artifacts go in with it (a backref may have listed one twice).
             for obj in dict.fromkeys([entity, *(entity.artifacts if isinstance(entity, Project) else ())]):
-                table = obj.__tablename__
                 if obj is not entity:
                     obj.project_id = entity.id  # as a flush would
-                self._put(table, row_of(obj), new=True)
-                self._loaded[(table, getattr(obj, PK[table]))] = obj
+                self._put(obj.__tablename__, row_of(obj), new=True)
+                self._loaded[(obj.__tablename__, getattr(obj, PK[obj.__tablename__]))] = obj
         return entity
 
     def _autoflush(self) -> None:
         """Write the changed columns of returned entities; on failure go back to the last commit."""
-        changed = {key: row_of(entity) for key, entity in self._loaded.items()}
-        changed = {(table, key): row for (table, key), row in changed.items() if row != self._tables[table][key]}
-        if not changed:
-            return
-        try:
-            with self._writing() as tables:
+        rows = {(table, key): row_of(entity) for (table, key), entity in self._loaded.items()}
+        if changed := {(table, key): row for (table, key), row in rows.items() if row != self._tables[table][key]}:
+            with self._writing(flush=True) as tables:
                 for (table, key), row in changed.items():
                     if row[PK[table]] != key:
                         raise NotImplementedError("the fake does not change the primary key of a stored entity")
                     if "updated_at" in row and row["updated_at"] == tables[table][key]["updated_at"]:
                         row["updated_at"] = utcnow()
                     self._put(table, row)
-        except Exception:
-            self._restart()
-            raise

@@ -1,6 +1,4 @@
-"""The fake's tables (models, keys and constraints, read off the models) and its repositories:
-the contracts of :mod:`skillmeat_cache.repositories.base` over a fake unit of work's rows.
-"""
+"""The fake's tables (read off the models) and repositories (contracts: :mod:`skillmeat_cache.repositories.base`)."""
 
 from __future__ import annotations
 
@@ -33,7 +31,6 @@ UNIQUE.append(("artifacts", shared.ARTIFACT_KEY))
 FOREIGN_KEYS = [(t, fk.parent.name, fk.column.table.name) for t, m in MODELS.items() for fk in m.__table__.foreign_keys]
 ORDER = {"projects": itemgetter("name", "path"), "artifacts": itemgetter("project_id", "type", "name", "path")}
 ORDER["marketplace"] = itemgetter("type", "name", "id")
-natural_key = itemgetter(*shared.ARTIFACT_KEY)
 
 
 def row_of(entity: Any) -> Row:
@@ -68,13 +65,12 @@ def _contains(needle: str, *haystacks: str | None) -> bool:
 
 
 class _FakeRepository:
-    """What the fake repositories share."""
+    """What the fake repositories share; every call first writes pending entity changes (autoflush)."""
 
     def __init__(self, uow: FakeUnitOfWork) -> None:
         self._uow = uow
 
     def __getattribute__(self, name: str) -> Any:
-        """A public method, after writing pending entity changes: every call first does (autoflush)."""
         if not name.startswith("_"):
             object.__getattribute__(self, "_uow")._autoflush()
         return object.__getattribute__(self, name)
@@ -125,8 +121,7 @@ class FakeProjectRepository(_FakeRepository, base.ProjectRepository):
         return (self._find("projects", _where(path=shared.lookup_key("path", path))) or [None])[0]
 
     def list(self, status: str | None = None, limit: int | None = None, offset: int = 0) -> builtins.list[Project]:  # noqa: D102
-        if status is not None:
-            check_choice("status", status, PROJECT_STATUSES)
+        status = None if status is None else check_choice("status", status, PROJECT_STATUSES)
         return self._find("projects", _where(status=status), limit, offset)
 
     def stale(self, ttl: timedelta, now: datetime | None = None) -> builtins.list[Project]:  # noqa: D102
@@ -216,24 +211,23 @@ class FakeArtifactRepository(_FakeRepository, base.ArtifactRepository):
         return self._delete("artifacts", shared.lookup_keys("id", ids))
 
     def upsert_many(self, rows: Iterable[Mapping[str, Any]]) -> int:  # noqa: D102
-        prepared, stored = shared.artifact_rows(rows), {natural_key(r): r for r in self._rows("artifacts").values()}
+        key = itemgetter(*shared.ARTIFACT_KEY)
+        prepared, stored = shared.artifact_rows(rows), {key(r): r for r in self._rows("artifacts").values()}
         shapes = dict.fromkeys(tuple(row) for row in prepared)  # the SQL path: one statement per set of columns
-        return self._bulk([(stored.get(natural_key(r)), r) for r in prepared if tuple(r) == shape] for shape in shapes)
+        return self._bulk([(stored.get(key(r)), r) for r in prepared if tuple(r) == shape] for shape in shapes)
 
     def update_many(self, changes: Iterable[Mapping[str, Any]]) -> int:  # noqa: D102
         stored = self._rows("artifacts")  # the SQL path: one statement per change
         return self._bulk([(stored[c["id"]], c)] for c in shared.merge_changes(changes) if c["id"] in stored)
 
     def _bulk(self, statements: Iterable[Iterable[tuple[Row | None, Row]]]) -> int:
-        """Write bulk rows over their stored artifacts (None: new ones), one atomic write of
-        statements whose constraints are checked at their end; how many rows changed.
-        """
+        """Bulk rows over their stored artifacts (None: new), constraints checked per statement; how many changed."""
         now, changed = utcnow(), 0
         with self._uow._writing() as tables:
             for statement in statements:
                 for stored, row in statement:
-                    keep = {} if stored is None else {c: stored[c] for c in ("id", "created_at", "updated_at")}
-                    new = row_of(Artifact(**{**(stored or {}), **row, **keep}))  # the model derives is_outdated
+                    keep = {c: stored[c] for c in ("id", "created_at", "updated_at")} if stored else {}
+                    new = row_of(Artifact(**{**(stored or {"created_at": now}), **row, **keep}))  # derives is_outdated
                     if new != stored:
                         self._uow._put("artifacts", {**new, "updated_at": row.get("updated_at", now)}, new=not stored)
                         changed += 1
@@ -251,9 +245,7 @@ class FakeMarketplaceRepository(_FakeRepository, base.MarketplaceRepository):
         return self._get("marketplace", id)  # type: ignore[no-any-return]
 
     def list(self, type: str | None = None) -> builtins.list[MarketplaceEntry]:  # noqa: D102
-        if type is not None:
-            shared.artifact_type_filter(type)
-        return self._find("marketplace", _where(type=type))
+        return self._find("marketplace", _where(type=None if type is None else shared.artifact_type_filter(type)))
 
     def search(self, text: str) -> builtins.list[MarketplaceEntry]:  # noqa: D102
         needle = shared.ascii_lower(check_text("text", text))
@@ -287,8 +279,9 @@ class FakeMetadataRepository(_FakeRepository, base.MetadataRepository):
         tags: Sequence[str] = (),
         aliases: Sequence[str] = (),
     ) -> ArtifactMetadata:
-        values = shared.metadata_values(data, description, tags, aliases)
-        row = row_of(ArtifactMetadata(artifact_id=artifact_id, **values))  # the model validates
+        row = row_of(
+            ArtifactMetadata(artifact_id=artifact_id, **shared.metadata_values(data, description, tags, aliases))
+        )
         self._write("artifact_metadata", [row])
         return self._uow._entity("artifact_metadata", row)  # type: ignore[no-any-return]
 
