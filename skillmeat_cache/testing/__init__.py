@@ -132,7 +132,8 @@ class FakeUnitOfWork(AbstractUnitOfWork):
                 self._fill(self._loaded[key])
         return self._loaded[key]
 
-    def _fill(self, project: Project) -> None:  # project.artifacts from the rows (a backref sets their project)
+    def _fill(self, project: Project) -> None:
+        """Set ``project.artifacts`` from the rows (a backref sets each one's ``project``)."""
         rows = [row for row in self._tables["artifacts"].values() if row["project_id"] == project.id]
         project.artifacts = [self._entity("artifacts", row) for row in sorted(rows, key=ORDER["artifacts"])]
 
@@ -163,7 +164,8 @@ class FakeUnitOfWork(AbstractUnitOfWork):
     def _autoflush(self) -> None:
         """Write the changed columns of returned entities; on failure go back to the last commit."""
         rows = {(table, key): row_of(entity) for (table, key), entity in self._loaded.items()}
-        if changed := {(table, key): row for (table, key), row in rows.items() if row != self._tables[table][key]}:
+        changed = {(table, key): row for (table, key), row in rows.items() if row != self._tables[table][key]}
+        if changed:
             with self._writing(flush=True) as tables:
                 for (table, key), row in changed.items():
                     if row[PK[table]] != key:

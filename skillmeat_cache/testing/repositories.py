@@ -138,8 +138,9 @@ class FakeProjectRepository(_FakeRepository, base.ProjectRepository):
         self, status: str | None = None, older_than: timedelta | None = None, now: datetime | None = None
     ) -> builtins.list[base.ProjectSummary]:
         projects = self.list(status)
-        cutoff = None if older_than is None else (ensure_utc(now, "now") if now is not None else utcnow()) - older_than
-        projects = [p for p in projects if cutoff is None or p.last_fetched is None or p.last_fetched < cutoff]
+        if older_than is not None:
+            cutoff = (ensure_utc(now, "now") if now is not None else utcnow()) - older_than
+            projects = [p for p in projects if p.last_fetched is None or p.last_fetched < cutoff]
         return [base.ProjectSummary(p, len(p.artifacts), sum(a.is_outdated for a in p.artifacts)) for p in projects]
 
     def touch_many(self, ids: Iterable[str], when: datetime) -> int:  # noqa: D102
@@ -150,10 +151,8 @@ class FakeProjectRepository(_FakeRepository, base.ProjectRepository):
 
     def mark_stale(self, ids: Iterable[str]) -> int:  # noqa: D102
         stored = self._rows("projects")
-        rows = [
-            stored[key] for key in shared.lookup_keys("id", ids) if key in stored and stored[key]["status"] != "stale"
-        ]
-        return self._write("projects", [{**row, "status": "stale", "updated_at": utcnow()} for row in rows])
+        keys = [key for key in shared.lookup_keys("id", ids) if key in stored and stored[key]["status"] != "stale"]
+        return self._write("projects", [{**stored[key], "status": "stale", "updated_at": utcnow()} for key in keys])
 
 
 class FakeArtifactRepository(_FakeRepository, base.ArtifactRepository):
@@ -227,8 +226,8 @@ class FakeArtifactRepository(_FakeRepository, base.ArtifactRepository):
             for statement in statements:
                 for stored, row in statement:
                     keep = {c: stored[c] for c in ("id", "created_at", "updated_at")} if stored else {}
-                    new = row_of(Artifact(**{**(stored or {"created_at": now}), **row, **keep}))  # derives is_outdated
-                    if new != stored:
+                    new = row_of(Artifact(**{**(stored or {"created_at": now}), **row, **keep}))
+                    if new != stored:  # the model derived is_outdated
                         self._uow._put("artifacts", {**new, "updated_at": row.get("updated_at", now)}, new=not stored)
                         changed += 1
                 check_integrity(tables)
@@ -253,9 +252,8 @@ class FakeMarketplaceRepository(_FakeRepository, base.MarketplaceRepository):
 
     def upsert_many(self, rows: Iterable[Mapping[str, Any]]) -> int:  # noqa: D102
         prepared, stored = shared.marketplace_rows(rows, utcnow()), self._rows("marketplace")
-        self._write(
-            "marketplace", [{**stored.get(r["id"], dict.fromkeys(COLUMNS["marketplace"])), **r} for r in prepared]
-        )
+        blank = dict.fromkeys(COLUMNS["marketplace"])
+        self._write("marketplace", [{**stored.get(row["id"], blank), **row} for row in prepared])
         return len(prepared)  # like the SQL upsert (no WHERE on its DO UPDATE): every row counts
 
     def purge_older_than(self, age: timedelta, now: datetime | None = None) -> int:  # noqa: D102
@@ -279,16 +277,14 @@ class FakeMetadataRepository(_FakeRepository, base.MetadataRepository):
         tags: Sequence[str] = (),
         aliases: Sequence[str] = (),
     ) -> ArtifactMetadata:
-        row = row_of(
-            ArtifactMetadata(artifact_id=artifact_id, **shared.metadata_values(data, description, tags, aliases))
-        )
+        values = shared.metadata_values(data, description, tags, aliases)
+        row = row_of(ArtifactMetadata(artifact_id=artifact_id, **values))  # the model validates
         self._write("artifact_metadata", [row])
         return self._uow._entity("artifact_metadata", row)  # type: ignore[no-any-return]
 
     def get_many(self, artifact_ids: Iterable[str]) -> dict[str, ArtifactMetadata]:  # noqa: D102
-        return {
-            key: meta for key in shared.lookup_keys("artifact_id", artifact_ids) if (meta := self.get(key)) is not None
-        }
+        found = {key: self.get(key) for key in shared.lookup_keys("artifact_id", artifact_ids)}
+        return {key: meta for key, meta in found.items() if meta is not None}
 
     def set_many(self, rows: Iterable[Mapping[str, Any]]) -> int:  # noqa: D102
         return self._write("artifact_metadata", shared.metadata_rows(rows))
