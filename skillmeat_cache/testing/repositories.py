@@ -65,7 +65,9 @@ def _contains(needle: str, *haystacks: str | None) -> bool:
 
 
 class _FakeRepository:
-    """What the fake repositories share; every call first writes pending entity changes (autoflush)."""
+    """What the fake repositories share. Looking up a public method writes pending entity changes
+    (autoflush), so every call does that first, before its arguments are even checked.
+    """
 
     def __init__(self, uow: FakeUnitOfWork) -> None:
         self._uow = uow
