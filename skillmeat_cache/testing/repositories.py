@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import builtins
+import functools
+import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from copy import deepcopy
 from datetime import datetime, timedelta
@@ -64,18 +66,28 @@ def _contains(needle: str, *haystacks: str | None) -> bool:
     return not needle or any(needle in shared.ascii_lower(text) for text in haystacks if text is not None)
 
 
+def _flushing(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def call(self: _FakeRepository, *args: Any, **kwargs: Any) -> Any:
+        self._uow._autoflush()
+        return method(self, *args, **kwargs)
+
+    return call
+
+
 class _FakeRepository:
-    """What the fake repositories share. Looking up a public method writes pending entity changes
-    (autoflush), so every call does that first, before its arguments are even checked.
+    """What the fake repositories share. Every public method first writes pending entity
+    changes (autoflush, as the SQL repositories do), before its arguments are checked.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, member in list(vars(cls).items()):
+            if inspect.isfunction(member) and not name.startswith("_"):
+                setattr(cls, name, _flushing(member))
 
     def __init__(self, uow: FakeUnitOfWork) -> None:
         self._uow = uow
-
-    def __getattribute__(self, name: str) -> Any:
-        if not name.startswith("_"):
-            object.__getattribute__(self, "_uow")._autoflush()
-        return object.__getattribute__(self, name)
 
     def _rows(self, table: str) -> dict[Any, Row]:
         return self._uow._tables[table]

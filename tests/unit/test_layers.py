@@ -262,3 +262,10 @@ def test_the_size_check_counts_code_not_docstrings(tmp_path):
     (tmp_path / "big.py").write_text("x = 1\n" * (MAX_MODULE_LINES + 1))
     found = _oversized({p.stem: p for p in tmp_path.iterdir()})
     assert found == {"long.C.g": f"{MAX_FUNCTION_LINES + 1} lines of code", "big": f"{MAX_MODULE_LINES + 1} lines"}
+
+
+def test_the_fake_stays_small():
+    """The fake as a whole (every file of skillmeat_cache.testing) is read in one sitting."""
+    folder = Path(__file__).resolve().parents[2] / "skillmeat_cache" / "testing"
+    total = sum(path.read_text(encoding="utf-8").count("\n") for path in folder.glob("*.py"))
+    assert 0 < total < MAX_MODULE_LINES, f"the fake is {total} lines"
