@@ -99,6 +99,17 @@ def test_options_from_url_and_connect_args_are_merged(pg_server_url):
             assert conn.exec_driver_sql("SHOW application_name").scalar() == "merged"
             assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "2s"
             assert conn.exec_driver_sql("SHOW timezone").scalar() == "UTC"
+            assert conn.exec_driver_sql("SHOW jit").scalar() == "off"
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_jit_stays_as_the_url_sets_it(pg_server_url):
+    engine = create_engine_for_url(f"{pg_server_url}?options={quote('-c jit=on')}")
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW jit").scalar() == "on"
     finally:
         engine.dispose()
 
