@@ -41,11 +41,13 @@ def relevant(path: str) -> bool:
     return bool(_PROFILES.intersection(parts)) or parts[-1:] == (MCP_FILE,)
 
 
-def project_of(path: str, roots: Iterable[str], known: set[str]) -> str | None:
+def project_of(path: str, roots: Iterable[str], known: set[str], seen: dict[str, bool] | None = None) -> str | None:
     """The project folder a change at ``path`` belongs to: the nearest folder at or above
     it, inside a root, that is a project folder or a ``known`` (cached) project; None when
-    there is none.
+    there is none. ``seen`` remembers which folders are projects across the paths of one
+    burst (a ``git checkout`` changes thousands of files in a few folders).
     """
+    seen = {} if seen is None else seen
     inside = [r for r in roots if path == r or path.startswith(r.rstrip(os.sep) + os.sep)]
     if not inside:
         return None
@@ -55,7 +57,11 @@ def project_of(path: str, roots: Iterable[str], known: set[str]) -> str | None:
         text = str(candidate)
         if len(text) < len(top):
             return None
-        if candidate.name not in _PROFILES and (text in known or is_project_folder(candidate)):
+        if candidate.name in _PROFILES:
+            continue
+        if text not in seen:
+            seen[text] = text in known or is_project_folder(candidate)
+        if seen[text]:
             return text
     return None
 
@@ -132,9 +138,10 @@ class Watcher:
         """Hand the projects of the changed ``paths`` to ``on_projects``; which ones."""
         known = self.known()
         projects = set()
+        seen: dict[str, bool] = {}
         for path in paths:
             self.changes_seen += 1
-            project = project_of(path, self.roots, known)
+            project = project_of(path, self.roots, known, seen)
             if project is not None:
                 projects.add(project)
         if projects:

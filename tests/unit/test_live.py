@@ -247,3 +247,21 @@ def test_another_watcher_failure_stops_it_without_raising(tree: Path) -> None:
     watcher = Watcher([str(tree)], set, lambda _p: None, watch=broken)
     asyncio.run(watcher.run(asyncio.Event()))
     assert watcher.mode == "off" and "inotify exploded" in (watcher.warning or "")
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1", True), ("127.0.0.2", True), ("::1", True), ("localhost", True), ("0.0.0.0", False),
+     ("::", False), ("192.168.1.5", False), ("no-such-host.invalid", False)],
+)
+def test_loopback_hosts(host: str, loopback: bool) -> None:
+    from skillmeat_cache.api.serve import check_exposure, is_loopback
+    from skillmeat_cache.errors import CacheError
+
+    assert is_loopback(host) is loopback
+    if loopback:
+        check_exposure(host, None)
+    else:
+        with pytest.raises(CacheError, match="without a token"):
+            check_exposure(host, None)
+        check_exposure(host, "x" * 16)
