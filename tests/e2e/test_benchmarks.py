@@ -46,3 +46,16 @@ def test_the_benchmark_runs_every_workload_and_reports_it(
         assert (r["alone"] is not None) is (r["id"] in ("W3", "W6"))
         assert f"| {backend} | {r['id']} |" in printed
     assert f"{backend} W3 " in printed.split("SQLAlchemy alone (")[1]
+
+
+@pytest.mark.slow
+def test_the_api_benchmark_reports_every_target(capsys: pytest.CaptureFixture[str]) -> None:
+    """``python -m benchmarks.api --quick``: both servers run, every row A1-A6 is printed
+    (timings are not asserted: at this size the ratios are mostly framework overhead)."""
+    from benchmarks.api import main as api_main
+
+    api_main(["--quick", "--backend", "sqlite"])
+    printed = capsys.readouterr().out
+    rows = [line.split()[0] for line in printed.splitlines() if line[:1] == "A" and line[1:2].isdigit()]
+    assert sorted(set(rows)) == ["A1", "A2", "A3", "A4", "A5", "A6"], printed
+    assert "SkillMeat's shape" in printed and "miss 0" in printed and "err 0" in printed
