@@ -32,11 +32,11 @@ const byNameThenPath = (a, b) =>
   a.name < b.name ? -1 : a.name > b.name ? 1 : a.path < b.path ? -1 : a.path > b.path ? 1 : 0;
 
 function rowHTML(p) {
-  const outdated = p.outdated_count ? ` class="warn"` : "";
+  const outdated = p.outdated_count ? "num warn" : "num";
   return `<tr data-id="${esc(p.id)}" data-testid="project-row" tabindex="0"${p.id === selected ? ' aria-selected="true"' : ""}>
 <td><span class="name">${esc(p.name)}</span><span class="path">${esc(p.path)}</span></td>
 <td class="num" data-testid="artifact-count">${p.artifact_count}</td>
-<td class="num"${outdated} data-testid="outdated-count">${p.outdated_count}</td>
+<td class="${outdated}" data-testid="outdated-count">${p.outdated_count}</td>
 <td><span class="status ${esc(p.status)}">${esc(p.status)}</span></td>
 <td class="ago" data-at="${esc(p.last_fetched)}">${ago(p.last_fetched)}</td></tr>`;
 }
