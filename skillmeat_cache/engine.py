@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import URL, Engine, create_engine
 from sqlalchemy.pool import StaticPool
 
 from .connections import (
@@ -119,33 +119,39 @@ def create_engine_for_url(
         )
         return engine
     if backend == "postgresql":
-        # Sessions in UTC: timestamptz values then arrive as UTC datetimes, which the
-        # models hand out as they are instead of converting each one (stored values are
-        # instants either way; nothing here depends on the session time zone).
-        # One options string: the URL's, then the caller's connect_args (the later -c wins),
-        # then ours where neither sets the parameter.
         connect_args = kwargs["connect_args"] = dict(kwargs.get("connect_args") or {})
-        url_options = parsed.query.get("options", ())
-        given = [url_options] if isinstance(url_options, str) else list(url_options)
-        given.append(connect_args.get("options") or "")
-        options = " ".join(part.strip() for part in given if part and part.strip())
+        options = _postgresql_options(parsed, connect_args.get("options") or "", busy_timeout)
         parsed = parsed.difference_update_query(["options"])
-        if not sets_pg_option(options, "timezone"):
-            options = f"{options} -c timezone=UTC".strip()
-        if not sets_pg_option(options, "lock_timeout"):
-            # The busy timeout: a statement waiting longer for a lock fails with 55P03
-            # (DatabaseBusyError) instead of waiting forever (the server's default; 0 = off).
-            options = f"{options} -c lock_timeout={max(1, int(busy_timeout * 1000))}"
-        if not sets_pg_option(options, "jit"):
-            # Our statements are short; JIT compiling one costs ~100 ms (measured: the
-            # 1,000-project summary went 13 -> 160 ms when stale statistics made its plan
-            # look expensive, as after a first scan before autovacuum's ANALYZE).
-            options = f"{options} -c jit=off"
         connect_args["options"] = options
         engine = create_engine(parsed, **kwargs)
         install_postgresql_events(engine, options, kwargs)
         return engine
     raise CacheError(f"unsupported database {redact_url(parsed)}: use SQLite or PostgreSQL")
+
+
+def _postgresql_options(url: URL, given_options: str, busy_timeout: float) -> str:
+    """One libpq options string: the URL's, then the caller's connect_args (the later -c
+    wins), then ours where neither sets the parameter.
+    """
+    # Sessions in UTC: timestamptz values then arrive as UTC datetimes, which the
+    # models hand out as they are instead of converting each one (stored values are
+    # instants either way; nothing here depends on the session time zone).
+    url_options = url.query.get("options", ())
+    given = [url_options] if isinstance(url_options, str) else list(url_options)
+    given.append(given_options)
+    options = " ".join(part.strip() for part in given if part and part.strip())
+    if not sets_pg_option(options, "timezone"):
+        options = f"{options} -c timezone=UTC".strip()
+    if not sets_pg_option(options, "lock_timeout"):
+        # The busy timeout: a statement waiting longer for a lock fails with 55P03
+        # (DatabaseBusyError) instead of waiting forever (the server's default; 0 = off).
+        options = f"{options} -c lock_timeout={max(1, int(busy_timeout * 1000))}"
+    if not sets_pg_option(options, "jit"):
+        # Our statements are short; JIT compiling one costs ~100 ms (measured: the
+        # 1,000-project summary went 13 -> 160 ms when stale statistics made its plan
+        # look expensive, as after a first scan before autovacuum's ANALYZE).
+        options = f"{options} -c jit=off"
+    return options
 
 
 def build_engine(

@@ -142,13 +142,16 @@ def marketplace(cache: Live, type: ArtifactType | None = None, skip: Skip = 0, l
     return JSONResponse(_read(cache, marketplace_page, skip=skip, limit=limit, type=type))
 
 
+def _scope(cache: LiveCache, project_id: str | None) -> set[str] | None:
+    """What a refresh of ``project_id`` walks: its folder (404 for an unknown id), or everything."""
+    return None if project_id is None else {_read(cache, project_path, project_id=project_id)}
+
+
 @router.post("/refresh", status_code=202, response_model=JobOut)
 def refresh(cache: Live, body: RefreshRequest | None = None) -> Any:
     """Start a refresh (or join the one that already covers it); 202 with its job at once."""
     body = body or RefreshRequest()
-    scope = None
-    if body.project_id is not None:
-        scope = {_read(cache, project_path, project_id=body.project_id)}
+    scope = _scope(cache, body.project_id)
     job, joined = cache.jobs.submit(scope, force=body.force, reason="request", project_id=body.project_id)
     return JSONResponse(job.to_dict(joined), status_code=202)
 
@@ -166,9 +169,7 @@ def refresh_job(cache: Live, job_id: str) -> Any:
 def invalidate(cache: Live, body: InvalidateRequest | None = None) -> Any:
     """Mark one project (or all) stale and schedule its refresh."""
     body = body or InvalidateRequest()
-    scope = None
-    if body.project_id is not None:
-        scope = {_read(cache, project_path, project_id=body.project_id)}
+    scope = _scope(cache, body.project_id)
     count = invalidate_projects(cache.container.unit_of_work, body.project_id)
     cache.feed.nudge()
     job, joined = cache.jobs.submit(scope, reason="invalidate", project_id=body.project_id, join_running=False)
