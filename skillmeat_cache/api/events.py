@@ -4,14 +4,16 @@ Server-Sent-Events subscribers.
 Publishing is thread-safe (the refresh worker and the change feed run in threads); each
 subscriber has its own asyncio queue, fed on its event loop. A client that reconnects
 with ``Last-Event-ID`` gets every buffered event after that id; when the id is older than
-the buffer (or from another run of the server) it gets one ``reset`` event instead, and
-should reload what it shows.
+the buffer, or from another run of the server, it gets one ``reset`` event instead, and
+should reload what it shows. On the wire an id is ``<run>-<number>``: the run is random
+per server start, so an id from before a restart is never mistaken for a new one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -57,6 +59,7 @@ class EventHub:
         self._subscribers: list[Subscription] = []
         self.max_subscribers = max_subscribers
         self.closed = False
+        self.run = secrets.token_hex(4)
 
     @property
     def last_id(self) -> int:
@@ -77,7 +80,7 @@ class EventHub:
                 self.unsubscribe(sub)
         return event
 
-    def subscribe(self, last_event_id: int | None = None) -> Subscription:
+    def subscribe(self, last_event_id: int | None = None, run: str | None = None) -> Subscription:
         """A new subscriber on the running loop, with the buffered events after
         ``last_event_id`` in ``replay`` (or a ``reset`` event when they are gone).
         """
@@ -88,7 +91,10 @@ class EventHub:
             if len(self._subscribers) >= self.max_subscribers:
                 raise TooManySubscribersError(f"at most {self.max_subscribers} event subscribers")
             sub = Subscription(asyncio.Queue(_QUEUE_SIZE), loop)
-            if last_event_id is not None:
+            if run is not None and run != self.run:
+                reason = "Last-Event-ID is from another run of the server"
+                sub.replay = [Event(self.last_id, "reset", {"reason": reason})]
+            elif last_event_id is not None:
                 sub.replay = self.since(last_event_id)
             self._subscribers.append(sub)
         return sub

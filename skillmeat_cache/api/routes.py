@@ -8,6 +8,7 @@ their JSON is built from the read models' dicts (the models below document it).
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
@@ -47,6 +48,9 @@ from .schemas import (
 )
 
 __all__ = ["PREFIX", "router"]
+
+# A bare number counts in the current run (a client that starts from 0).
+_EVENT_ID = re.compile(r"(?:(?P<run>[0-9a-f]{1,16})-)?(?P<number>[0-9]{1,18})")
 
 PREFIX = "/api/v1/cache"
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -179,13 +183,14 @@ def invalidate(cache: Live, body: InvalidateRequest | None = None) -> Any:
 async def _subscription(
     cache: Live, last_event_id: Annotated[str | None, Header(description="Resume after this event.")] = None
 ) -> AsyncIterator[Subscription]:
-    last = None
+    last = run = None
     if last_event_id is not None:
-        if not last_event_id.isdigit() or len(last_event_id) > 18:
-            raise ValidationError("Last-Event-ID", f"must be an event id (a number), got {last_event_id[:40]!r}")
-        last = int(last_event_id)
+        found = _EVENT_ID.fullmatch(last_event_id)
+        if found is None:
+            raise ValidationError("Last-Event-ID", f"must be an event id (RUN-NUMBER), got {last_event_id[:40]!r}")
+        run, last = found["run"], int(found["number"])
     try:
-        sub = cache.events.subscribe(last)
+        sub = cache.events.subscribe(last, run)
     except TooManySubscribersError as exc:
         raise _Busy(str(exc)) from None
     try:
@@ -198,8 +203,8 @@ class _Busy(Exception):
     pass
 
 
-def _sse(event: Event) -> ServerSentEvent:
-    return ServerSentEvent(data=event.data, event=event.name, id=str(event.id))
+def _sse(event: Event, run: str) -> ServerSentEvent:
+    return ServerSentEvent(data=event.data, event=event.name, id=f"{run}-{event.id}")
 
 
 @router.get("/events", response_class=EventSourceResponse, responses={200: {"description": "text/event-stream"}})
@@ -212,7 +217,7 @@ async def events(
     """
     try:
         for event in sub.replay:
-            yield _sse(event)
+            yield _sse(event, cache.events.run)
         while True:
             event = await sub.queue.get()
             if event is None:  # the server is stopping
@@ -221,9 +226,9 @@ async def events(
                 sub.missed = False
                 while not sub.queue.empty():
                     sub.queue.get_nowait()
-                yield _sse(Event(cache.events.last_id, "reset", {"reason": "events were dropped"}))
+                yield _sse(Event(cache.events.last_id, "reset", {"reason": "events were dropped"}), cache.events.run)
                 continue
-            yield _sse(event)
+            yield _sse(event, cache.events.run)
     except asyncio.CancelledError:
         raise
     finally:

@@ -79,6 +79,7 @@ class Events:
     def __init__(self, base: str, last_event_id: str | None = None) -> None:
         self.queue: queue.Queue[tuple[int, str, dict[str, Any]]] = queue.Queue()
         self.open = threading.Event()
+        self.run = ""  # the server run named by the ids (RUN-NUMBER)
         headers = {"Last-Event-ID": last_event_id} if last_event_id is not None else {}
         self._client = httpx.Client(timeout=httpx.Timeout(5, read=None))
         self._thread = threading.Thread(target=self._read, args=(base + API + "/events", headers), daemon=True)
@@ -94,7 +95,9 @@ class Events:
                 for line in response.iter_lines():
                     if not line:
                         if "event" in fields:
-                            self.queue.put((int(fields["id"]), fields["event"], json.loads(fields["data"])))
+                            run, _, number = fields["id"].partition("-")
+                            self.run = run
+                            self.queue.put((int(number), fields["event"], json.loads(fields["data"])))
                         fields = {}
                     elif not line.startswith(":"):
                         key, _, value = line.partition(":")
@@ -184,7 +187,7 @@ def test_a_reconnecting_client_gets_what_it_missed(tmp_path: Path, tree: Path, h
         first.close()
         job = httpx.post(base + API + "/refresh", json={"force": True}).json()
         time.sleep(0.5)  # events published while no one listens
-        again = Events(base, last_event_id=str(seen[0]))
+        again = Events(base, last_event_id=f"{first.run}-{seen[0]}")
         ids = [again.wait(lambda _n, _d: True)[0]]
         started = again.wait(lambda name, data: name == "refresh_started" and data["id"] == job["id"])
         assert ids[0] == seen[0] + 1 and started[0] > seen[0]
@@ -192,6 +195,10 @@ def test_a_reconnecting_client_gets_what_it_missed(tmp_path: Path, tree: Path, h
         with future.stream("GET", base + API + "/events", headers={"Last-Event-ID": "999999"}) as response:
             lines = response.iter_lines()
             assert next(line for line in lines if line.startswith("event:")) == "event: reset"
+        other_run = httpx.Client(timeout=5)
+        with other_run.stream("GET", base + API + "/events", headers={"Last-Event-ID": "abc123-1"}) as response:
+            assert next(line for line in response.iter_lines() if line.startswith("event:")) == "event: reset"
+        other_run.close()
         bad = httpx.get(base + API + "/events", headers={"Last-Event-ID": "soon"})
         assert bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
         future.close()

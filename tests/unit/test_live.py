@@ -38,6 +38,9 @@ def test_events_are_numbered_and_replayed_after_last_event_id() -> None:
             replay = hub.subscribe(last_event_id=gone).replay
             assert [e.name for e in replay] == ["reset"], gone
         assert [e.id for e in hub.subscribe(last_event_id=3).replay] == [4, 5, 6, 7, 8]
+        # An id of an earlier run of the server, however small, is not replayed from.
+        assert [e.name for e in hub.subscribe(last_event_id=3, run="0ther").replay] == ["reset"]
+        assert len(hub.subscribe(last_event_id=3, run=hub.run).replay) == 5
         live = hub.subscribe()
         hub.publish("tock", {})
         event = await asyncio.wait_for(live.queue.get(), 1)
