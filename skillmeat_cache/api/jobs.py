@@ -226,13 +226,12 @@ class RefreshJobs:
                 )
 
         summary = ScanSummary()
-        if job.scope is None:
-            roots, projects = self.targets()
-            if roots:
-                found = scan(self.uow_factory, roots, max_depth=self.max_depth, full=job.force, progress=progress)
-                _add(summary, found)
-        else:
-            projects = sorted(job.scope)
+        # A scope's folders are walked too: a folder just created (a `git clone`, a
+        # `cp -r`) may hold projects; unchanged nested projects cost a fingerprint each.
+        roots, projects = self.targets() if job.scope is None else (sorted(job.scope), [])
+        if roots:
+            found = scan(self.uow_factory, roots, max_depth=self.max_depth, full=job.force, progress=progress)
+            _add(summary, found)
         if projects:
             _add(summary, scan(self.uow_factory, projects, max_depth=0, full=job.force, progress=progress))
         job.summary, job.current, job.state = summary, None, "done"

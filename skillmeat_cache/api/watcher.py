@@ -27,7 +27,7 @@ import watchfiles
 from ..config_files import MCP_FILE
 from ..layout import _SKIPPED_DIRS, PROFILE_ROOTS, is_project_folder
 
-__all__ = ["Watcher", "project_of", "relevant"]
+__all__ = ["Watcher", "new_folder", "project_of", "relevant"]
 
 log = logging.getLogger(__name__)
 _PROFILES = frozenset(PROFILE_ROOTS)
@@ -39,6 +39,13 @@ def relevant(path: str) -> bool:
     if _SKIPPED_DIRS.intersection(parts):
         return False
     return bool(_PROFILES.intersection(parts)) or parts[-1:] == (MCP_FILE,)
+
+
+def new_folder(change: watchfiles.Change, path: str) -> bool:
+    """Whether a change is a folder created where a scan looks for projects."""
+    if change != watchfiles.Change.added or _SKIPPED_DIRS.intersection(Path(path).parts):
+        return False
+    return os.path.isdir(path)
 
 
 def project_of(path: str, roots: Iterable[str], known: set[str], seen: dict[str, bool] | None = None) -> str | None:
@@ -106,7 +113,7 @@ class Watcher:
             try:
                 async for changes in self.watch(
                     *self.roots,
-                    watch_filter=lambda _change, path: relevant(path),
+                    watch_filter=lambda change, path: relevant(path) or new_folder(change, path),
                     debounce=self.debounce_ms,
                     step=min(50, self.debounce_ms),
                     stop_event=stop,
@@ -144,6 +151,10 @@ class Watcher:
             project = project_of(path, self.roots, known, seen)
             if project is not None:
                 projects.add(project)
+            elif not relevant(path) and os.path.isdir(path):
+                # A new folder outside any project: inotify may report only the folder
+                # (its contents arrived before its watch), so it is walked for projects.
+                projects.add(path)
         if projects:
             self.on_projects(projects)
         return projects

@@ -278,3 +278,16 @@ def test_listening_beyond_loopback_needs_a_token(run: Callable[..., Any]) -> Non
     assert result.output.count("\n") == 1
     short = run("serve", "--host", "0.0.0.0", "--token", "short")
     assert short.exit_code == 1 and "at least 16 characters" in short.output
+
+
+def test_a_project_copied_in_at_once_is_found(tmp_path: Path, tree: Path, home: Path) -> None:
+    """``cp -r`` writes a whole project before the watcher can watch its folders: the new
+    folder itself is walked (the page helper saw half of such projects missed before)."""
+    with server(str(tmp_path / "c.db"), str(tree), home=home) as base:
+        events = Events(base, last_event_id="0")
+        events.wait(updated(str(tree / "web-app")))
+        for i in range(4):
+            shutil.copytree(EXAMPLES / "web-app", tree / "incoming" / f"copy-{i}")
+        for i in range(4):
+            events.wait(updated(str(tree / "incoming" / f"copy-{i}")), timeout=10)
+        events.close()

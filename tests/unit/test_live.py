@@ -268,3 +268,19 @@ def test_loopback_hosts(host: str, loopback: bool) -> None:
         with pytest.raises(CacheError, match="without a token"):
             check_exposure(host, None)
         check_exposure(host, "x" * 16)
+
+
+def test_a_new_folder_outside_projects_is_walked(tree: Path) -> None:
+    from watchfiles import Change
+
+    from skillmeat_cache.api.watcher import new_folder
+
+    seen: list[set[str]] = []
+    watcher = Watcher([str(tree)], set, seen.append)
+    (tree / "fresh" / "inner").mkdir(parents=True)
+    (tree / "node_modules" / "x").mkdir(parents=True)
+    assert new_folder(Change.added, str(tree / "fresh")) and not new_folder(Change.modified, str(tree / "fresh"))
+    assert not new_folder(Change.added, str(tree / "node_modules" / "x"))
+    inside = tree / "web-app" / "src"
+    inside.mkdir()
+    assert watcher.dispatch([str(tree / "fresh"), str(inside)]) == {str(tree / "fresh"), str(tree / "web-app")}
