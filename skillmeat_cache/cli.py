@@ -465,9 +465,8 @@ def serve(state: _State, roots: tuple[str, ...], host: str, port: int, ttl: time
     roots of earlier scans are watched and re-read when older than --ttl.
     """
     from .api.live import Settings
-    from .api.serve import check_exposure, run
+    from .api.serve import run
 
-    check_exposure(host, token)
     settings = Settings(roots=list(roots), ttl=ttl, watch=not no_watch, force_polling=poll, token=token,
                         cors_origins=list(origins))
     run(state.container(), settings, host, port, announce=lambda line: click.echo(line, err=True))

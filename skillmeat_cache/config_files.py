@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .formats import Warn, clean_document, is_valid_text, load_json_object
+from .values import is_inside
 
 __all__ = ["ConfigArtifact", "SETTINGS_FILES", "MCP_FILE", "hooks_from_settings", "mcp_servers", "referenced_files"]
 
@@ -55,10 +56,6 @@ def _canonical(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
 
 
-def _inside(real: str, project: str) -> bool:
-    return real == project or real.startswith(project.rstrip(os.sep) + os.sep)
-
-
 def referenced_files(command: str, project: str) -> list[str]:
     """Regular files inside ``project`` (resolved paths, sorted) named by the words of a
     shell ``command``: relative words are taken from the project folder (Claude Code runs
@@ -75,7 +72,7 @@ def referenced_files(command: str, project: str) -> list[str]:
         if not word or word.startswith("-") or "$" in word or "\x00" in word:
             continue
         candidate = os.path.realpath(os.path.join(project, word))
-        if candidate == project or not _inside(candidate, project):
+        if candidate == project or not is_inside(candidate, project):
             continue
         try:
             if stat.S_ISREG(os.stat(candidate).st_mode):

@@ -17,10 +17,10 @@ from .layout import (
     ARTIFACT_FOLDERS,
     PROFILE_ROOTS,
     TYPE_FOLDERS,
-    _inside,
     _is_profile,
     _Warn,
 )
+from .values import is_inside
 
 # --------------------------------------------------------------------------- the profile walk
 
@@ -102,7 +102,7 @@ def _record(fp: _Fingerprint, node: _Node, st: os.stat_result, project: str) -> 
     if node.kind != "l":
         return st
     node.real = os.path.realpath(node.path)
-    node.inside = _inside(node.real, project)
+    node.inside = is_inside(node.real, project)
     if not node.inside:
         fp.add(node.rel, "->outside")
         return None
@@ -178,7 +178,7 @@ def _walk_profile(project: str, name: str, fp: _Fingerprint, warn: _Warn) -> _Pr
         fp.add(name, "error")
         return profile
     if stat.S_ISLNK(st.st_mode):
-        if not _inside(os.path.realpath(profile.path), project):
+        if not is_inside(os.path.realpath(profile.path), project):
             profile.state = "outside"
             fp.add(name, "->outside")
             return profile if primary or _is_profile(profile.path, name) else None

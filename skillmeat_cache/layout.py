@@ -108,9 +108,6 @@ def _collector(warnings: list[ScanWarning] | None) -> _Warn:
     return warn
 
 
-def _inside(real: str, root_real: str) -> bool:
-    """Whether the resolved path ``real`` is ``root_real`` or lies below it."""
-    return real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep)
 
 
 def _is_profile(path: str, name: str) -> bool:

@@ -20,7 +20,7 @@ from .values import ARTIFACT_TYPES, PROJECT_STATUSES, ascii_lower, check_choice,
 from .views import (
     ARTIFACT_SELECT,
     LISTING,
-    PROJECT_COLUMNS,
+    PROJECT_SELECT,
     SUMMARIES,
     artifact_filter,
     artifact_item,
@@ -89,7 +89,7 @@ def project_page(
     """One page of :func:`views.project_summaries` (same filters, same order)."""
     where, params = summary_filter(connection, status, older_than, now)
     sql = SUMMARIES.format(
-        columns=", ".join(f"p.{c}" for c in PROJECT_COLUMNS), where=where, collate=collate(connection), extra=_TOTAL
+        columns=PROJECT_SELECT, where=where, collate=collate(connection), extra=_TOTAL
     )
     read = timestamp_reader(connection)
     return _page(connection, sql, {**params, "yes": True}, skip, limit, lambda row: summary_item(row, read))
@@ -176,7 +176,7 @@ def project_detail(connection: Connection, project_id: str) -> dict[str, Any]:
     """
     check_text("project_id", project_id, required=True, lookup=True)
     sql = SUMMARIES.format(
-        columns=", ".join(f"p.{col}" for col in PROJECT_COLUMNS), where="WHERE p.id = :id", collate="", extra=""
+        columns=PROJECT_SELECT, where="WHERE p.id = :id", collate="", extra=""
     )
     read = timestamp_reader(connection)
     row = connection.execute(text(sql), {"id": project_id, "yes": True}).first()

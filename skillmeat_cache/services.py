@@ -34,6 +34,7 @@ from .scanner import (
     read_project,
 )
 from .uow import AbstractUnitOfWork
+from .values import is_inside
 
 __all__ = [
     "InputError",
@@ -77,7 +78,7 @@ class ScanSummary:
 
 
 def _under(path: str, roots: Iterable[Path]) -> bool:
-    return any(path == str(root) or path.startswith(str(root).rstrip(os.sep) + os.sep) for root in roots)
+    return any(is_inside(path, str(root)) for root in roots)
 
 
 def _resolve_root(root: Path | str) -> tuple[Path, bool]:

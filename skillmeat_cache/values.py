@@ -8,6 +8,7 @@ checks and the same timestamp conversions as the models without configuring a ma
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ __all__ = [
     "normalise_labels",
     "check_choice",
     "check_text",
+    "is_inside",
     "derive_outdated",
     "new_id",
     "default_artifact_path",
@@ -243,3 +245,10 @@ def normalise_labels(field: str, value: Any) -> list[str]:
     for item in value:
         check_text(field, item, required=True)
     return list(dict.fromkeys(value))
+
+
+def is_inside(path: str, root: str) -> bool:
+    """Whether ``path`` is ``root`` or lies below it (both absolute, as text; a sibling
+    that only shares a prefix, ``/a/bc`` for ``/a/b``, is not inside).
+    """
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)

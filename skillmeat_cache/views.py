@@ -40,6 +40,7 @@ __all__ = [
     "ARTIFACT_COLUMNS",
     "COUNTED_TABLES",
     "PROJECT_COLUMNS",
+    "PROJECT_SELECT",
     "Reader",
     "artifact_listing",
     "cache_status",
@@ -61,6 +62,7 @@ PROJECT_COLUMNS = (
     "fingerprint",
     "warnings",
 )
+PROJECT_SELECT = ", ".join(f"p.{c}" for c in PROJECT_COLUMNS)
 _TIMESTAMPS = ("created_at", "updated_at", "last_fetched")
 # The artifacts columns, in model order: the keys of Artifact.to_dict() (a test compares
 # both lists with the tables, so a new column cannot be forgotten here).
@@ -149,7 +151,7 @@ def project_summaries(
     """
     where, params = summary_filter(connection, status, older_than, now)
     sql = SUMMARIES.format(
-        columns=", ".join(f"p.{c}" for c in PROJECT_COLUMNS), where=where, collate=collate(connection), extra=""
+        columns=PROJECT_SELECT, where=where, collate=collate(connection), extra=""
     )
     read_timestamp = timestamp_reader(connection)
     return [summary_item(row, read_timestamp) for row in connection.execute(text(sql), {**params, "yes": True})]

@@ -21,10 +21,7 @@ import logging
 import threading
 from typing import Any
 
-from sqlalchemy import Engine
-
-from ..engine import READ_ONLY_OPTION
-from ..views import project_summaries
+from ..views import Reader
 from .events import EventHub
 
 __all__ = ["CHANNEL", "WATCHED_FIELDS", "ChangeFeed"]
@@ -47,8 +44,9 @@ WATCHED_FIELDS = (
 class ChangeFeed:
     """Publishes ``project_updated`` for every project whose summary changed."""
 
-    def __init__(self, engine: Engine, events: EventHub, *, interval: float = 0.1) -> None:
-        self.engine = engine
+    def __init__(self, reader: Reader, events: EventHub, *, interval: float = 0.1) -> None:
+        self.reader = reader
+        self.engine = reader.engine
         self.events = events
         self.interval = interval
         self._signal = threading.Event()
@@ -84,8 +82,7 @@ class ChangeFeed:
         self._signal.set()
 
     def _read(self) -> dict[str, dict[str, Any]]:
-        with self.engine.connect().execution_options(**{READ_ONLY_OPTION: True}) as conn, conn.begin():
-            return {item["id"]: item for item in project_summaries(conn)}
+        return {item["id"]: item for item in self.reader.project_summaries()}
 
     def _compare_loop(self) -> None:
         while not self._stop.is_set():

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..roots import remember_roots
-from ..values import utcnow
+from ..values import is_inside, utcnow
 from ..views import Reader
 from .changes import ChangeFeed
 from .events import EventHub
@@ -25,10 +25,6 @@ __all__ = ["DEFAULT_TTL", "LiveCache", "Settings"]
 
 log = logging.getLogger(__name__)
 DEFAULT_TTL = timedelta(hours=6)
-
-
-def _under(path: str, roots: list[str]) -> bool:
-    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
 
 
 @dataclass
@@ -57,7 +53,7 @@ class LiveCache:
         self.events = EventHub()
         self.engine = container.engine()
         self.reader = Reader(self.engine, check_every_call=False)
-        self.feed = ChangeFeed(self.engine, self.events)
+        self.feed = ChangeFeed(self.reader, self.events)
         self.jobs = RefreshJobs(
             container.unit_of_work,
             self.targets,
@@ -110,7 +106,7 @@ class LiveCache:
     def targets(self) -> tuple[list[str], list[str]]:
         """What a whole refresh walks: the roots, and the cached projects outside them."""
         roots = list(dict.fromkeys(self.roots))
-        outside = sorted(p for p in self.known_paths() if not _under(p, roots))
+        outside = sorted(p for p in self.known_paths() if not any(is_inside(p, r) for r in roots))
         return roots, outside
 
     def known_paths(self) -> set[str]:

@@ -7,7 +7,6 @@ their JSON is built from the read models' dicts (the models below document it).
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
@@ -229,8 +228,6 @@ async def events(
                 yield _sse(Event(cache.events.last_id, "reset", {"reason": "events were dropped"}), cache.events.run)
                 continue
             yield _sse(event, cache.events.run)
-    except asyncio.CancelledError:
-        raise
     finally:
         cache.events.unsubscribe(sub)
 

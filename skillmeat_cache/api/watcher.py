@@ -26,6 +26,7 @@ import watchfiles
 
 from ..config_files import MCP_FILE
 from ..layout import _SKIPPED_DIRS, PROFILE_ROOTS, is_project_folder
+from ..values import is_inside
 
 __all__ = ["Watcher", "new_folder", "project_of", "relevant"]
 
@@ -55,7 +56,7 @@ def project_of(path: str, roots: Iterable[str], known: set[str], seen: dict[str,
     burst (a ``git checkout`` changes thousands of files in a few folders).
     """
     seen = {} if seen is None else seen
-    inside = [r for r in roots if path == r or path.startswith(r.rstrip(os.sep) + os.sep)]
+    inside = [r for r in roots if is_inside(path, r)]
     if not inside:
         return None
     top = min(inside, key=len)
