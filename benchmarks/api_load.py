@@ -11,7 +11,7 @@ import statistics
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,20 +87,28 @@ def a3_load(base: str, floor: str, project_id: str, scan_cmd: list[str], clients
     return ok
 
 
-def _reader(base: str, into: queue.Queue[tuple[float, dict[str, Any]]], ready: threading.Event) -> None:
+def sse_events(lines: Iterable[str]) -> Iterator[dict[str, str]]:
+    """The events of a text/event-stream, as their fields (``id``, ``event``, ``data``);
+    comments (keep-alives) are skipped.
+    """
     fields: dict[str, str] = {}
+    for raw in lines:
+        if not raw:
+            if "event" in fields:
+                yield fields
+            fields = {}
+        elif not raw.startswith(":"):
+            key, _, value = raw.partition(":")
+            fields[key] = value.removeprefix(" ")
+
+
+def _reader(base: str, into: queue.Queue[tuple[float, dict[str, Any]]], ready: threading.Event) -> None:
     client = httpx.Client(timeout=httpx.Timeout(10, read=None))
     with client, client.stream("GET", base + API + "/events") as r:
         ready.set()
-        for raw in r.iter_lines():
-            if raw:
-                if not raw.startswith(":"):
-                    key, _, value = raw.partition(":")
-                    fields[key] = value.removeprefix(" ")
-                continue
-            if fields.get("event") == "project_updated":
+        for fields in sse_events(r.iter_lines()):
+            if fields["event"] == "project_updated":
                 into.put((time.perf_counter(), json.loads(fields["data"])))
-            fields = {}
 
 
 def a4_events(base: str, root: Path, edits: int, line: Line) -> bool:

@@ -8,7 +8,6 @@ import os
 import queue
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
+from benchmarks.api import free_port
+from benchmarks.api_load import sse_events
 from skillmeat_cache import migrate
 
 pytestmark = pytest.mark.slow
@@ -28,12 +29,6 @@ pytestmark = pytest.mark.slow
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "projects"
 API = "/api/v1/cache"
 WATCHES = Path("/proc/sys/fs/inotify/max_user_watches")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _env(home: Path) -> dict[str, str]:
@@ -87,21 +82,14 @@ class Events:
         assert self.open.wait(10)
 
     def _read(self, url: str, headers: dict[str, str]) -> None:
-        fields: dict[str, str] = {}
         try:
             with self._client.stream("GET", url, headers=headers) as response:
                 assert response.status_code == 200
                 self.open.set()
-                for line in response.iter_lines():
-                    if not line:
-                        if "event" in fields:
-                            run, _, number = fields["id"].partition("-")
-                            self.run = run
-                            self.queue.put((int(number), fields["event"], json.loads(fields["data"])))
-                        fields = {}
-                    elif not line.startswith(":"):
-                        key, _, value = line.partition(":")
-                        fields[key] = value.removeprefix(" ")
+                for fields in sse_events(response.iter_lines()):
+                    run, _, number = fields["id"].partition("-")
+                    self.run = run
+                    self.queue.put((int(number), fields["event"], json.loads(fields["data"])))
         except httpx.HTTPError:
             pass
 
