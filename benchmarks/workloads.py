@@ -53,7 +53,7 @@ TARGETS: dict[str, tuple[str, float]] = {
 }
 PG_TARGET = 2.0
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
-_TABLES = ("artifact_tags", "artifact_metadata", "artifacts", "projects")
+_TABLES = ("artifact_search", "artifact_tags", "artifact_metadata", "artifacts", "projects")
 
 
 @dataclass

@@ -15,7 +15,7 @@ from alembic import context
 from sqlalchemy.pool import NullPool
 
 from skillmeat_cache.engine import create_engine_for_url, resolve_database_url, to_url
-from skillmeat_cache.migration import migration_transaction
+from skillmeat_cache.migration import include_name, migration_transaction
 from skillmeat_cache.models import Base
 
 config = context.config
@@ -31,6 +31,7 @@ def _configure(connection) -> None:
         render_as_batch=True,
         transactional_ddl=True,
         compare_type=True,
+        include_name=include_name,
     )
 
 

@@ -16,17 +16,18 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from .errors import NotFoundError, ValidationError
-from .values import ARTIFACT_TYPES, PROJECT_STATUSES, ascii_lower, check_choice, check_text
+from .values import ARTIFACT_TYPES, PROJECT_STATUSES, check_choice, check_text
 from .views import (
     ARTIFACT_SELECT,
     LISTING,
     PROJECT_SELECT,
+    SEARCH_NAME_OR_DESCRIPTION,
     SUMMARIES,
     artifact_filter,
     artifact_item,
     collate,
-    like_pattern,
-    lower_sql,
+    search_match,
+    search_query,
     summary_filter,
     summary_item,
     timestamp_reader,
@@ -95,12 +96,29 @@ def project_page(
     return _page(connection, sql, {**params, "yes": True}, skip, limit, lambda row: summary_item(row, read))
 
 
+# Each order over the listing (a, p), the search index (s) or a ranked subquery (r).
 _ARTIFACT_ORDER = {
-    "project": "p.path{c}, a.type, a.name{c}, a.path{c}",
-    "name": "a.name{c}, p.path{c}, a.type, a.path{c}",
-    "type": "a.type, a.name{c}, p.path{c}, a.path{c}",
-    "updated": "a.updated_at DESC, a.id",
+    "project": "{path}{c}, {k}.type, {k}.name{c}, {k}.path{c}",
+    "name": "{k}.name{c}, {path}{c}, {k}.type, {k}.path{c}",
+    "type": "{k}.type, {k}.name{c}, {path}{c}, {k}.path{c}",
+    "updated": "{u}.updated_at DESC, {id}",
 }
+_ON_LISTING = {"path": "p.path", "k": "a", "u": "a", "id": "a.id"}
+_ON_INDEX = {"path": "s.project_path", "k": "s", "u": "a", "id": "s.artifact_id"}
+_ON_RANKED = {"path": "r.project_path", "k": "r", "u": "r", "id": "r.artifact_id"}
+# The page's artifacts with their project and metadata, in the order of the ranked ids of
+# ``{ranked}`` (a subquery on artifact_search AS s with a LIMIT: at most a page of rows).
+_RANKED = """
+SELECT {columns}, m.description, m.tags, p.path{extra}
+FROM ({ranked}) AS r
+JOIN artifacts AS a ON a.id = r.artifact_id
+JOIN projects AS p ON p.id = a.project_id
+LEFT JOIN artifact_metadata AS m ON m.artifact_id = a.id
+ORDER BY {order}
+"""
+_KEYS = "s.artifact_id, s.project_path, s.type, s.name, s.path"
+# An index walk pays (skip + limit) x rows / matches; sorting the matches pays for each.
+_WALK_FROM = 20
 
 
 def artifact_page(
@@ -117,56 +135,138 @@ def artifact_page(
 ) -> dict[str, Any]:
     """One page of :func:`views.artifact_listing`'s filters, in one of :data:`ARTIFACT_SORTS`:
     ``project`` (project path, type, name, path: the CLI's order), ``name``, ``type`` (then
-    name), ``updated`` (most recently changed first).
+    name), ``updated`` (most recently changed first). With ``text_`` the page is chosen
+    from the search index (revision 0007), which holds the same keys.
     """
     check_choice("sort", sort, ARTIFACT_SORTS)
-    where, params = artifact_filter(connection, project, type, outdated, tag, text_)
-    sql = LISTING.format(
-        columns=ARTIFACT_SELECT, where=where, order=_ARTIFACT_ORDER[sort].format(c=collate(connection)), extra=_TOTAL
-    )
+    where, params = artifact_filter(connection, project, type, outdated, tag)
+    if text_:
+        return _text_page(connection, skip, limit, sort, text_, (where, params))
+    order = _ARTIFACT_ORDER[sort].format(c=collate(connection), **_ON_LISTING)
+    sql = LISTING.format(columns=ARTIFACT_SELECT, where=where, order=order, extra=_TOTAL)
     read = timestamp_reader(connection)
     return _page(connection, sql, params, skip, limit, lambda row: artifact_item(row, read))
+
+
+def _text_page(
+    connection: Connection, skip: int, limit: int, sort: str, text_: str, filters: tuple[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """:func:`artifact_page` with a text filter: the matches counted, then one statement
+    that picks the page's ids from ``artifact_search`` (joined to ``artifacts AS a`` only
+    for the other ``filters`` or the ``updated`` order) and joins their rows.
+    """
+    skip, limit = check_page(skip, limit)
+    query = search_query("text", text_)
+    where, params = filters
+    join = " JOIN artifacts AS a ON a.id = s.artifact_id" if where or sort == "updated" else ""
+    match = search_match(connection, query, SEARCH_NAME_OR_DESCRIPTION)
+    params = {**params, **match.params}
+    also = where.replace("WHERE ", " AND ", 1)
+    count_sql = match.count_sql() if match.fts and not join else (
+        f"SELECT count(*) FROM artifact_search AS s{join} WHERE {match.sql}{also}"
+    )
+    total = _count(connection, count_sql, params)
+    items: list[dict[str, Any]] = []
+    if total > skip:
+        if match.fts and sort == "project" and total >= _WALK_FROM * (skip + limit):
+            match = search_match(connection, query, SEARCH_NAME_OR_DESCRIPTION, walk=True)
+        c = collate(connection)
+        keys = _KEYS + (", a.updated_at" if sort == "updated" else "")
+        ranked = (
+            f"SELECT {keys} FROM artifact_search AS s{join} WHERE {match.sql}{also}"
+            f" ORDER BY {_ARTIFACT_ORDER[sort].format(c=c, **_ON_INDEX)} LIMIT :limit OFFSET :skip"
+        )
+        order = _ARTIFACT_ORDER[sort].format(c=c, **_ON_RANKED)
+        sql = _RANKED.format(columns=ARTIFACT_SELECT, ranked=ranked, order=order, extra="")
+        read = timestamp_reader(connection)
+        rows = connection.execute(text(sql), {**params, "limit": limit, "skip": skip})
+        items = [artifact_item(row, read) for row in rows]
+    return {"items": items, "total": total, "skip": skip, "limit": limit}
 
 
 def search_page(connection: Connection, query: str, *, skip: int = 0, limit: int) -> dict[str, Any]:
     """Artifacts whose name, description or a tag contains ``query`` (any ASCII case), best
     matches first: name equal to the query, name starting with it, name containing it, a
-    tag equal to it, then a match in the description or inside a tag; ties by name,
-    project path, path. Each item carries its ``rank`` (0 = best).
+    tag equal to it, then a match in the description or inside a tag; ties by name in any
+    ASCII case, then name, project path, path. Each item carries its ``rank`` (0 = best).
+
+    It reads the search index (revision 0007): the matches are counted, then the page is
+    taken tier by tier, each in an index's order where one serves (ranks 0 and 1 are a
+    range of the lowered names), so a first page of a common word reads about a page.
     """
-    check_text("q", query, required=True)
-    if not query.strip():
-        raise ValidationError("q", "must not be blank")
-    lower = lower_sql(connection)
-    name = lower.format("a.name")
-    tag_match = "EXISTS (SELECT 1 FROM artifact_tags AS t WHERE t.artifact_id = a.id AND {})"
-    rank = (
-        f", CASE WHEN {name} LIKE :exact ESCAPE '/' THEN 0 WHEN {name} LIKE :prefix ESCAPE '/' THEN 1"
-        f" WHEN {name} LIKE :pattern ESCAPE '/' THEN 2 WHEN {tag_match.format('t.tag = :tag')} THEN 3"
-        " ELSE 4 END AS rank"
-    )
-    tag_like = tag_match.format(lower.format("t.tag") + " LIKE :pattern ESCAPE '/'")
-    if connection.dialect.name == "sqlite":
-        # The metadata's JSON copy of the tags rules out most rows before the tag lookup.
-        tag_like = f"(m.tags LIKE :pattern ESCAPE '/' AND {tag_like})"
-    where = (
-        f"WHERE {name} LIKE :pattern ESCAPE '/' OR {lower.format('m.description')} LIKE :pattern ESCAPE '/'"
-        f" OR {tag_like}"
-    )
+    skip, limit = check_page(skip, limit)
+    q = search_query("q", query, required=True)
+    everywhere = search_match(connection, q)
+    total = _count(connection, everywhere.count_sql(), everywhere.params)
+    items: list[dict[str, Any]] = []
+    offset = skip
+    for tier in _tiers(connection, q, walk=total >= _WALK_FROM * (skip + limit)):
+        if len(items) == limit or skip + len(items) >= total:
+            break
+        got = _ranked(connection, *tier[:3], offset, limit - len(items), by_rank=tier[4])
+        if got:
+            items += got
+            offset = 0
+        elif offset:  # this tier lies wholly before the page
+            offset -= _count(connection, tier[3], tier[2])
+    return {"items": items, "total": total, "skip": skip, "limit": limit}
+
+
+def _tiers(connection: Connection, q: str, *, walk: bool) -> list[tuple[str, str, dict[str, Any], str, bool]]:
+    """The ranks of :func:`search_page` in order, each as (condition on ``artifact_search
+    AS s``, rank expression, parameters, count statement, whether to sort by the rank).
+    """
+    # Names starting with q are the range [q, q with its last character's successor).
+    prefix = "s.name_l >= :q AND s.name_l < :q_end"
+    params = {"q": q, "q_end": q[:-1] + chr(ord(q[-1]) + 1)}
+    in_name = search_match(connection, q, ("name_l",), walk=walk)
+    elsewhere = search_match(connection, q, ("description_l", "tags_l"), exclude=("name_l",))
+    position = "instr" if connection.dialect.name == "sqlite" else "strpos"
+    count = "SELECT count(*) FROM artifact_search AS s WHERE {}"
+    rest = {**params, **elsewhere.params, "tag": f"\x1e{q}\x1e"}
+    inside = f"{in_name.sql} AND NOT ({prefix})"
+    tag_rank = f"CASE WHEN {position}(s.tags_l, :tag) > 0 THEN 3 ELSE 4 END"
+    # Within the prefix range the equal name sorts first: the index's order is the rank's.
+    return [
+        (prefix, "CASE WHEN s.name_l = :q THEN 0 ELSE 1 END", params, count.format(prefix), False),
+        (inside, "2", {**params, **in_name.params}, count.format(inside), False),
+        (elsewhere.sql, tag_rank, rest, count.format(elsewhere.sql), True),
+    ]
+
+
+def _count(connection: Connection, sql: str, params: dict[str, Any]) -> int:
+    return int(connection.execute(text(sql), params).scalar_one())
+
+
+def _ranked(
+    connection: Connection,
+    condition: str,
+    rank: str,
+    params: dict[str, Any],
+    skip: int,
+    limit: int,
+    *,
+    by_rank: bool,
+) -> list[dict[str, Any]]:
+    """The artifacts matching ``condition`` on ``artifact_search AS s`` ordered by ``rank``
+    (``by_rank``: else the order below already is the rank's), then the lowered name,
+    name, project path, path: ``limit`` of them from ``skip``, each with its ``rank``.
+    """
     c = collate(connection)
-    sql = LISTING.format(
-        columns=ARTIFACT_SELECT, where=where, order=f"rank, a.name{c}, p.path{c}, a.path{c}", extra=rank + _TOTAL
+    keys = f"s.name_l{c}, s.name{c}, s.project_path{c}, s.path{c}"
+    ranked = (
+        f"SELECT {_KEYS}, s.name_l, {rank} AS rank FROM artifact_search AS s WHERE {condition}"
+        f" ORDER BY {'rank, ' if by_rank else ''}{keys} LIMIT :limit OFFSET :skip"
     )
-    pattern = like_pattern(query)
-    params = {"exact": pattern[1:-1], "prefix": pattern[1:], "pattern": pattern, "tag": ascii_lower(query)}
+    order = f"r.rank, r.name_l{c}, r.name{c}, r.project_path{c}, r.path{c}"
+    sql = _RANKED.format(columns=ARTIFACT_SELECT, ranked=ranked, order=order, extra=", r.rank")
     read = timestamp_reader(connection)
-
-    def item(row: Any) -> dict[str, Any]:
-        out = artifact_item(row, read)
-        out["rank"] = int(row[-2])
-        return out
-
-    return _page(connection, sql, params, skip, limit, item)
+    items = []
+    for row in connection.execute(text(sql), {**params, "limit": limit, "skip": skip}):
+        item = artifact_item(row, read)
+        item["rank"] = int(row[-1])
+        items.append(item)
+    return items
 
 
 def project_detail(connection: Connection, project_id: str) -> dict[str, Any]:

@@ -35,6 +35,7 @@ __all__ = [
     "current_revision",
     "downgrade",
     "downgrade_engine",
+    "include_name",
     "migrate",
     "migrate_engine",
     "migration_transaction",
@@ -43,6 +44,18 @@ __all__ = [
     "refuse_unknown_revision",
     "revision_of",
 ]
+
+# What revision 0007 builds beside artifact_search on one engine only, which the models
+# cannot declare: SQLite's FTS5 table (and its shadow tables), PostgreSQL's trigram index.
+_ENGINE_SPECIFIC = ("artifact_search_fts", "idx_artifact_search_trgm")
+
+
+def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+    """Alembic's ``include_name`` hook for comparing the models with a database: the
+    search index's engine-specific parts are left out (see revision 0007).
+    """
+    return not (name or "").startswith(_ENGINE_SPECIFIC)
+
 
 # Arbitrary constant: the key of the PostgreSQL advisory lock migrations take.
 _PG_LOCK_KEY = 0x5C111EA7

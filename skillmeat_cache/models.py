@@ -15,9 +15,12 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
+    Column,
     ForeignKey,
     Index,
+    Integer,
     MetaData,
+    Table,
     Text,
     UniqueConstraint,
     false,
@@ -52,6 +55,7 @@ __all__ = [
     "ArtifactMetadata",
     "ArtifactTag",
     "Base",
+    "SEARCH_TABLE",
     "CacheMetadata",
     "MarketplaceEntry",
     "Project",
@@ -370,6 +374,34 @@ class ArtifactMetadata(Base):
         if key == "tags":
             self._tag_rows = [ArtifactTag(tag=tag) for tag in values]
         return values
+
+
+# Code point order on PostgreSQL whatever the database's collation, so that an index
+# on these columns serves ORDER BY ... COLLATE "C" (SQLite's BINARY order already is).
+_CODE_POINT_TEXT = Text().with_variant(Text(collation="C"), "postgresql")
+
+SEARCH_TABLE = Table(
+    "artifact_search",
+    Base.metadata,
+    # Revision 0007: one narrow row per artifact, written only by the database's triggers
+    # (see the migration), never by this code. It holds the listing keys of the artifact
+    # and its project, and the searched text with ASCII letters lowered: ``name_l``,
+    # ``description_l`` and ``tags_l`` (each tag between U+001E marks; empty without tags).
+    Column("id", Integer, primary_key=True),  # the key of the SQLite full-text index
+    Column("artifact_id", Text, ForeignKey("artifacts.id", ondelete="CASCADE"), nullable=False, unique=True),
+    Column("project_id", Text, nullable=False),
+    Column("project_path", _CODE_POINT_TEXT, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("name", _CODE_POINT_TEXT, nullable=False),
+    Column("path", _CODE_POINT_TEXT, nullable=False),
+    Column("name_l", _CODE_POINT_TEXT, nullable=False),
+    Column("description_l", Text, nullable=False),
+    Column("tags_l", Text, nullable=False),
+    # GET /artifacts?q= in its default order, and GET /search in its order, read these
+    # indexes and stop at a page.
+    Index("idx_artifact_search_order", "project_path", "type", "name", "path"),
+    Index("idx_artifact_search_name", "name_l", "name", "project_path", "path"),
+)
 
 
 class MarketplaceEntry(Base):

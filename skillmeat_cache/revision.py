@@ -12,7 +12,7 @@ from .errors import SchemaVersionError
 
 __all__ = ["HEAD_REVISION", "KNOWN_REVISIONS", "check_schema", "read_revision"]
 
-KNOWN_REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005", "0006")
+KNOWN_REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")
 HEAD_REVISION: str = KNOWN_REVISIONS[-1]
 
 

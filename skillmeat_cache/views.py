@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from .engine import READ_ONLY_OPTION, redact_url
-from .errors import NotFoundError
+from .errors import NotFoundError, ValidationError
 from .revision import HEAD_REVISION, check_schema, read_revision
 from .values import (
     ARTIFACT_TYPES,
@@ -199,6 +200,78 @@ def like_pattern(value: str) -> str:
     return f"%{escaped}%"
 
 
+# The columns of ``artifact_search`` a search looks in (revision 0007): all three for
+# GET /search; name and description for GET /artifacts?q= and the CLI's --text, as
+# ArtifactRepository.search.
+SEARCH_EVERYWHERE = ("name_l", "description_l", "tags_l")
+SEARCH_NAME_OR_DESCRIPTION = ("name_l", "description_l")
+_FTS = "artifact_search_fts"
+
+
+def search_query(field: str, value: Any, *, required: bool = False) -> str:
+    """The text a search looks for: validated (see :func:`check_text`; no control
+    characters, which mark fields in the index) and with ASCII letters lowered, as the
+    index holds it. ValidationError names ``field``.
+    """
+    if value is not None and isinstance(value, str) and any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValidationError(field, "contains a control character")
+    check_text(field, value, required=required)
+    return ascii_lower(value)
+
+
+def has_search_index(connection: Connection) -> bool:
+    """Whether SQLite's full-text index exists (revision 0007 leaves it out where SQLite
+    lacks FTS5's trigram tokenizer); PostgreSQL's trigram index needs no such test.
+    """
+    return connection.execute(text("SELECT 1 FROM sqlite_master WHERE name = :n"), {"n": _FTS}).first() is not None
+
+
+@dataclass(frozen=True)
+class SearchMatch:
+    """A condition on ``artifact_search AS s`` (with its parameters): the rows whose
+    searched text contains a query. ``fts`` when it reads SQLite's full-text index.
+    """
+
+    sql: str
+    params: dict[str, Any]
+    fts: bool
+
+    def count_sql(self) -> str:
+        """A statement counting the matching rows (from the full-text index alone when it can)."""
+        if self.fts:
+            return f"SELECT count(*) FROM {_FTS} WHERE {_FTS} MATCH :match"
+        return f"SELECT count(*) FROM artifact_search AS s WHERE {self.sql}"
+
+
+def search_match(
+    connection: Connection,
+    query: str,
+    columns: Sequence[str] = SEARCH_EVERYWHERE,
+    *,
+    exclude: Sequence[str] = (),
+    walk: bool = False,
+) -> SearchMatch:
+    """The rows of ``artifact_search AS s`` with ``query`` (from :func:`search_query`) inside
+    one of ``columns`` and inside none of ``exclude``. On SQLite a query of three
+    characters or more is a phrase of the trigram index (``walk``: written so that the
+    planner may read ``s`` in an index's order and test each row); shorter ones, and
+    PostgreSQL (whose trigram index serves it), use ``LIKE``.
+    """
+    if len(query) >= 3 and connection.dialect.name == "sqlite" and has_search_index(connection):
+        phrase = '"' + query.replace('"', '""') + '"'
+        expression = f"{{{' '.join(columns)}}} : {phrase}"
+        if exclude:
+            expression += f" NOT {{{' '.join(exclude)}}} : {phrase}"
+        key = "+s.id" if walk else "s.id"
+        sql = f"{key} IN (SELECT rowid FROM {_FTS} WHERE {_FTS} MATCH :match)"
+        return SearchMatch(sql, {"match": expression}, True)
+    inside = " OR ".join(f"s.{c} LIKE :pattern ESCAPE '/'" for c in columns)
+    sql = f"({inside})"
+    if exclude:
+        sql += " AND NOT (" + " OR ".join(f"s.{c} LIKE :pattern ESCAPE '/'" for c in exclude) + ")"
+    return SearchMatch(sql, {"pattern": like_pattern(query)}, False)
+
+
 def artifact_filter(
     connection: Connection,
     project: str | None = None,
@@ -225,12 +298,9 @@ def artifact_filter(
         params["tag"] = check_text("tag", tag, required=True, lookup=True)
         conditions.append("EXISTS (SELECT 1 FROM artifact_tags AS t WHERE t.artifact_id = a.id AND t.tag = :tag)")
     if text_:
-        params["pattern"] = like_pattern(check_text("text", text_))
-        lower = lower_sql(connection)
-        conditions.append(
-            f"({lower.format('a.name')} LIKE :pattern ESCAPE '/' "
-            f"OR {lower.format('m.description')} LIKE :pattern ESCAPE '/')"
-        )
+        match = search_match(connection, search_query("text", text_), SEARCH_NAME_OR_DESCRIPTION)
+        params.update(match.params)
+        conditions.append(f"a.id IN (SELECT s.artifact_id FROM artifact_search AS s WHERE {match.sql})")
     return (f"WHERE {' AND '.join(conditions)}" if conditions else ""), params
 
 
