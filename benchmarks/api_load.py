@@ -65,19 +65,25 @@ def _clients(urls: list[str], clients: int, seconds: float) -> tuple[int, int, l
 
 def a3_load(base: str, floor: str, project_id: str, scan_cmd: list[str], clients: int, seconds: float,
             line: Line) -> bool:
-    """A3: the same mix on both servers while a full rescan of the tree writes."""
+    """A3: the same mix on both servers while a full rescan of the tree writes; run floor,
+    ours, ours, floor (each ``seconds`` long, each with its own rescan) so that neither
+    side gains from going first or last, and summed per side.
+    """
     ours = [f"{base}{API}/projects?limit=1000", f"{base}{API}/search?q=csv&limit=100",
             f"{base}{API}/projects/{project_id}", f"{base}{API}/artifacts?q=csv&limit=100"]
     floors = [f"{floor}/replay/projects", f"{floor}/replay/search-csv", f"{floor}/replay/detail",
               f"{floor}/replay/artifacts-csv"]
-    results = []
-    for urls in (ours, floors):
+    totals = {"ours": [0, 0, []], "floor": [0, 0, []]}
+    for side in ("floor", "ours", "ours", "floor"):
         scan = subprocess.Popen(scan_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        results.append(_clients(urls, clients, seconds))
-        scanned = scan.poll() is not None
+        done, errors, lat = _clients(ours if side == "ours" else floors, clients, seconds)
         scan.wait()
-        results[-1] += (scanned,)
-    (done, errors, lat, _), (fdone, ferrors, flat, _) = results
+        total = totals[side]
+        total[0] += done
+        total[1] += errors
+        total[2] += lat
+    (done, errors, lat), (fdone, ferrors, flat) = totals["ours"], totals["floor"]
+    seconds *= 2
     ratio = (done / seconds) / max(fdone / seconds, 1e-9)
     ok = errors == 0 and ratio >= 0.7
     line("A3", f"{clients} clients {seconds:.0f} s, mix, during a full rescan",

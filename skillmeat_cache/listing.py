@@ -200,7 +200,8 @@ def search_page(connection: Connection, query: str, *, skip: int = 0, limit: int
     total = _count(connection, everywhere.count_sql(), everywhere.params)
     items: list[dict[str, Any]] = []
     offset = skip
-    for tier in _tiers(connection, q, walk=total >= _WALK_FROM * (skip + limit)):
+    tiers = _tiers(connection, q, walk=total >= _WALK_FROM * (skip + limit)) if total > skip else []
+    for tier in tiers:
         if len(items) == limit or skip + len(items) >= total:
             break
         got = _ranked(connection, *tier[:3], offset, limit - len(items), by_rank=tier[4])

@@ -221,9 +221,14 @@ def search_query(field: str, value: Any, *, required: bool = False) -> str:
 
 def has_search_index(connection: Connection) -> bool:
     """Whether SQLite's full-text index exists (revision 0007 leaves it out where SQLite
-    lacks FTS5's trigram tokenizer); PostgreSQL's trigram index needs no such test.
+    lacks FTS5's trigram tokenizer); PostgreSQL's trigram index needs no such test. Asked
+    once per database connection: only a migration adds or drops it.
     """
-    return connection.execute(text("SELECT 1 FROM sqlite_master WHERE name = :n"), {"n": _FTS}).first() is not None
+    found = connection.info.get(_FTS)
+    if found is None:
+        found = connection.execute(text("SELECT 1 FROM sqlite_master WHERE name = :n"), {"n": _FTS}).first() is not None
+        connection.info[_FTS] = found
+    return found
 
 
 @dataclass(frozen=True)

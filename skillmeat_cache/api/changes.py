@@ -4,7 +4,10 @@ terminal, a second server) into ``project_updated`` events.
 A signal says "something was committed"; the feed then compares the projects' summaries
 with the ones it saw last and publishes one event per project added, removed or changed
 (``fields``: what changed; a project only re-read, ``last_fetched`` alone, is not an event).
-Signals that arrive while a comparison runs fold into one more comparison.
+Signals that arrive while a comparison runs fold into one more comparison, and a
+comparison is followed by a pause of at least four times its length (``min_gap`` at
+least): a long scan by another process, committing project after project, then costs the
+server at most a fifth of a core, and its events arrive in batches.
 
 - SQLite: ``PRAGMA data_version`` on a connection of the feed's own, read every
   ``interval`` seconds. It changes when any other connection commits; no table is read
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from ..views import Reader
@@ -44,8 +48,9 @@ WATCHED_FIELDS = (
 class ChangeFeed:
     """Publishes ``project_updated`` for every project whose summary changed."""
 
-    def __init__(self, reader: Reader, events: EventHub, *, interval: float = 0.1) -> None:
+    def __init__(self, reader: Reader, events: EventHub, *, interval: float = 0.1, min_gap: float = 0.2) -> None:
         self.reader = reader
+        self.min_gap = min_gap
         self.engine = reader.engine
         self.events = events
         self.interval = interval
@@ -90,6 +95,7 @@ class ChangeFeed:
             self._signal.clear()
             if self._stop.is_set():
                 return
+            started = time.monotonic()
             try:
                 self.compare()
                 self.error = None
@@ -97,6 +103,7 @@ class ChangeFeed:
                 self.error = f"{type(exc).__name__}: {exc}"
                 log.warning("change feed: %s", self.error)
                 self._stop.wait(1.0)
+            self._stop.wait(max(self.min_gap, 4 * (time.monotonic() - started)))
 
     def compare(self) -> int:
         """Publish the differences since the last snapshot; how many events."""

@@ -198,6 +198,7 @@ def _without_index(conn: Any) -> None:
     """The database as revision 0007 leaves it where SQLite has no trigram tokenizer or
     PostgreSQL no pg_trgm, in ``conn``'s transaction (rolled back when it closes).
     """
+    conn.info.pop("artifact_search_fts", None)  # what the connection learnt of the schema
     if conn.dialect.name == "sqlite":
         for trigger in ("insert", "delete", "update"):
             conn.execute(text(f"DROP TRIGGER artifact_search_fts_{trigger}"))
