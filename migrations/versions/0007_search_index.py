@@ -254,6 +254,11 @@ def _upgrade_postgresql() -> None:
     op.execute(
         "CREATE INDEX idx_artifact_search_trgm ON artifact_search"
         " USING gin (name_l gin_trgm_ops, description_l gin_trgm_ops, tags_l gin_trgm_ops)"
+        # A small pending list: GIN's default (4 MB) is read entry by entry by every search
+        # until the next vacuum. Measured over 15,000 artifacts just scanned, a search with no
+        # match took 10.6 ms with the default, 2.0 ms with 256 kB, 1.2 ms with none
+        # (fastupdate off), which doubled a first scan; with 256 kB the index adds a fifth.
+        " WITH (gin_pending_list_limit = 256)"
     )
 
 
