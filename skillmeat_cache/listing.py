@@ -13,6 +13,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, text
 
 from .errors import NotFoundError, ValidationError
@@ -270,12 +271,16 @@ def _ranked(
     return items
 
 
-def project_detail(connection: Connection, project_id: str) -> dict[str, Any]:
+def project_detail(connection: Connection, project_id: str, *, stored_json: bool = False) -> dict[str, Any]:
     """One project (as in :func:`project_page`) with ``artifacts``: every one of them, in
     the CLI's order, each with its metadata (``description``, ``tags``, ``aliases`` and the
     frontmatter document as ``metadata``). NotFoundError for an unknown id.
+
+    ``stored_json``: each ``metadata`` is the stored JSON text as an ``orjson.Fragment``,
+    not parsed (for a response that orjson writes: the HTTP API's).
     """
     check_text("project_id", project_id, required=True, lookup=True)
+    pg = connection.dialect.name == "postgresql"
     sql = SUMMARIES.format(
         columns=PROJECT_SELECT, where="WHERE p.id = :id", collate="", extra=""
     )
@@ -289,14 +294,18 @@ def project_detail(connection: Connection, project_id: str) -> dict[str, Any]:
         columns=ARTIFACT_SELECT,
         where="WHERE a.project_id = :id",
         order=f"a.type, a.name{c}, a.path{c}",
-        extra=", m.aliases, m.metadata",
+        # PostgreSQL hands jsonb back parsed; as text it can be embedded as it is.
+        extra=", m.aliases, " + ("CAST(m.metadata AS text)" if stored_json and pg else "m.metadata"),
     )
     artifacts = []
     for arow in connection.execute(text(listing), {"id": project_id}):
         item = artifact_item(arow, read)
         aliases, document = arow[-2:]
-        item["aliases"] = list((json.loads(aliases) if isinstance(aliases, str) else aliases) or [])
-        item["metadata"] = json.loads(document) if isinstance(document, str) else document
+        item["aliases"] = list((orjson.loads(aliases) if isinstance(aliases, str) else aliases) or [])
+        if isinstance(document, str):
+            item["metadata"] = orjson.Fragment(document) if stored_json else json.loads(document)
+        else:
+            item["metadata"] = document
         artifacts.append(item)
     project["artifacts"] = artifacts
     return project

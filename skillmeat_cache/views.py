@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine, text
 
 from .engine import READ_ONLY_OPTION, redact_url
@@ -328,8 +329,8 @@ def artifact_item(row: Sequence[Any], read_timestamp: Callable[[Any], datetime |
         item[key] = bool(item[key])
     n = len(ARTIFACT_COLUMNS)
     description, tags, project_path = row[n : n + 3]
-    if isinstance(tags, str):  # SQLite hands JSON back as text
-        tags = json.loads(tags)
+    if isinstance(tags, str):  # SQLite hands JSON back as text (a list of text: orjson reads it exactly)
+        tags = orjson.loads(tags)
     item["description"] = description
     item["tags"] = list(tags or [])
     item["project_path"] = project_path

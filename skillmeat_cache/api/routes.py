@@ -7,12 +7,14 @@ their JSON is built from the read models' dicts (the models below document it).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from ..errors import NotFoundError, ValidationError
@@ -70,6 +72,21 @@ def live(request: Request) -> LiveCache:
 Live = Annotated[LiveCache, Depends(live)]
 
 
+class _Json(Response):
+    """JSON by orjson (several times faster than ``json``, and it embeds stored documents
+    given as ``orjson.Fragment`` as they are); ``json`` for what orjson refuses (an
+    integer beyond 64 bits, a key that is not text).
+    """
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return orjson.dumps(content)
+        except TypeError:
+            return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def _read(cache: LiveCache, read: Any, **kwargs: Any) -> Any:
     with cache.reader.connection() as conn:
         return read(conn, **kwargs)
@@ -83,7 +100,7 @@ def status(cache: Live) -> Any:
         counts = count_status(conn)
     body = {key: where[key] for key in ("database", "revision", "head", "size_bytes")}
     body.update(counts, refresh=cache.refresh_state(), watcher=cache.watcher_state())
-    return JSONResponse(body)
+    return _Json(body)
 
 
 @router.get("/projects", response_model=Page[ProjectSummary])
@@ -96,13 +113,13 @@ def projects(
 ) -> Any:
     """Projects by name, then path, each with its artifact and outdated counts."""
     older = cache.settings.ttl if stale else None
-    return JSONResponse(_read(cache, project_page, skip=skip, limit=limit, status=status, older_than=older))
+    return _Json(_read(cache, project_page, skip=skip, limit=limit, status=status, older_than=older))
 
 
 @router.get("/projects/{project_id}", response_model=ProjectDetail)
 def project(cache: Live, project_id: str) -> Any:
     """One project with every one of its artifacts and their metadata."""
-    return JSONResponse(_read(cache, project_detail, project_id=project_id))
+    return _Json(_read(cache, project_detail, project_id=project_id, stored_json=True))
 
 
 @router.get("/artifacts", response_model=Page[ArtifactOut])
@@ -125,7 +142,7 @@ def artifacts(
         cache, artifact_page, skip=skip, limit=limit, sort=sort, project=project_id, type=type,
         outdated=outdated, tag=tag, text_=q,
     )
-    return JSONResponse(page)
+    return _Json(page)
 
 
 @router.get("/search", response_model=Page[SearchHit])
@@ -136,13 +153,13 @@ def search(
     limit: Limit = 100,
 ) -> Any:
     """Artifacts whose name, description or tags contain ``q``, best matches first."""
-    return JSONResponse(_read(cache, search_page, query=q, skip=skip, limit=limit))
+    return _Json(_read(cache, search_page, query=q, skip=skip, limit=limit))
 
 
 @router.get("/marketplace", response_model=Page[MarketplaceOut])
 def marketplace(cache: Live, type: ArtifactType | None = None, skip: Skip = 0, limit: Limit = 100) -> Any:
     """Marketplace entries by type, name and id."""
-    return JSONResponse(_read(cache, marketplace_page, skip=skip, limit=limit, type=type))
+    return _Json(_read(cache, marketplace_page, skip=skip, limit=limit, type=type))
 
 
 def _scope(cache: LiveCache, project_id: str | None) -> set[str] | None:
@@ -156,7 +173,7 @@ def refresh(cache: Live, body: RefreshRequest | None = None) -> Any:
     body = body or RefreshRequest()
     scope = _scope(cache, body.project_id)
     job, joined = cache.jobs.submit(scope, force=body.force, reason="request", project_id=body.project_id)
-    return JSONResponse(job.to_dict(joined), status_code=202)
+    return _Json(job.to_dict(joined), status_code=202)
 
 
 @router.get("/refresh/{job_id}", response_model=JobOut)
@@ -165,7 +182,7 @@ def refresh_job(cache: Live, job_id: str) -> Any:
     job = cache.jobs.get(job_id)
     if job is None:
         raise NotFoundError(f"no refresh job {job_id!r} in this run of the server")
-    return JSONResponse(job.to_dict())
+    return _Json(job.to_dict())
 
 
 @router.post("/invalidate", status_code=202, response_model=InvalidateOut)
@@ -176,7 +193,7 @@ def invalidate(cache: Live, body: InvalidateRequest | None = None) -> Any:
     count = invalidate_projects(cache.container.unit_of_work, body.project_id)
     cache.feed.nudge()
     job, joined = cache.jobs.submit(scope, reason="invalidate", project_id=body.project_id, join_running=False)
-    return JSONResponse({"invalidated": count, "job": job.to_dict(joined)}, status_code=202)
+    return _Json({"invalidated": count, "job": job.to_dict(joined)}, status_code=202)
 
 
 async def _subscription(

@@ -237,6 +237,21 @@ def test_search_ranks_best_matches_first(api: Api) -> None:
     _problem(api.get("/search", params={"q": "  "}), 422, "ValidationError")
 
 
+def test_documents_come_back_exactly_whatever_the_json_writer(api: Api) -> None:
+    # The stored frontmatter is embedded as stored (orjson.Fragment); what orjson cannot
+    # write (an integer beyond 64 bits, parsed from a marketplace entry) falls back to json.
+    document = {"big": 2**70, "nested": {"x": [1, 2.5, "é", None, True]}, "": "empty key"}
+    web = next(p for p in api.ok("/projects", limit=10)["items"] if p["name"] == "web-app")
+    with api.container.unit_of_work() as uow:
+        artifact = uow.artifacts.list_for_project(web["id"])[0]
+        uow.metadata.set(artifact.id, data=document, description="d", tags=["t"], aliases=["a"])
+        uow.marketplace.add(MarketplaceEntry(id="big", name="big", type="skill", data={"n": 2**70, "s": "ü"}))
+    detail = api.ok(f"/projects/{web['id']}")
+    stored = next(a for a in detail["artifacts"] if a["id"] == artifact.id)
+    assert stored["metadata"] == document and stored["aliases"] == ["a"] and stored["tags"] == ["t"]
+    assert api.ok("/marketplace")["items"][0]["data"] == {"n": 2**70, "s": "ü"}
+
+
 def test_marketplace_pages_by_type(api: Api) -> None:
     with api.container.unit_of_work() as uow:
         for i in range(5):
