@@ -27,6 +27,7 @@ from .views import (
     artifact_filter,
     artifact_item,
     collate,
+    count_search,
     search_match,
     search_query,
     summary_filter,
@@ -163,10 +164,7 @@ def _text_page(
     match = search_match(connection, query, SEARCH_NAME_OR_DESCRIPTION)
     params = {**params, **match.params}
     also = where.replace("WHERE ", " AND ", 1)
-    count_sql = match.count_sql() if match.fts and not join else (
-        f"SELECT count(*) FROM artifact_search AS s{join} WHERE {match.sql}{also}"
-    )
-    total = _count(connection, count_sql, params)
+    total = _count(connection, match.count_sql(join, also), params)
     items: list[dict[str, Any]] = []
     if total > skip:
         if match.fts and sort == "project" and total >= _WALK_FROM * (skip + limit):
@@ -224,15 +222,14 @@ def _tiers(connection: Connection, q: str, *, walk: bool) -> list[tuple[str, str
     in_name = search_match(connection, q, ("name_l",), walk=walk)
     elsewhere = search_match(connection, q, ("description_l", "tags_l"), exclude=("name_l",))
     position = "instr" if connection.dialect.name == "sqlite" else "strpos"
-    count = "SELECT count(*) FROM artifact_search AS s WHERE {}"
     rest = {**params, **elsewhere.params, "tag": f"\x1e{q}\x1e"}
     inside = f"{in_name.sql} AND NOT ({prefix})"
     tag_rank = f"CASE WHEN {position}(s.tags_l, :tag) > 0 THEN 3 ELSE 4 END"
     # Within the prefix range the equal name sorts first: the index's order is the rank's.
     return [
-        (prefix, "CASE WHEN s.name_l = :q THEN 0 ELSE 1 END", params, count.format(prefix), False),
-        (inside, "2", {**params, **in_name.params}, count.format(inside), False),
-        (elsewhere.sql, tag_rank, rest, count.format(elsewhere.sql), True),
+        (prefix, "CASE WHEN s.name_l = :q THEN 0 ELSE 1 END", params, count_search(prefix), False),
+        (inside, "2", {**params, **in_name.params}, count_search(inside), False),
+        (elsewhere.sql, tag_rank, rest, count_search(elsewhere.sql), True),
     ]
 
 

@@ -214,7 +214,7 @@ def search_query(field: str, value: Any, *, required: bool = False) -> str:
     characters, which mark fields in the index) and with ASCII letters lowered, as the
     index holds it. ValidationError names ``field``.
     """
-    if value is not None and isinstance(value, str) and any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+    if isinstance(value, str) and any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
         raise ValidationError(field, "contains a control character")
     check_text(field, value, required=required)
     return ascii_lower(value)
@@ -232,6 +232,13 @@ def has_search_index(connection: Connection) -> bool:
     return found
 
 
+def count_search(where: str, join: str = "") -> str:
+    """A statement counting the rows of ``artifact_search AS s`` (``join``: more tables)
+    that meet ``where``.
+    """
+    return f"SELECT count(*) FROM artifact_search AS s{join} WHERE {where}"
+
+
 @dataclass(frozen=True)
 class SearchMatch:
     """A condition on ``artifact_search AS s`` (with its parameters): the rows whose
@@ -242,11 +249,13 @@ class SearchMatch:
     params: dict[str, Any]
     fts: bool
 
-    def count_sql(self) -> str:
-        """A statement counting the matching rows (from the full-text index alone when it can)."""
-        if self.fts:
+    def count_sql(self, join: str = "", also: str = "") -> str:
+        """A statement counting the matching rows that meet ``also`` (`` AND ...``) over
+        ``join``: from the full-text index alone when there is neither.
+        """
+        if self.fts and not join and not also:
             return f"SELECT count(*) FROM {_FTS} WHERE {_FTS} MATCH :match"
-        return f"SELECT count(*) FROM artifact_search AS s WHERE {self.sql}"
+        return count_search(self.sql + also, join)
 
 
 def search_match(
@@ -308,15 +317,6 @@ def artifact_filter(
         params.update(match.params)
         conditions.append(f"a.id IN (SELECT s.artifact_id FROM artifact_search AS s WHERE {match.sql})")
     return (f"WHERE {' AND '.join(conditions)}" if conditions else ""), params
-
-
-def lower_sql(connection: Connection) -> str:
-    """What to wrap a column in (``{}``) so that ``LIKE`` with a :func:`like_pattern` folds
-    ASCII letters only, as :func:`ascii_lower`: ``lower(... COLLATE "C")`` on PostgreSQL;
-    nothing on SQLite, whose ``LIKE`` already ignores ASCII case (and only ASCII case),
-    and runs 2.5x faster without a ``lower()`` per row.
-    """
-    return 'lower(({}) COLLATE "C")' if connection.dialect.name == "postgresql" else "{}"
 
 
 def artifact_item(row: Sequence[Any], read_timestamp: Callable[[Any], datetime | None]) -> dict[str, Any]:

@@ -7,14 +7,13 @@ their JSON is built from the read models' dicts (the models below document it).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from ..errors import NotFoundError, ValidationError
@@ -72,19 +71,17 @@ def live(request: Request) -> LiveCache:
 Live = Annotated[LiveCache, Depends(live)]
 
 
-class _Json(Response):
+class _Json(JSONResponse):
     """JSON by orjson (several times faster than ``json``, and it embeds stored documents
-    given as ``orjson.Fragment`` as they are); ``json`` for what orjson refuses (an
-    integer beyond 64 bits, a key that is not text).
+    given as ``orjson.Fragment`` as they are); JSONResponse's ``json`` for what orjson
+    refuses (an integer beyond 64 bits, a key that is not text).
     """
-
-    media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
         try:
             return orjson.dumps(content)
         except TypeError:
-            return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+            return super().render(content)
 
 
 def _read(cache: LiveCache, read: Any, **kwargs: Any) -> Any:
