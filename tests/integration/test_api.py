@@ -327,12 +327,16 @@ def test_invalidate_marks_stale_then_the_refresh_brings_them_back(api: Api) -> N
 
 
 def test_the_ttl_refresh_rereads_projects_older_than_the_ttl(open_api: Callable[..., Api]) -> None:
-    api = open_api(ttl=timedelta(hours=1), ttl_check=timedelta(seconds=0.1))
-    with api.container.unit_of_work() as uow:
+    # The project is made stale under a server whose TTL check is minutes away, so that
+    # the second server's check (every 0.1 s, no refresh at start) is what re-reads it.
+    first = open_api(ttl=timedelta(hours=1))
+    with first.container.unit_of_work() as uow:
         old = uow.projects.list()[0]
         old.last_fetched = utcnow() - timedelta(hours=2)
-    assert api.ok("/projects", stale="true")["total"] == 1
+    assert first.ok("/projects", stale="true")["total"] == 1
+    api = open_api(ttl=timedelta(hours=1), ttl_check=timedelta(seconds=0.1), refresh_on_start=False)
     wait_for(lambda: api.ok("/projects", stale="true")["total"] == 0)
+    assert first.ok("/projects", stale="true")["total"] == 0
     assert api.ok("/status")["refresh"]["next_run"] is not None
 
 
