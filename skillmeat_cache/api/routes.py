@@ -63,8 +63,10 @@ Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Page size (at mos
 ArtifactType = Literal["skill", "command", "agent", "mcp", "hook"]
 
 
-def live(request: Request) -> LiveCache:
-    """The LiveCache of the app serving this request."""
+async def live(request: Request) -> LiveCache:
+    """The LiveCache of the app serving this request (async: a plain function would cost
+    every request a trip through the thread pool).
+    """
     return request.app.state.skillmeat_cache
 
 
