@@ -11,7 +11,7 @@ databases.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -146,12 +146,20 @@ def project_summaries(
     status: str | None = None,
     older_than: timedelta | None = None,
     now: datetime | None = None,
+    paths: Collection[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every project (optionally of one ``status``, or not fetched within ``older_than``)
-    as ``Project.to_dict()`` plus ``artifact_count`` and ``outdated_count``, ordered by
-    name, then path: what ``ProjectRepository.summaries`` returns, without entities.
+    """Every project (optionally of one ``status``, or not fetched within ``older_than``,
+    or at one of ``paths``) as ``Project.to_dict()`` plus ``artifact_count`` and
+    ``outdated_count``, ordered by name, then path: what ``ProjectRepository.summaries``
+    returns, without entities.
     """
     where, params = summary_filter(connection, status, older_than, now)
+    if paths is not None:
+        chosen = sorted(set(paths))
+        marks = ", ".join(f":path_{i}" for i in range(len(chosen))) or "NULL"
+        where = f"{where} AND " if where else "WHERE "
+        where += f"p.path IN ({marks})"
+        params.update({f"path_{i}": path for i, path in enumerate(chosen)})
     sql = SUMMARIES.format(
         columns=PROJECT_SELECT, where=where, collate=collate(connection), extra=""
     )
@@ -409,12 +417,16 @@ class Reader:
             yield conn
 
     def project_summaries(
-        self, status: str | None = None, older_than: timedelta | None = None, now: datetime | None = None
+        self,
+        status: str | None = None,
+        older_than: timedelta | None = None,
+        now: datetime | None = None,
+        paths: Collection[str] | None = None,
     ) -> list[dict[str, Any]]:
         """See :func:`project_summaries`."""
         with self.connection() as conn:
             self.check(conn)
-            return project_summaries(conn, status=status, older_than=older_than, now=now)
+            return project_summaries(conn, status=status, older_than=older_than, now=now, paths=paths)
 
     def artifacts(
         self,

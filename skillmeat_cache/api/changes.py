@@ -16,7 +16,14 @@ batches, while a lone edit is compared at once.
 - PostgreSQL: ``LISTEN skillmeat_cache`` (revision 0006 makes every write to the cached
   tables notify on commit). A lost connection is reopened, and the feed compares once
   after reconnecting, for what it missed.
-- ``nudge()``: this server's own refresh has just committed (no need to wait).
+- ``nudge()``: this server's own refresh has just committed (no need to wait);
+  ``compare_paths(paths)``: it refreshed these projects, so only they are read and
+  compared, at once and whatever the spacing above (the signal its commit also raises
+  later finds nothing more to say about them).
+
+Every read is numbered as it starts, and a project's entry in the snapshot remembers the
+read it came from: a full comparison whose read started before a later partial one does
+not put back that project's older summary.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Collection
 from typing import Any
 
 from ..views import Reader
@@ -58,12 +66,16 @@ class ChangeFeed:
         self._signal = threading.Event()
         self._stop = threading.Event()
         self.snapshot: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._reads = 0  # numbers the reads in the order they start
+        self._full_read = 0  # the read the last full comparison applied
+        self._partial_read: dict[str, int] = {}  # project id -> a later partial read that set it
         self._threads: list[threading.Thread] = []
         self.error: str | None = None
 
     def start(self) -> None:
         """Take the first snapshot and start watching for commits."""
-        self.snapshot = self._read()
+        self.compare(publish=False)
         self._spawn(self._compare_loop, "skillmeat-cache-changes")
         url = self.engine.url
         if url.get_backend_name() == "postgresql":
@@ -87,8 +99,6 @@ class ChangeFeed:
         """Compare now: something was just committed."""
         self._signal.set()
 
-    def _read(self) -> dict[str, dict[str, Any]]:
-        return {item["id"]: item for item in self.reader.project_summaries()}
 
     def _compare_loop(self) -> None:
         last_start, last_length = -1e9, 0.0
@@ -108,10 +118,45 @@ class ChangeFeed:
                 self._stop.wait(1.0)
             last_length = time.monotonic() - started
 
-    def compare(self) -> int:
+    def _number_read(self) -> int:
+        with self._lock:
+            self._reads += 1
+            return self._reads
+
+    def compare(self, publish: bool = True) -> int:
         """Publish the differences since the last snapshot; how many events."""
-        now = self._read()
-        before, self.snapshot = self.snapshot, now
+        number = self._number_read()
+        now = {item["id"]: item for item in self.reader.project_summaries()}
+        with self._lock:
+            if number < self._full_read:
+                return 0
+            newer = {id_ for id_, n in self._partial_read.items() if n > number}
+            current = self.snapshot
+            before = {id_: item for id_, item in current.items() if id_ not in newer}
+            after = {id_: item for id_, item in now.items() if id_ not in newer}
+            self.snapshot = {**after, **{id_: current[id_] for id_ in newer if id_ in current}}
+            self._full_read = number
+            self._partial_read = {id_: n for id_, n in self._partial_read.items() if n > number}
+            return self._publish(before, after) if publish else 0
+
+    def compare_paths(self, paths: Collection[str]) -> int:
+        """Publish the differences of the projects at ``paths`` alone; how many events."""
+        number = self._number_read()
+        now = {item["id"]: item for item in self.reader.project_summaries(paths=paths)}
+        scope = set(paths)
+        with self._lock:
+            current = self.snapshot
+            touched = {id_ for id_, item in current.items() if item["path"] in scope} | now.keys()
+            touched = {i for i in touched if number > max(self._full_read, self._partial_read.get(i, 0))}
+            before = {id_: current[id_] for id_ in touched if id_ in current}
+            after = {id_: now[id_] for id_ in touched if id_ in now}
+            snapshot = {id_: item for id_, item in current.items() if id_ not in touched}
+            snapshot.update(after)
+            self.snapshot = snapshot
+            self._partial_read.update(dict.fromkeys(touched, number))
+            return self._publish(before, after)
+
+    def _publish(self, before: dict[str, dict[str, Any]], now: dict[str, dict[str, Any]]) -> int:
         published = 0
         for id_, item in now.items():
             old = before.get(id_)

@@ -25,6 +25,8 @@ __all__ = ["DEFAULT_TTL", "LiveCache", "Settings"]
 
 log = logging.getLogger(__name__)
 DEFAULT_TTL = timedelta(hours=6)
+#: A refresh of at most this many projects compares them alone when it ends.
+PARTIAL_COMPARE_LIMIT = 200
 
 
 @dataclass
@@ -116,7 +118,15 @@ class LiveCache:
     def _changed(self, projects: set[str]) -> None:
         self.jobs.submit(projects, reason="watcher", join_running=False)
 
-    def _after_job(self, _job: Job) -> None:
+    def _after_job(self, job: Job) -> None:
+        # A job over a few projects publishes their events itself, at once: waiting for
+        # the feed's next full comparison cost an edit up to a few hundred milliseconds.
+        if job.scope is not None and len(job.scope) <= PARTIAL_COMPARE_LIMIT:
+            try:
+                self.feed.compare_paths(job.scope)
+                return
+            except Exception as exc:  # the database may be away: the feed's next signal covers it
+                log.warning("change feed: %s", exc)
         self.feed.nudge()
 
     def ttl_interval(self) -> float:
