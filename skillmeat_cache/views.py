@@ -11,6 +11,7 @@ databases.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -146,20 +147,26 @@ def project_summaries(
     status: str | None = None,
     older_than: timedelta | None = None,
     now: datetime | None = None,
-    paths: Collection[str] | None = None,
+    within: Collection[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Every project (optionally of one ``status``, or not fetched within ``older_than``,
-    or at one of ``paths``) as ``Project.to_dict()`` plus ``artifact_count`` and
-    ``outdated_count``, ordered by name, then path: what ``ProjectRepository.summaries``
-    returns, without entities.
+    or at or below one of the folders ``within``) as ``Project.to_dict()`` plus
+    ``artifact_count`` and ``outdated_count``, ordered by name, then path: what
+    ``ProjectRepository.summaries`` returns, without entities.
+
+    ``within`` may also give projects whose path differs only in ASCII case (SQLite's
+    LIKE ignores it): callers that compare must take the rows as they come.
     """
     where, params = summary_filter(connection, status, older_than, now)
-    if paths is not None:
-        chosen = sorted(set(paths))
-        marks = ", ".join(f":path_{i}" for i in range(len(chosen))) or "NULL"
+    if within is not None:
+        folders = sorted({f.rstrip(os.sep) or os.sep for f in within})
+        tests = [f"p.path = :within_{i} OR p.path LIKE :below_{i} ESCAPE '!'" for i in range(len(folders))]
         where = f"{where} AND " if where else "WHERE "
-        where += f"p.path IN ({marks})"
-        params.update({f"path_{i}": path for i, path in enumerate(chosen)})
+        where += f"({' OR '.join(tests) or 'false'})"
+        for i, folder in enumerate(folders):
+            escaped = folder.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+            params[f"within_{i}"] = folder
+            params[f"below_{i}"] = escaped.rstrip(os.sep) + os.sep + "%"
     sql = SUMMARIES.format(
         columns=PROJECT_SELECT, where=where, collate=collate(connection), extra=""
     )
@@ -421,12 +428,12 @@ class Reader:
         status: str | None = None,
         older_than: timedelta | None = None,
         now: datetime | None = None,
-        paths: Collection[str] | None = None,
+        within: Collection[str] | None = None,
     ) -> list[dict[str, Any]]:
         """See :func:`project_summaries`."""
         with self.connection() as conn:
             self.check(conn)
-            return project_summaries(conn, status=status, older_than=older_than, now=now, paths=paths)
+            return project_summaries(conn, status=status, older_than=older_than, now=now, within=within)
 
     def artifacts(
         self,

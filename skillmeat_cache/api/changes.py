@@ -17,7 +17,7 @@ batches, while a lone edit is compared at once.
   tables notify on commit). A lost connection is reopened, and the feed compares once
   after reconnecting, for what it missed.
 - ``nudge()``: this server's own refresh has just committed (no need to wait);
-  ``compare_paths(paths)``: it refreshed these projects, so only they are read and
+  ``compare_within(folders)``: it refreshed these folders, so only their projects are read and
   compared, at once and whatever the spacing above (the signal its commit also raises
   later finds nothing more to say about them).
 
@@ -34,6 +34,7 @@ import time
 from collections.abc import Collection
 from typing import Any
 
+from ..values import is_inside
 from ..views import Reader
 from .events import EventHub
 
@@ -139,17 +140,20 @@ class ChangeFeed:
             self._partial_read = {id_: n for id_, n in self._partial_read.items() if n > number}
             return self._publish(before, after) if publish else 0
 
-    def compare_paths(self, paths: Collection[str]) -> int:
-        """Publish the differences of the projects at ``paths`` alone; how many events."""
+    def compare_within(self, folders: Collection[str]) -> int:
+        """Publish the differences of the projects at or below ``folders`` alone (a
+        refresh of a folder finds the projects just copied into it); how many events.
+        """
         number = self._number_read()
-        now = {item["id"]: item for item in self.reader.project_summaries(paths=paths)}
-        scope = set(paths)
+        now = {item["id"]: item for item in self.reader.project_summaries(within=folders)}
         with self._lock:
             current = self.snapshot
-            touched = {id_ for id_, item in current.items() if item["path"] in scope} | now.keys()
+            inside = [id_ for id_, item in current.items() if any(is_inside(item["path"], f) for f in folders)]
+            touched = set(inside) | now.keys()
             touched = {i for i in touched if number > max(self._full_read, self._partial_read.get(i, 0))}
-            before = {id_: current[id_] for id_ in touched if id_ in current}
-            after = {id_: now[id_] for id_ in touched if id_ in now}
+            # Published in the summaries' order (name, then path), as a full comparison does.
+            before = {id_: item for id_, item in current.items() if id_ in touched}
+            after = {id_: item for id_, item in now.items() if id_ in touched}
             snapshot = {id_: item for id_, item in current.items() if id_ not in touched}
             snapshot.update(after)
             self.snapshot = snapshot
@@ -170,7 +174,7 @@ class ChangeFeed:
                     "project_updated", {"id": id_, "change": "updated", "fields": fields, "project": item}
                 )
                 published += 1
-        for id_ in before.keys() - now.keys():
+        for id_ in [i for i in before if i not in now]:
             self.events.publish("project_updated", {"id": id_, "change": "removed", "fields": [], "project": None})
             published += 1
         return published

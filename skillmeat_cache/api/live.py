@@ -123,7 +123,7 @@ class LiveCache:
         # the feed's next full comparison cost an edit up to a few hundred milliseconds.
         if job.scope is not None and len(job.scope) <= PARTIAL_COMPARE_LIMIT:
             try:
-                self.feed.compare_paths(job.scope)
+                self.feed.compare_within(job.scope)
                 return
             except Exception as exc:  # the database may be away: the feed's next signal covers it
                 log.warning("change feed: %s", exc)
