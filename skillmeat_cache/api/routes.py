@@ -30,6 +30,7 @@ from ..listing import status_counts as count_status
 from ..services import invalidate as invalidate_projects
 from ..views import cache_status
 from .events import Event, Subscription, TooManySubscribersError
+from .guards import CheckedRoute
 from .live import LiveCache
 from .problems import problem
 from .schemas import (
@@ -56,7 +57,8 @@ PREFIX = "/api/v1/cache"
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "content": {"application/problem+json": {}}} for code in (404, 422, 503)
 }
-router = APIRouter(responses=_ERRORS)
+# CheckedRoute: unknown query parameters are 422 problems; a stalled event stream is closed.
+router = APIRouter(responses=_ERRORS, route_class=CheckedRoute)
 
 Skip = Annotated[int, Query(ge=0, description="How many items to skip.")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Page size (at most {MAX_LIMIT}).")]
@@ -237,12 +239,10 @@ async def events(
             event = await sub.queue.get()
             if event is None:  # the server is stopping
                 return
-            if sub.missed:  # this client fell behind: tell it to reload
-                sub.missed = False
-                while not sub.queue.empty():
-                    sub.queue.get_nowait()
-                yield _sse(Event(cache.events.last_id, "reset", {"reason": "events were dropped"}), cache.events.run)
-                continue
+            if sub.missed:  # this client fell behind and was dropped: tell it to reload, and end
+                reason = "events were dropped: this client fell behind; reconnect"
+                yield _sse(Event(cache.events.last_id, "reset", {"reason": reason}), cache.events.run)
+                return
             yield _sse(event, cache.events.run)
     finally:
         cache.events.unsubscribe(sub)
