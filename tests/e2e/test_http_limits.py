@@ -286,3 +286,44 @@ def test_a_subscriber_whose_queue_overflows_is_dropped_and_told(tmp_path: Path, 
         assert received.endswith(b"\r\n0\r\n\r\n")
         tail = received[-2000:].decode("latin-1")
         assert "event: reset" in tail and "this client fell behind" in tail
+
+
+# ----------------------------------------------------------------------------- Last-Event-ID
+
+
+def _first_event(base: str, last_event_id: str) -> dict[str, str]:
+    with (
+        httpx.Client(timeout=httpx.Timeout(10, read=10)) as client,
+        client.stream("GET", base + API + "/events", headers={"Last-Event-ID": last_event_id}) as response,
+    ):
+        assert response.status_code == 200
+        fields: dict[str, str] = {}
+        for line in response.iter_lines():
+            if not line:
+                if "event" in fields:
+                    return fields
+                continue
+            name, _, value = line.partition(": ")
+            fields[name] = value
+    raise AssertionError("the stream ended without an event")
+
+
+def test_last_event_ids_from_the_future_or_another_run_get_one_reset(tmp_path: Path) -> None:
+    root = tmp_path / "projects"
+    shutil.copytree(EXAMPLES, root)
+    with server(tmp_path, root) as srv:
+        _wait_for_job(srv.base, "r1")
+        run = _first_event(srv.base, "0")["id"].partition("-")[0]
+        other = "0" * 8 if run != "0" * 8 else "1" * 8
+        for sent, reason in [
+            (f"{run}-{10**17}", f"Last-Event-ID {10**17} is ahead of the newest event"),
+            ("9" * 18, f"Last-Event-ID {'9' * 18} is ahead of the newest event"),
+            (f"{other}-1", "Last-Event-ID is from another run of the server"),
+        ]:
+            event = _first_event(srv.base, sent)
+            assert event["event"] == "reset", sent
+            assert json.loads(event["data"])["reason"].startswith(reason), event
+            assert event["id"].startswith(run + "-")  # where to resume from: this run's numbers
+        for garbage in ("abc", "-1", "1" + "0" * 30):
+            response = httpx.get(srv.base + API + "/events", headers={"Last-Event-ID": garbage})
+            assert response.status_code == 422 and response.headers["content-type"] == "application/problem+json"
