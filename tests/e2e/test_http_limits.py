@@ -195,6 +195,15 @@ def test_bodies_over_the_limit_are_refused_before_they_are_read(tmp_path: Path) 
         # refresh), and no project was invalidated.
         assert _refresh_jobs(srv.base) == "r2"
         assert httpx.get(srv.base + API + "/projects", params={"status": "stale"}).json()["total"] == 0
+        # A request head still incomplete past h11's 16 KiB (a megabyte cannot arrive in one
+        # read) never reaches the app: uvicorn's own plain 400 (the one answer that is not a
+        # problem), and the server goes on.
+        sock = _raw(srv.port)
+        sock.sendall(f"GET {API}/projects/{'x' * 1_000_000} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        head, _rest = _read_head(sock)
+        assert head.startswith("HTTP/1.1 400 ") and "text/plain" in head, head
+        sock.close()
+        assert httpx.get(srv.base + API + "/status").status_code == 200
         # A body of exactly the limit is taken.
         at_limit = b"{}" + b" " * (MAX_BODY_BYTES - 2)
         json_type = {"content-type": "application/json"}
