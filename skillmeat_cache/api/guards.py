@@ -159,8 +159,6 @@ class _WriteDeadline:
     def __init__(self, response: Response, timeout: float) -> None:
         self.response = response
         self.timeout = timeout
-        # starlette's request handling reads these off the response it is given
-        self.background = getattr(response, "background", None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def timed(message: Message) -> None:
@@ -174,13 +172,15 @@ class _WriteDeadline:
             await self.response(scope, receive, timed)
         except* _StalledClient:
             log.warning("closed an event stream: its client read nothing for %g s", self.timeout)
-            # The server logs an unfinished response as an error; this one is on purpose.
-            _closing_stalled.set(True)
+            _closing_stalled.set(True)  # for SlowClientLogFilter: what the server logs next is expected
 
 
 class SlowClientLogFilter(logging.Filter):
-    """Drops the server's "returned without completing response" error for an event
-    stream closed on purpose (a warning of ours says why).
+    """For uvicorn's error logger: drops its error record about a request whose stalled
+    event stream was closed on purpose (our warning says why). Closing it that way makes
+    FastAPI's SSE teardown (0.165) raise ``anyio.BrokenResourceError``, its keep-alive task
+    being blocked on a stream nobody reads any more; uvicorn logs that as "Exception in
+    ASGI application" with a traceback and closes the connection, which is the intent.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:

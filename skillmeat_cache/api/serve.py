@@ -58,6 +58,8 @@ def run(container: Any, settings: Settings, host: str, port: int, *, announce: A
         app, host=host, port=port, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=5
     )
     server = Server(config)
-    logging.getLogger("uvicorn.error").addFilter(SlowClientLogFilter())
+    errors = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, SlowClientLogFilter) for f in errors.filters):
+        errors.addFilter(SlowClientLogFilter())
     announce(f"serving http://{host}:{port}/ (API under /api/v1/cache, docs at /docs); Ctrl-C stops")
     server.run()
