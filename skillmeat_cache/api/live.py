@@ -48,6 +48,8 @@ class Settings:
     max_subscribers: int = MAX_SUBSCRIBERS
     #: An event stream whose client takes nothing written for this many seconds is closed.
     event_write_timeout: float = 30.0
+    #: An event stream ends after this many seconds (the client reconnects with Last-Event-ID).
+    event_stream_max_age: float = 600.0
 
 
 class LiveCache:

@@ -7,6 +7,7 @@ their JSON is built from the read models' dicts (the models below document it).
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
@@ -231,12 +232,20 @@ async def events(
     """Server-Sent Events: ``project_updated``, ``refresh_started``, ``refresh_progress``,
     ``refresh_finished`` (and ``reset`` when events were missed). Each has an id; send it
     back as ``Last-Event-ID`` to get what was missed (the last 1,000 events are kept).
+    A stream ends after ``Settings.event_stream_max_age`` (EventSource reconnects with its
+    ``Last-Event-ID``): a client that reads nothing gives its slot back in bounded time.
     """
+    ends = asyncio.get_running_loop().time() + cache.settings.event_stream_max_age
     try:
         for event in sub.replay:
             yield _sse(event, cache.events.run)
         while True:
-            event = await sub.queue.get()
+            try:
+                # The timeout around the wait only: it must not span a yield (PEP 789).
+                async with asyncio.timeout_at(ends):
+                    event = await sub.queue.get()
+            except TimeoutError:
+                return
             if event is None:  # the server is stopping
                 return
             if sub.missed:  # this client fell behind and was dropped: tell it to reload, and end

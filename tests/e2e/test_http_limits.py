@@ -36,11 +36,12 @@ from skillmeat_cache.api.live import Settings
 from skillmeat_cache.api.serve import run
 from skillmeat_cache.container import Container
 
-url, root, port, cap, write_timeout, queue = sys.argv[1:7]
+url, root, port, cap, write_timeout, max_age, queue = sys.argv[1:8]
 events._QUEUE_SIZE = int(queue)  # a subscriber's queue, small so that a test can overflow it
 container = Container()
 container.config.from_dict({"database_url": url})
-settings = Settings(roots=[root], watch=False, max_subscribers=int(cap), event_write_timeout=float(write_timeout))
+settings = Settings(roots=[root], watch=False, max_subscribers=int(cap), event_write_timeout=float(write_timeout),
+                    event_stream_max_age=float(max_age))
 run(container, settings, "127.0.0.1", int(port), announce=lambda line: None)
 """
 BIG_PROJECTS = 12
@@ -72,13 +73,13 @@ class Running:
 
 @contextmanager
 def server(
-    tmp_path: Path, root: Path, *, cap: int = 64, write_timeout: float = 30, queue: int = 1000
+    tmp_path: Path, root: Path, *, cap: int = 64, write_timeout: float = 30, max_age: float = 600, queue: int = 1000
 ) -> Iterator[Running]:
     """A server process on a fresh SQLite file, stopped with SIGTERM after."""
     db = f"sqlite:///{tmp_path / f'c{free_port()}.db'}"
     migrate(db)
     port = free_port()
-    args = [db, str(root), str(port), str(cap), str(write_timeout), str(queue)]
+    args = [db, str(root), str(port), str(cap), str(write_timeout), str(max_age), str(queue)]
     running = Running(f"http://127.0.0.1:{port}", port)
     proc = subprocess.Popen([sys.executable, "-c", SERVER, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
@@ -276,6 +277,24 @@ def test_a_client_that_stops_reading_is_disconnected(tmp_path: Path, big_tree: P
         assert len(received) < (BIG_PROJECTS + 4) * DESCRIPTION_BYTES
     assert "closed an event stream: its client read nothing for 1 s" in srv.output
     assert "Exception in ASGI application" not in srv.output and "without completing" not in srv.output
+
+
+def test_a_client_that_reads_nothing_gives_its_slot_back_when_its_stream_ends(tmp_path: Path) -> None:
+    """Nothing but keep-alive pings go out, so no write ever stalls: the stream's maximum
+    age is what ends it."""
+    root = tmp_path / "projects"
+    shutil.copytree(EXAMPLES, root)
+    with server(tmp_path, root, cap=1, max_age=1) as srv:
+        _wait_for_job(srv.base, "r1")
+        _wait_for_a_free_slot(srv.base)
+        sock = _stalled_subscriber(srv.port)
+        _wait_for_a_free_slot(srv.base)
+        # The whole stream was written (the replay, then the end of the body), and uvicorn
+        # closes the idle keep-alive connection after it.
+        received = _read_to_end(sock, until=b"\r\n0\r\n\r\n")
+        assert b"event: project_updated" in received and received.endswith(b"\r\n0\r\n\r\n")
+        assert sock.recv(1) == b""
+        sock.close()
 
 
 def test_a_subscriber_whose_queue_overflows_is_dropped_and_told(tmp_path: Path, big_tree: Path) -> None:
