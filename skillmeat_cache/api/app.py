@@ -23,6 +23,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from .guards import BodyLimit
 from .live import LiveCache, Settings
 from .problems import install_problem_handlers, problem
 from .routes import PREFIX, _Busy, busy_handler, router
@@ -64,6 +65,7 @@ def create_app(container: Any, settings: Settings | None = None) -> FastAPI:
         return FileResponse(PAGE / "index.html", headers={"Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=PAGE), name="static")
+    app.add_middleware(BodyLimit)  # innermost: a 413 gets CORS headers, and a token is checked first
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

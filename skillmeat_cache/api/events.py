@@ -7,6 +7,10 @@ with ``Last-Event-ID`` gets every buffered event after that id; when the id is o
 the buffer, or from another run of the server, it gets one ``reset`` event instead, and
 should reload what it shows. On the wire an id is ``<run>-<number>``: the run is random
 per server start, so an id from before a restart is never mistaken for a new one.
+
+A subscriber whose queue overflows (its client stopped reading, or reads far slower than
+events come) is dropped at once: it is fed no more, its slot is free, and its stream
+sends ``reset`` and ends when it reads again (a browser's EventSource reconnects).
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ class Event:
 
 @dataclass
 class Subscription:
-    """One subscriber's queue; ``missed`` when its queue overflowed and events were dropped."""
+    """One subscriber's queue; ``missed`` when its queue overflowed: it was dropped."""
 
     queue: asyncio.Queue[Event | None]  # None: the server is stopping
     loop: asyncio.AbstractEventLoop
@@ -75,7 +79,7 @@ class EventHub:
             subscribers = list(self._subscribers)
         for sub in subscribers:
             try:
-                sub.loop.call_soon_threadsafe(_offer, sub, event)
+                sub.loop.call_soon_threadsafe(self._offer, sub, event)
             except RuntimeError:  # its loop is closed: the client is gone
                 self.unsubscribe(sub)
         return event
@@ -105,7 +109,8 @@ class EventHub:
         """
         oldest = self._buffer[0].id if self._buffer else self._next
         if last_event_id >= self._next or last_event_id < oldest - 1:
-            reason = "from a later run of the server" if last_event_id >= self._next else "older than the buffer"
+            reason = (f"ahead of the newest event ({self.last_id})" if last_event_id >= self._next
+                      else "older than the buffer")
             return [Event(self.last_id, "reset", {"reason": f"Last-Event-ID {last_event_id} is {reason}"})]
         return [e for e in self._buffer if e.id > last_event_id]
 
@@ -124,7 +129,7 @@ class EventHub:
             subscribers, self._subscribers = list(self._subscribers), []
         for sub in subscribers:
             with contextlib.suppress(RuntimeError):
-                sub.loop.call_soon_threadsafe(_offer, sub, None)
+                sub.loop.call_soon_threadsafe(self._offer, sub, None)
 
     @property
     def subscribers(self) -> int:
@@ -132,11 +137,13 @@ class EventHub:
         return len(self._subscribers)
 
 
-def _offer(sub: Subscription, event: Event | None) -> None:
-    if event is None:  # the end: make room for it if need be
-        while sub.queue.full():
-            sub.queue.get_nowait()
-    try:
-        sub.queue.put_nowait(event)
-    except asyncio.QueueFull:
-        sub.missed = True
+    def _offer(self, sub: Subscription, event: Event | None) -> None:
+        """On ``sub``'s loop: queue ``event``; drop ``sub`` when its queue is full."""
+        if event is None:  # the end: make room for it if need be
+            while sub.queue.full():
+                sub.queue.get_nowait()
+        try:
+            sub.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            sub.missed = True
+            self.unsubscribe(sub)

@@ -17,7 +17,7 @@ from ..roots import remember_roots
 from ..values import is_inside, utcnow
 from ..views import Reader
 from .changes import ChangeFeed
-from .events import EventHub
+from .events import MAX_SUBSCRIBERS, EventHub
 from .jobs import Job, RefreshJobs
 from .watcher import Watcher
 
@@ -44,6 +44,12 @@ class Settings:
     cors_origins: list[str] = field(default_factory=list)
     #: How often the TTL refresh looks for projects older than ``ttl`` (default ttl/10, 1 s to 5 min).
     ttl_check: timedelta | None = None
+    #: At most this many ``/events`` subscribers at once (503 beyond).
+    max_subscribers: int = MAX_SUBSCRIBERS
+    #: An event stream whose client takes nothing written for this many seconds is closed.
+    event_write_timeout: float = 30.0
+    #: An event stream ends after this many seconds (the client reconnects with Last-Event-ID).
+    event_stream_max_age: float = 600.0
 
 
 class LiveCache:
@@ -52,7 +58,7 @@ class LiveCache:
     def __init__(self, container: Any, settings: Settings | None = None) -> None:
         self.container = container
         self.settings = settings or Settings()
-        self.events = EventHub()
+        self.events = EventHub(max_subscribers=self.settings.max_subscribers)
         self.engine = container.engine()
         self.reader = Reader(self.engine, check_every_call=False)
         self.feed = ChangeFeed(self.reader, self.events)

@@ -9,6 +9,7 @@ a one-line message, never a traceback or a driver's message.
 | DatabaseBusyError | 503, ``Retry-After: 1`` |
 | DatabaseUnavailableError, SchemaVersionError, read-only or corrupt database | 503, ``Retry-After: 5`` |
 | DatabaseFullError | 507 |
+| a request body over the limit (``guards.BodyLimit``) | 413, ``Connection: close`` |
 | anything else | 500, "internal error" (the details go to the server's log) |
 """
 
@@ -42,6 +43,7 @@ __all__ = ["install_problem_handlers", "problem", "status_of"]
 
 log = logging.getLogger(__name__)
 _URN = "urn:skillmeat-cache:error:"
+_DETAIL_MAX = 300
 # (error type, status, Retry-After seconds): the first match wins.
 _STATUS: tuple[tuple[type[BaseException], int, int | None], ...] = (
     (NotFoundError, 404, None),
@@ -56,8 +58,8 @@ _STATUS: tuple[tuple[type[BaseException], int, int | None], ...] = (
     (DatabaseCorruptError, 503, 5),
     (DatabaseFullError, 507, None),
 )
-_TITLES = {401: "Unauthorized", 404: "Not Found", 409: "Conflict", 422: "Unprocessable Content", 500: "Internal Error",
-           503: "Service Unavailable", 507: "Insufficient Storage"}
+_TITLES = {401: "Unauthorized", 404: "Not Found", 409: "Conflict", 413: "Content Too Large",
+           422: "Unprocessable Content", 500: "Internal Error", 503: "Service Unavailable", 507: "Insufficient Storage"}
 
 
 def status_of(exc: BaseException) -> tuple[int, int | None]:
@@ -73,8 +75,11 @@ def problem(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     """A problem+json response."""
+    line = detail.splitlines()[0] if detail else kind
+    if len(line) > _DETAIL_MAX:  # an id of thousands of characters, quoted back
+        line = line[:_DETAIL_MAX] + "..."
     body: dict[str, Any] = {"type": _URN + kind, "title": _TITLES.get(status, "Error"), "status": status,
-                            "detail": detail.splitlines()[0] if detail else kind}
+                            "detail": line}
     if errors is not None:
         body["errors"] = errors
     out = dict(headers or {})
@@ -101,7 +106,8 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    kind = {401: "Unauthorized", 404: "NotFoundError", 405: "MethodNotAllowed"}.get(exc.status_code, "HTTPError")
+    kinds = {401: "Unauthorized", 404: "NotFoundError", 405: "MethodNotAllowed", 413: "ContentTooLarge"}
+    kind = kinds.get(exc.status_code, "HTTPError")
     return problem(exc.status_code, kind, str(exc.detail), headers=dict(exc.headers or {}))
 
 

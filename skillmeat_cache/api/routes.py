@@ -7,6 +7,7 @@ their JSON is built from the read models' dicts (the models below document it).
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
@@ -30,6 +31,7 @@ from ..listing import status_counts as count_status
 from ..services import invalidate as invalidate_projects
 from ..views import cache_status
 from .events import Event, Subscription, TooManySubscribersError
+from .guards import CheckedRoute
 from .live import LiveCache
 from .problems import problem
 from .schemas import (
@@ -56,7 +58,8 @@ PREFIX = "/api/v1/cache"
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "content": {"application/problem+json": {}}} for code in (404, 422, 503)
 }
-router = APIRouter(responses=_ERRORS)
+# CheckedRoute: unknown query parameters are 422 problems; a stalled event stream is closed.
+router = APIRouter(responses=_ERRORS, route_class=CheckedRoute)
 
 Skip = Annotated[int, Query(ge=0, description="How many items to skip.")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Page size (at most {MAX_LIMIT}).")]
@@ -229,20 +232,26 @@ async def events(
     """Server-Sent Events: ``project_updated``, ``refresh_started``, ``refresh_progress``,
     ``refresh_finished`` (and ``reset`` when events were missed). Each has an id; send it
     back as ``Last-Event-ID`` to get what was missed (the last 1,000 events are kept).
+    A stream ends after ``Settings.event_stream_max_age`` (EventSource reconnects with its
+    ``Last-Event-ID``): a client that reads nothing gives its slot back in bounded time.
     """
+    ends = asyncio.get_running_loop().time() + cache.settings.event_stream_max_age
     try:
         for event in sub.replay:
             yield _sse(event, cache.events.run)
         while True:
-            event = await sub.queue.get()
+            try:
+                # The timeout around the wait only: it must not span a yield (PEP 789).
+                async with asyncio.timeout_at(ends):
+                    event = await sub.queue.get()
+            except TimeoutError:
+                return
             if event is None:  # the server is stopping
                 return
-            if sub.missed:  # this client fell behind: tell it to reload
-                sub.missed = False
-                while not sub.queue.empty():
-                    sub.queue.get_nowait()
-                yield _sse(Event(cache.events.last_id, "reset", {"reason": "events were dropped"}), cache.events.run)
-                continue
+            if sub.missed:  # this client fell behind and was dropped: tell it to reload, and end
+                reason = "events were dropped: this client fell behind; reconnect"
+                yield _sse(Event(cache.events.last_id, "reset", {"reason": reason}), cache.events.run)
+                return
             yield _sse(event, cache.events.run)
     finally:
         cache.events.unsubscribe(sub)

@@ -152,9 +152,11 @@ class StatusOut(BaseModel):
 
 
 class RefreshRequest(BaseModel):
-    """What to refresh: one project, or (no id) every root and cached project."""
+    """What to refresh: one project, or (no id) every root and cached project. Strict: a
+    JSON string or number where a boolean or id belongs is refused (``"force": "yes"``).
+    """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     project_id: str | None = None
     force: bool = Field(False, description="Re-read projects even when their files look unchanged.")
@@ -163,7 +165,7 @@ class RefreshRequest(BaseModel):
 class InvalidateRequest(BaseModel):
     """What to mark stale: one project, or (no id) all of them."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     project_id: str | None = None
 

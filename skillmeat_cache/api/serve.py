@@ -38,9 +38,12 @@ def check_exposure(host: str, token: str | None) -> None:
 
 def run(container: Any, settings: Settings, host: str, port: int, *, announce: Any = print) -> None:
     """Serve ``container``'s cache on ``host:port`` until interrupted."""
+    import logging
+
     import uvicorn
 
     from .app import create_app
+    from .guards import SlowClientLogFilter
 
     check_exposure(host, settings.token)
     app = create_app(container, settings)
@@ -55,5 +58,8 @@ def run(container: Any, settings: Settings, host: str, port: int, *, announce: A
         app, host=host, port=port, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=5
     )
     server = Server(config)
+    errors = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, SlowClientLogFilter) for f in errors.filters):
+        errors.addFilter(SlowClientLogFilter())
     announce(f"serving http://{host}:{port}/ (API under /api/v1/cache, docs at /docs); Ctrl-C stops")
     server.run()

@@ -37,6 +37,8 @@ def test_events_are_numbered_and_replayed_after_last_event_id() -> None:
         for gone in (2, 9, 10**6):
             replay = hub.subscribe(last_event_id=gone).replay
             assert [e.name for e in replay] == ["reset"], gone
+            reason = "older than the buffer" if gone == 2 else "ahead of the newest event (8)"
+            assert replay[0].data["reason"] == f"Last-Event-ID {gone} is {reason}"
         assert [e.id for e in hub.subscribe(last_event_id=3).replay] == [4, 5, 6, 7, 8]
         # An id of an earlier run of the server, however small, is not replayed from.
         assert [e.name for e in hub.subscribe(last_event_id=3, run="0ther").replay] == ["reset"]
@@ -49,7 +51,7 @@ def test_events_are_numbered_and_replayed_after_last_event_id() -> None:
     asyncio.run(scenario())
 
 
-def test_subscribers_are_capped_and_a_slow_one_is_marked() -> None:
+def test_subscribers_are_capped_and_a_slow_one_is_dropped() -> None:
     hub = EventHub(max_subscribers=2)
 
     async def scenario() -> None:
@@ -63,6 +65,15 @@ def test_subscribers_are_capped_and_a_slow_one_is_marked() -> None:
             hub.publish("tick", {"i": i})
         await asyncio.sleep(0.05)
         assert slow.missed and slow.queue.full()
+        # Dropped (both: neither read): their slots are free, and they are fed no more.
+        assert hub.subscribers == 0
+        hub.subscribe()
+        hub.subscribe()
+        while not slow.queue.empty():
+            last = slow.queue.get_nowait()
+        hub.publish("tock", {})
+        await asyncio.sleep(0.05)
+        assert last is not None and last.data == {"i": 999} and slow.queue.empty()
 
     asyncio.run(scenario())
 
