@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ..locations import is_default_database, resolve_database_url
 from ..roots import remember_roots
 from ..values import is_inside, utcnow
 from ..views import Reader
@@ -21,7 +22,7 @@ from .events import EventHub
 from .jobs import Job, RefreshJobs
 from .watcher import Watcher
 
-__all__ = ["DEFAULT_TTL", "LiveCache", "Settings"]
+__all__ = ["DEFAULT_TTL", "LiveCache", "Settings", "heal_at_start"]
 
 log = logging.getLogger(__name__)
 DEFAULT_TTL = timedelta(hours=6)
@@ -46,6 +47,26 @@ class Settings:
     ttl_check: timedelta | None = None
 
 
+def heal_at_start(container: Any) -> dict[str, Any] | None:
+    """When the container's database is the default SQLite cache and SQLite's
+    ``quick_check`` finds it damaged, move it aside and rebuild it (``repair.heal``):
+    ``{"moved_to", "at", "summary"}``, else None. An engine the caller overrides, or a
+    database named explicitly, is never moved.
+    """
+    if container.engine.overridden:
+        return None
+    url = resolve_database_url(container.config.env(), container.config.database_url())
+    if not is_default_database(url):
+        return None
+    from ..repair import heal
+
+    report = heal(url, synchronous=str(container.config.synchronous() or "NORMAL"))
+    if report is None:
+        return None
+    log.warning("the damaged cache %s is rebuilt; the damaged file is kept as %s", report.database, report.moved_to)
+    return {"moved_to": report.moved_to, "at": report.at.isoformat(), "summary": report.summary(moved=False)}
+
+
 class LiveCache:
     """One cache served live. ``container`` gives units of work and the engine."""
 
@@ -53,6 +74,10 @@ class LiveCache:
         self.container = container
         self.settings = settings or Settings()
         self.events = EventHub()
+        # Before the engine starts: a damaged default cache would fail it (SQLITE_NOTADB).
+        self.recovered: dict[str, Any] | None = heal_at_start(container)
+        if self.recovered is not None:
+            self.events.publish("cache_recovered", self.recovered)  # kept for Last-Event-ID replay
         self.engine = container.engine()
         self.reader = Reader(self.engine, check_every_call=False)
         self.feed = ChangeFeed(self.reader, self.events)
