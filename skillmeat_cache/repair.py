@@ -29,7 +29,7 @@ from .errors import CacheError, DatabaseError, NotFoundError
 from .locations import is_memory_url, parse_url, redact_url, to_url
 from .roots import ROOTS_KEY, decode_roots
 from .rules import check_row, tag_rows
-from .salvage import TableRead, folder_lock, is_healthy, move_aside, open_read_only, read_table
+from .salvage import TableRead, folder_lock, is_healthy, move_aside, open_for_salvage, read_table
 from .values import utcnow
 
 __all__ = ["COPIED_TABLES", "RepairReport", "heal", "repair", "sqlite_file"]
@@ -187,7 +187,7 @@ def _fresh_engine(url: str, busy_timeout: float, synchronous: str) -> Engine:
 
 
 def _salvage(path: Path) -> dict[str, TableRead]:
-    with closing(open_read_only(path)) as conn:
+    with closing(open_for_salvage(path)) as conn:
         return {table: read_table(conn, table) for table in COPIED_TABLES}
 
 

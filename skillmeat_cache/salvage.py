@@ -26,6 +26,7 @@ __all__ = [
     "folder_lock",
     "is_healthy",
     "move_aside",
+    "open_for_salvage",
     "open_read_only",
     "read_table",
 ]
@@ -78,6 +79,16 @@ def folder_lock(folder: Path) -> Iterator[None]:
 def open_read_only(path: Path) -> sqlite3.Connection:
     """A read-only connection to ``path`` (its WAL read too); nothing is written."""
     return sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, isolation_level=None)
+
+
+def open_for_salvage(path: Path) -> sqlite3.Connection:
+    """:func:`open_read_only` that also reads a truncated file: SQLite refuses a file
+    shorter than its header says unless ``writable_schema`` is on (nothing is written:
+    the connection is read-only), and then reads the pages that are there.
+    """
+    conn = open_read_only(path)
+    conn.execute("PRAGMA writable_schema = ON")
+    return conn
 
 
 def is_healthy(path: Path) -> bool:
