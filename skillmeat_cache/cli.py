@@ -491,7 +491,7 @@ def serve(state: _State, roots: tuple[str, ...], host: str, port: int, ttl: time
     from .api.serve import run
 
     settings = Settings(roots=list(roots), ttl=ttl, watch=not no_watch, force_polling=poll, token=token,
-                        cors_origins=list(origins))
+                        cors_origins=list(origins), heal=state.db is None)
     run(state.container(), settings, host, port, announce=lambda line: click.echo(line, err=True))
 
 

@@ -36,13 +36,14 @@ def may_heal(url: str, exc: BaseException) -> bool:
 
 def run_healing(state: Any, fn: Callable[..., None], kwargs: dict[str, Any]) -> None:
     """Run ``fn(state, **kwargs)``; heal once and run it again when it meets a damaged
-    default cache. ``state`` is the CLI's: ``url``, ``synchronous``, ``close()``.
+    default cache. ``state`` is the CLI's: ``db`` (None unless named by --db or
+    SKILLMEAT_CACHE_URL), ``url``, ``synchronous``, ``close()``.
     """
     try:
         fn(state, **kwargs)
         return
     except Exception as exc:
-        if not may_heal(state.url, exc):
+        if state.db is not None or not may_heal(state.url, exc):  # named: never moved, even the default path
             raise
         cause = sqlite_error_name(exc) or "damaged"
     state.close()  # our own connections to the damaged file go first

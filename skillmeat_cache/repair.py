@@ -7,8 +7,8 @@ timestamp>`` when it passes. A fresh file is built at the same path by the migra
 every row that can still be read from the old one and keeps the model's rules is copied
 into it (projects, artifacts with their upstream versions, metadata, marketplace entries,
 cache settings and the remembered scan roots; the search index and the tag rows are
-rebuilt by the database from those), and the remembered roots are rescanned in full, so
-that what the disk holds is read again and what the damage took under the roots comes
+rebuilt from those), and the remembered roots are rescanned (in full when a row was lost),
+so that what the disk holds is read again and what the damage took under the roots comes
 back. What neither the old file nor the disk can give back is lost: the rows on damaged
 pages that the scan does not recompute (marketplace entries, upstream versions).
 """
@@ -34,8 +34,8 @@ from .values import utcnow
 
 __all__ = ["COPIED_TABLES", "COPY_AT", "RepairReport", "heal", "repair", "sqlite_file"]
 
-#: What is copied from the old file, parents first. The search index, its full-text
-#: index and ``artifact_tags`` are rebuilt from these by the triggers and the tags.
+#: What is copied from the old file, parents first. The search index and its full-text
+#: index are built from these by revision 0007, ``artifact_tags`` from the tags.
 COPIED_TABLES = ("projects", "artifacts", "artifact_metadata", "marketplace", "cache_metadata")
 
 Row = dict[str, Any]
@@ -43,8 +43,8 @@ Row = dict[str, Any]
 #: The rows are copied into a fresh file at this revision, the one before the search
 #: index (0007), which the last migration then builds from them in one pass: its
 #: triggers, row by row, made the copy of 15,000 artifacts take 5 s instead of 1. A
-#: revision that adds columns to the copied tables must come before it (a test checks
-#: that these tables have the same columns here as at head).
+#: later revision that adds columns to the copied tables means moving this on to it:
+#: tests/integration/test_repair.py fails until the columns here equal those at head.
 COPY_AT = "0006"
 
 

@@ -45,6 +45,8 @@ class Settings:
     cors_origins: list[str] = field(default_factory=list)
     #: How often the TTL refresh looks for projects older than ``ttl`` (default ttl/10, 1 s to 5 min).
     ttl_check: timedelta | None = None
+    #: Heal a damaged default cache at start (off when the file was named explicitly).
+    heal: bool = True
 
 
 def heal_at_start(container: Any) -> dict[str, Any] | None:
@@ -75,7 +77,7 @@ class LiveCache:
         self.settings = settings or Settings()
         self.events = EventHub()
         # Before the engine starts: a damaged default cache would fail it (SQLITE_NOTADB).
-        self.recovered: dict[str, Any] | None = heal_at_start(container)
+        self.recovered: dict[str, Any] | None = heal_at_start(container) if self.settings.heal else None
         if self.recovered is not None:
             self.events.publish("cache_recovered", self.recovered)  # kept for Last-Event-ID replay
         self.engine = container.engine()

@@ -155,7 +155,8 @@ def test_the_heal_happens_once_and_never_moves_a_sound_file(cache: Cache) -> Non
     engine.dispose()
     calls = []
 
-    class State:
+    class State:  # the CLI's state for the default cache
+        db = None
         url = "sqlite:///" + str(cache.db)
         synchronous = None
 
@@ -173,13 +174,16 @@ def test_the_heal_happens_once_and_never_moves_a_sound_file(cache: Cache) -> Non
     assert cache.db.read_bytes() == before and asides(cache.db.parent) == []
 
 
-@pytest.mark.parametrize("given", ["--db", "url", "env"])
+@pytest.mark.parametrize("given", ["--db", "url", "env", "default-path"])
 def test_a_damaged_file_named_explicitly_is_never_moved(
     run: Any, cache: Cache, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: str
 ) -> None:
+    """Named is named, even when it is the default path (``--db ~/.skillmeat/cache/cache.db``)."""
     copy = tmp_path / "team" / "cache.db"
     copy.parent.mkdir()
     shutil.copyfile(cache.db, copy)
+    if given == "default-path":
+        copy, given = cache.db, "--db"
     damaged = damage(copy, "pages")
     args = {"--db": ["--db", str(copy)], "url": ["--db", f"sqlite:///{copy}"], "env": []}[given]
     if given == "env":
@@ -261,6 +265,19 @@ def test_check_finds_a_search_index_unequal_to_its_tables(run: Any, cache: Cache
     assert any(line.startswith("tags: ") and "missing from artifact_tags" in line for line in lines)
     assert any(line.startswith("full-text index: artifact_search_fts differs from artifact_search") for line in lines)
     assert {line.split(":")[0] for line in lines} == {"search index", "tags", "full-text index"}
+
+
+def test_check_names_a_schema_behind_or_ahead_of_the_code(run: Any, tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    succeeded(run("--db", str(db), "migrate", "--to", "0005"))
+    result = run("--db", str(db), "check")
+    assert result.exit_code == 1
+    assert result.stdout == f"revision: at 0005, behind head {HEAD_REVISION}: run `skillmeat-cache migrate`\n"
+    report = json.loads(run("--db", str(db), "check", "--json").stdout)
+    assert report["checks"]["rules"] == "skipped: the schema is not at head"
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    assert run("--db", str(db), "check").stdout.startswith("revision: at 9999, which this code does not know")
 
 
 @pytest.mark.postgres
