@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .cli_params import DURATION, PATH, TEXT
+from .cli_repair import check_command, repair_command, run_healing
 from .db_errors import map_db_error
 from .engine import ENVIRONMENTS, parse_url, redact_url, resolve_database_url
 from .errors import CacheError
@@ -96,16 +97,20 @@ def _errors(state: _State) -> Iterator[None]:
         sys.exit(1)
 
 
-def _command(fn: Callable[..., None]) -> Callable[..., None]:
+def _command(fn: Callable[..., None] | None = None, *, heal: bool = True) -> Any:
     """Run a command body inside the error handler with the shared state; the engine is
-    disposed of when it ends.
+    disposed of when it ends. With ``heal`` (all but check, repair, downgrade) a damaged
+    default cache is healed once and the command run again (cli_repair.py).
     """
+    if fn is None:
+        return lambda f: _command(f, heal=heal)
+    body = fn
 
     @click.pass_obj
     def wrapper(state: _State, /, **kwargs: Any) -> None:
         with _errors(state):
             try:
-                fn(state, **kwargs)
+                run_healing(state, body, kwargs) if heal else body(state, **kwargs)
             finally:
                 state.close()
 
@@ -167,7 +172,7 @@ def migrate(state: _State, revision: str) -> None:
 
 @main.command()
 @click.argument("revision", type=TEXT)
-@_command
+@_command(heal=False)
 def downgrade(state: _State, revision: str) -> None:
     """Downgrade the cache schema to REVISION (``base`` removes every table)."""
     from .migration import alembic_errors, downgrade_engine, refuse_unknown_revision
@@ -450,6 +455,24 @@ def forget(state: _State, project: str) -> None:
 
 
 @main.command()
+@click.option("--thorough", is_flag=True, help="PRAGMA integrity_check (reads every page and index; slower).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@_command(heal=False)
+def check(state: _State, thorough: bool, as_json: bool) -> None:
+    """Check integrity, foreign keys, revision, rules, tags and search index (exit 1: problems)."""
+    if not check_command(state.url, thorough, as_json):
+        raise click.exceptions.Exit(1)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@_command(heal=False)
+def repair(state: _State, as_json: bool) -> None:
+    """Rebuild a SQLite cache: keep what can be read, rescan the remembered roots."""
+    repair_command(state.url, (state.synchronous or "normal").upper(), as_json)
+
+
+@main.command()
 @click.argument("roots", nargs=-1, metavar="[ROOT]...", type=PATH)
 @click.option("--host", default="127.0.0.1", show_default=True, type=TEXT, help="Address to listen on.")
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
@@ -468,7 +491,7 @@ def serve(state: _State, roots: tuple[str, ...], host: str, port: int, ttl: time
     from .api.serve import run
 
     settings = Settings(roots=list(roots), ttl=ttl, watch=not no_watch, force_polling=poll, token=token,
-                        cors_origins=list(origins))
+                        cors_origins=list(origins), heal=state.db is None)
     run(state.container(), settings, host, port, announce=lambda line: click.echo(line, err=True))
 
 

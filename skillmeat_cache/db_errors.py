@@ -24,7 +24,7 @@ from .errors import (
     ValueTooLargeError,
 )
 
-__all__ = ["is_read_only_refusal", "map_db_error"]
+__all__ = ["is_read_only_refusal", "map_db_error", "sqlite_error_name"]
 
 
 _SQLITE_BUSY = 5
@@ -106,6 +106,17 @@ def map_db_error(exc: BaseException) -> BaseException:
     return mapped
 
 
+def sqlite_error_name(exc: BaseException) -> str | None:
+    """The SQLite error name (``SQLITE_CORRUPT``...) of the latest driver error in
+    ``exc``'s chain; None when there is none.
+    """
+    for found in _driver_errors(exc):
+        name = getattr(found.orig, "sqlite_errorname", None)  # type: ignore[attr-defined]
+        if name:
+            return str(name)
+    return None
+
+
 def is_read_only_refusal(orig: Any) -> bool:
     """Whether a driver error is the database refusing a write because the connection or
     transaction is read-only: SQLite's plain ``SQLITE_READONLY`` (what ``PRAGMA
@@ -171,7 +182,8 @@ def _map_sqlite(orig: Any, message: str) -> BaseException:
     if primary in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
         return DatabaseCorruptError(
             f"database file is damaged or not a database ({name}: {message}); "
-            "restore it from a backup, or move it away and scan again to rebuild the cache"
+            "run `skillmeat-cache repair` (with the same --db) to rebuild it from the remembered scan roots, "
+            "keeping every row that can still be read"
         )
     if code == _SQLITE_READONLY_DIRECTORY:
         return DatabaseReadOnlyError(

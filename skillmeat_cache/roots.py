@@ -12,12 +12,13 @@ from typing import Any
 
 from .uow import AbstractUnitOfWork
 
-__all__ = ["ROOTS_KEY", "remember_roots", "remembered_roots"]
+__all__ = ["ROOTS_KEY", "decode_roots", "remember_roots", "remembered_roots"]
 
 ROOTS_KEY = "scan_roots"
 
 
-def _decode(value: str | None) -> list[str]:
+def decode_roots(value: str | None) -> list[str]:
+    """The roots a stored ``scan_roots`` value names (none when it is not ours)."""
     try:
         roots = json.loads(value) if value else []
     except ValueError:  # written by something else: start again
@@ -28,7 +29,7 @@ def _decode(value: str | None) -> list[str]:
 def remembered_roots(uow_factory: Callable[..., AbstractUnitOfWork]) -> list[str]:
     """The roots of earlier scans, oldest first."""
     with uow_factory(read_only=True) as uow:
-        return _decode(uow.metadata.get_value(ROOTS_KEY))
+        return decode_roots(uow.metadata.get_value(ROOTS_KEY))
 
 
 def remember_roots(uow_factory: Callable[..., AbstractUnitOfWork], roots: Iterable[Path | str]) -> list[str]:
@@ -36,7 +37,7 @@ def remember_roots(uow_factory: Callable[..., AbstractUnitOfWork], roots: Iterab
     new = [str(Path(os.fspath(r)).expanduser().resolve()) for r in roots]
     new = [r for r in new if Path(r).is_dir()]
     with uow_factory() as uow:
-        known = _decode(uow.metadata.get_value(ROOTS_KEY))
+        known = decode_roots(uow.metadata.get_value(ROOTS_KEY))
         merged: list[Any] = known + [r for r in dict.fromkeys(new) if r not in known]
         if merged != known:
             uow.metadata.set_value(ROOTS_KEY, json.dumps(merged))

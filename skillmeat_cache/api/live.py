@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ..locations import is_default_database, resolve_database_url
 from ..roots import remember_roots
 from ..values import is_inside, utcnow
 from ..views import Reader
@@ -21,7 +22,7 @@ from .events import MAX_SUBSCRIBERS, EventHub
 from .jobs import Job, RefreshJobs
 from .watcher import Watcher
 
-__all__ = ["DEFAULT_TTL", "LiveCache", "Settings"]
+__all__ = ["DEFAULT_TTL", "LiveCache", "Settings", "heal_at_start"]
 
 log = logging.getLogger(__name__)
 DEFAULT_TTL = timedelta(hours=6)
@@ -50,6 +51,28 @@ class Settings:
     event_write_timeout: float = 30.0
     #: An event stream ends after this many seconds (the client reconnects with Last-Event-ID).
     event_stream_max_age: float = 600.0
+    #: Heal a damaged default cache at start (off when the file was named explicitly).
+    heal: bool = True
+
+
+def heal_at_start(container: Any) -> dict[str, Any] | None:
+    """When the container's database is the default SQLite cache and SQLite's
+    ``quick_check`` finds it damaged, move it aside and rebuild it (``repair.heal``):
+    ``{"moved_to", "at", "summary"}``, else None. An engine the caller overrides, or a
+    database named explicitly, is never moved.
+    """
+    if container.engine.overridden:
+        return None
+    url = resolve_database_url(container.config.env(), container.config.database_url())
+    if not is_default_database(url):
+        return None
+    from ..repair import heal
+
+    report = heal(url, synchronous=str(container.config.synchronous() or "NORMAL"))
+    if report is None:
+        return None
+    log.warning("the damaged cache %s is rebuilt; the damaged file is kept as %s", report.database, report.moved_to)
+    return {"moved_to": report.moved_to, "at": report.at.isoformat(), "summary": report.summary(moved=False)}
 
 
 class LiveCache:
@@ -59,6 +82,10 @@ class LiveCache:
         self.container = container
         self.settings = settings or Settings()
         self.events = EventHub(max_subscribers=self.settings.max_subscribers)
+        # Before the engine starts: a damaged default cache would fail it (SQLITE_NOTADB).
+        self.recovered: dict[str, Any] | None = heal_at_start(container) if self.settings.heal else None
+        if self.recovered is not None:
+            self.events.publish("cache_recovered", self.recovered)  # kept for Last-Event-ID replay
         self.engine = container.engine()
         self.reader = Reader(self.engine, check_every_call=False)
         self.feed = ChangeFeed(self.reader, self.events)

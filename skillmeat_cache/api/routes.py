@@ -101,7 +101,7 @@ def status(cache: Live) -> Any:
         where = cache_status(conn)
         counts = count_status(conn)
     body = {key: where[key] for key in ("database", "revision", "head", "size_bytes")}
-    body.update(counts, refresh=cache.refresh_state(), watcher=cache.watcher_state())
+    body.update(counts, refresh=cache.refresh_state(), watcher=cache.watcher_state(), recovered=cache.recovered)
     return _Json(body)
 
 

@@ -136,6 +136,14 @@ class WatcherState(BaseModel):
     warning: str | None
 
 
+class Recovered(BaseModel):
+    """A damaged default cache this server moved aside and rebuilt when it started."""
+
+    moved_to: str = Field(description="Where the damaged file is kept (cache.db.corrupt-<UTC timestamp>).")
+    at: datetime
+    summary: str = Field(description="Rows kept per table, projects rescanned.")
+
+
 class StatusOut(BaseModel):
     """The cache and the server's background work."""
 
@@ -149,6 +157,9 @@ class StatusOut(BaseModel):
     last_fetched: datetime | None = Field(description="The most recent time a project was read.")
     refresh: RefreshState
     watcher: WatcherState
+    recovered: Recovered | None = Field(
+        description="Set when the server found its default cache damaged at start and rebuilt it; else null."
+    )
 
 
 class RefreshRequest(BaseModel):
