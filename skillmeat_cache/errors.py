@@ -7,6 +7,11 @@ raise and catch our errors without loading the database layer.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
 __all__ = [
     "CacheError",
     "ConcurrentUseError",
@@ -20,6 +25,9 @@ __all__ = [
     "DuplicateError",
     "ForeignDatabaseError",
     "ForeignKeyViolationError",
+    "MigrationBackupError",
+    "MigrationFailedError",
+    "MigrationRestoreError",
     "NotFoundError",
     "ReadOnlyError",
     "SchemaVersionError",
@@ -115,6 +123,29 @@ class DatabaseUnavailableError(DatabaseError):
 class ValueTooLargeError(DatabaseError):
     """A value is too large for the database: SQLite ``SQLITE_TOOBIG``, PostgreSQL
     ``54000`` (e.g. a text of a few kB in an indexed column exceeds the btree row limit).
+    """
+
+
+class MigrationBackupError(DatabaseError):
+    """The copy a SQLite migration takes of the file first (``cache.db.pre-<revision>``)
+    could not be written (disk full, folder not writable): the migration did not run and
+    nothing changed.
+    """
+
+
+class MigrationFailedError(DatabaseError):
+    """A SQLite migration failed and the file was restored from the copy taken before it;
+    ``copy_path`` is that copy. The driver's or the script's error is the ``__cause__``.
+    """
+
+    def __init__(self, message: str, *, copy_path: Path | None = None) -> None:
+        self.copy_path = copy_path
+        super().__init__(message)
+
+
+class MigrationRestoreError(MigrationFailedError):
+    """A SQLite migration failed and writing the copy back failed too: ``copy_path`` holds
+    the file as it was before the migration, to put back by hand.
     """
 
 

@@ -10,6 +10,9 @@ migration, and with its DDL behind units of work that hold the tables. On SQLite
 wait for the write lock is bounded by ``busy_timeout``.
 On SQLite, migrations run with foreign keys off (a batch table copy would otherwise
 cascade-delete child rows) and end with ``PRAGMA foreign_key_check``.
+Every run on a SQLite file that has a schema first copies the file beside itself
+(``cache.db.pre-<revision>``) and puts the copy back if the run fails
+(:mod:`.migration_copies`; not the ``alembic`` command's runs).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from sqlalchemy.pool import NullPool
 from .db_errors import map_db_error
 from .engine import READ_ONLY_OPTION, create_engine_for_url, is_memory_url, to_url
 from .errors import DatabaseError, SchemaVersionError
+from .migration_copies import CopyNeedsLock, copy_before_migration, migration_lock, restore_after_failure, sqlite_file
 from .revision import HEAD_REVISION, KNOWN_REVISIONS, check_schema, read_revision
 
 __all__ = [
@@ -110,17 +114,38 @@ def migration_transaction(connection: Connection) -> Iterator[Connection]:
 
 
 def _run(connection: Connection, direction: str, revision: str) -> None:
+    config = alembic_config(connection)
+    database = sqlite_file(connection)
+    try:
+        _run_once(connection, config, direction, revision, database, locked=False)
+    except CopyNeedsLock:
+        assert database is not None
+        with migration_lock(database):
+            _run_once(connection, config, direction, revision, database, locked=True)
+
+
+def _run_once(
+    connection: Connection, config: Any, direction: str, revision: str, database: Path | None, *, locked: bool
+) -> None:
+    """One migration run; on a SQLite file with a schema, with a copy taken first and put
+    back if the run fails (see :mod:`.migration_copies`).
+    """
     from alembic import command
 
-    config = alembic_config(connection)
+    copy = None
     try:
         with migration_transaction(connection):
+            if database is not None:
+                copy = copy_before_migration(connection, config, database, direction, revision, locked=locked)
             if direction == "upgrade":
                 command.upgrade(config, revision)
             else:
                 command.downgrade(config, revision)
-    except Exception as exc:
+    except BaseException as exc:
         mapped = map_db_error(exc)
+        if copy is not None:
+            reason = str(mapped).splitlines()[0] if str(mapped) else type(mapped).__name__
+            restore_after_failure(copy, connection, exc, reason)
         if mapped is exc:
             raise
         raise mapped from exc
