@@ -195,6 +195,8 @@ def run_backend(url: str, root: Path, work: Path, args: argparse.Namespace) -> b
         stack.enter_context(process(floor_cmd, floor))
         print(f"{'id':4} {'workload':44} {'ours (ms)':>24} {'floor (ms)':>24} {'ratio':>6}  {'target':28} result")
         ok = report_reads(read_benchmarks(base, floor, project_id, args.requests))
+        if args.reads_only:
+            return ok
         scan_cmd = [sys.executable, "-m", "skillmeat_cache", "--db", url, "scan", "--full", str(root)]
         ok &= a3_load(base, floor, project_id, scan_cmd, args.clients, args.seconds, line)
         ok &= a4_events(base, root, args.edits, line)
@@ -223,9 +225,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="A small cache and short runs (a smoke test).")
     parser.add_argument("--screenshots", type=Path, help="Save the page's screenshots here (A6).")
     parser.add_argument("--no-browser", dest="browser", action="store_false", help="Skip A6.")
+    parser.add_argument("--reads-only", action="store_true", help="A1 and A2 alone (and the detail page).")
+    parser.add_argument("--requests", type=int, help="Requests per A1/A2 cell, each side (default 100).")
     args = parser.parse_args(argv)
     projects, artifacts = (60, 10) if args.quick else (1000, 100)
+    requests = args.requests
     args.requests, args.clients, args.seconds = (10, 8, 2.0) if args.quick else (100, 32, 10.0)
+    args.requests = requests or args.requests
     args.edits, args.idle = (5, 3.0) if args.quick else (50, 60.0)
     ok = True
     with tempfile.TemporaryDirectory(prefix="skillmeat-api-bench-") as tmp:

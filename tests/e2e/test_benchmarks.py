@@ -59,3 +59,15 @@ def test_the_api_benchmark_reports_every_target(capsys: pytest.CaptureFixture[st
     rows = [line.split()[0] for line in printed.splitlines() if line[:1] == "A" and line[1:2].isdigit()]
     assert sorted(set(rows)) == ["A1", "A2", "A3", "A4", "A5", "A6"], printed
     assert "SkillMeat's shape" in printed and "miss 0" in printed and "err 0" in printed
+
+
+@pytest.mark.slow
+def test_the_api_benchmark_can_run_the_reads_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--reads-only --requests N``: A1 and A2 (and the detail page), N requests a cell."""
+    from benchmarks.api import main as api_main
+
+    api_main(["--quick", "--backend", "sqlite", "--reads-only", "--requests", "3"])
+    printed = capsys.readouterr().out
+    rows = [line.split()[0] for line in printed.splitlines() if line[:1] == "A" and line[1:2].isdigit()]
+    assert sorted(set(rows)) == ["A1", "A2"] and rows.count("A2") == 6, printed
+    assert "GET /projects/{id}" in printed and "A3" not in printed
