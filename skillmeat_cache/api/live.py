@@ -18,7 +18,7 @@ from ..values import is_inside, utcnow
 from ..views import Reader
 from .changes import ChangeFeed
 from .events import EventHub
-from .jobs import Job, RefreshJobs
+from .jobs import Job, RefreshJobs, Retry
 from .watcher import Watcher
 
 __all__ = ["DEFAULT_TTL", "LiveCache", "Settings"]
@@ -44,6 +44,8 @@ class Settings:
     cors_origins: list[str] = field(default_factory=list)
     #: How often the TTL refresh looks for projects older than ``ttl`` (default ttl/10, 1 s to 5 min).
     ttl_check: timedelta | None = None
+    #: How a refresh cut off by the database (gone, busy, full) is run again.
+    refresh_retry: Retry = field(default_factory=Retry)
 
 
 class LiveCache:
@@ -62,6 +64,7 @@ class LiveCache:
             self.events,
             max_depth=self.settings.max_depth,
             after_job=self._after_job,
+            retry=self.settings.refresh_retry,
         )
         self.roots: list[str] = []
         self.watcher = Watcher([], self.known_paths, self._changed, debounce_ms=self.settings.debounce_ms)
@@ -162,6 +165,8 @@ class LiveCache:
             "last_finished": None if last is None else last.isoformat(),
             "next_run": None if self.next_ttl_run is None else self.next_ttl_run.isoformat(),
             "ttl_seconds": self.settings.ttl.total_seconds(),
+            "last_error": self.jobs.last_error,
+            "last_error_at": None if self.jobs.last_error_at is None else self.jobs.last_error_at.isoformat(),
         }
 
     def watcher_state(self) -> dict[str, Any]:
