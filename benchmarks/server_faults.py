@@ -197,7 +197,12 @@ class Server:
                 raise RuntimeError(f"the server did not start: {self.tail()}")
             time.sleep(0.05)
 
+    def tracebacks(self) -> int:
+        """Tracebacks in the server's log so far (an answered error should leave none)."""
+        return self.log.read_text(errors="replace").count("Traceback (most recent call last)")
+
     def tail(self) -> str:
+        """The last lines of the server's log."""
         return " | ".join(self.log.read_text(errors="replace").strip().splitlines()[-3:])
 
     def get(self, path: str, **kwargs: Any) -> Any:
@@ -425,6 +430,7 @@ def pg_outage_trial(server: Server, url: str, tree: Tree, *, clients: int = 16, 
 
     problems: list[str] = []
     tree.advance()
+    tracebacks = server.tracebacks()
     with Readers(server.base, clients) as readers:
         job = server.post("/refresh").json()
         deadline = time.monotonic() + 60
@@ -453,6 +459,8 @@ def pg_outage_trial(server: Server, url: str, tree: Tree, *, clients: int = 16, 
         problems.append(f"the refresh was not cut off (1 attempt; {state['projects_done']} projects done at the cut)")
     bad = readers.bad()
     problems += [f"{len(bad)} bad answers, first: {bad[0].status} {bad[0].note}"] if bad else []
+    if server.tracebacks() > tracebacks:
+        problems.append(f"{server.tracebacks() - tracebacks} tracebacks in the server's log")
     found, after = consistency(url, tree, current=True)
     problems += found[:3]
     lost = sum(1 for path, gen in before.items() if after.get(path, 0) < gen)

@@ -170,3 +170,39 @@ def test_a_full_disk_keeps_readers_answering_shows_the_error_and_refreshing_resu
     event.remove(engine, "checkout", cap)
     assert consistency(sqlite_url, tree, current=True)[0] == []
     assert sqlite_checks(db) == []
+
+
+@pytest.mark.postgres
+def test_a_read_cut_off_by_the_database_is_answered_and_not_raised_again(tree: Tree) -> None:
+    """Starlette's handler for ``Exception`` answers and re-raises: uvicorn then logged a
+    traceback and closed the connection for each 503 (a client on that keep-alive
+    connection saw a reset; found by the PostgreSQL outage trial). The TestClient
+    re-raises what the app re-raises."""
+    from sqlalchemy import text
+
+    from skillmeat_cache import migrate
+    from skillmeat_cache.engine import create_engine_for_url
+    from tests.conftest import throwaway_pg_database
+
+    with throwaway_pg_database("skillmeat_reraise") as url:
+        migrate(url)
+        container = Container()
+        container.config.from_dict({"database_url": url})
+        app = create_app(container, Settings(roots=[str(tree.root)], watch=False))
+        admin_url, name = url.rsplit("/", 1)[0] + "/postgres", url.rsplit("/", 1)[1]
+        admin = create_engine_for_url(admin_url, isolation_level="AUTOCOMMIT")
+        try:
+            with TestClient(app) as client:  # raise_server_exceptions=True
+                assert app.state.skillmeat_cache.jobs.wait_idle(30)
+                with admin.connect() as conn:
+                    conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+                    conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+                                 {"n": name})
+                response = client.get(f"{PREFIX}/projects")
+                assert response.status_code == 503 and response.headers["retry-after"] == "5"
+                assert response.json()["type"].endswith(":DatabaseUnavailableError")
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+            admin.dispose()
+            container.shutdown_resources()
