@@ -95,6 +95,21 @@ class Tree:
             self.fingerprints[(path, gen)] = project_fingerprint(path)
         return touched
 
+    def rewrite_elsewhere(self) -> int:
+        """The next generation of every project, written by another process (so that the
+        writing does not hold this one's GIL while its threads measure); files touched.
+        """
+        spec = {"root": str(self.root), "artifacts": self.artifacts, "vary": self.vary, "padding": self.padding,
+                "gens": {p: g + 1 for p, g in self.gen.items()}}
+        out = subprocess.run([sys.executable, "-m", "benchmarks.server_faults", json.dumps(spec)], cwd=ROOT,
+                             check=True, capture_output=True, text=True)
+        from skillmeat_cache.scanner import project_fingerprint
+
+        for path, gen in spec["gens"].items():
+            self.gen[path] = gen
+            self.fingerprints[(path, gen)] = project_fingerprint(path)
+        return int(out.stdout)
+
     def advance(self, paths: list[str] | None = None) -> int:
         """The next generation of ``paths`` (default: every project); files touched."""
         return sum(self.write(p, self.gen[p] + 1) for p in (self.paths if paths is None else paths))
@@ -431,6 +446,8 @@ def pg_outage_trial(server: Server, url: str, tree: Tree, *, clients: int = 16, 
     problems: list[str] = []
     tree.advance()
     tracebacks = server.tracebacks()
+    events = EventLog(server.base)
+    begun = time.monotonic()
     with Readers(server.base, clients) as readers:
         job = server.post("/refresh").json()
         deadline = time.monotonic() + 60
@@ -464,6 +481,13 @@ def pg_outage_trial(server: Server, url: str, tree: Tree, *, clients: int = 16, 
     found, after = consistency(url, tree, current=True)
     problems += found[:3]
     lost = sum(1 for path, gen in before.items() if after.get(path, 0) < gen)
+    deadline = time.monotonic() + 30  # the change feed, reconnected, tells of every project
+    while (unheard := set(tree.paths) - {d["project"]["path"] for d in events.since(begun, "project_updated")
+                                         if d["project"]}) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    events.close()
+    if unheard:
+        problems.append(f"{len(unheard)} rewritten projects never reached /events")
     window = [r for r in readers.responses if cut <= r.started <= recovered]
     return OutageResult(
         problems, lost, len(readers.responses), sum(r.status == 503 for r in readers.responses),
@@ -479,42 +503,51 @@ class KillResult:
     problems: list[str]
     new_at_kill: int  # projects holding the new generation when the server died
     projects: int
+    rows_lost: int  # projects missing, or holding an older generation than before the refresh
 
 
 def kill_trial(db: Path, work: Path, tree: Tree, refresh_s: float, rng: random.Random) -> KillResult:
-    """Write the next generation of every project, start the server (its start-up refresh
-    reads them all), SIGKILL it at a uniformly random moment within ``refresh_s`` (how long
-    that refresh takes unkilled). Then: the file passes ``integrity_check`` and
+    """Start the server, write the next generation of every project, ask for a refresh and
+    SIGKILL the server at a uniformly random moment within ``refresh_s`` (how long that
+    refresh takes unkilled). Then: the file passes ``integrity_check`` and
     ``foreign_key_check``, every project is whole (:func:`consistency`), and a restarted
-    server's refresh completes and stores the generation on disk everywhere.
+    server's start-up refresh completes and stores the generation on disk everywhere.
     """
-    tree.advance()
     url = f"sqlite:///{db}"
     server = Server(str(db), [str(tree.root)], "--no-watch", home=work / "home", log=work / "server.log")
-    time.sleep(rng.uniform(0, refresh_s))
-    server.kill()
+    try:
+        server.job("r1")
+        tree.advance()
+        server.post("/refresh")
+        time.sleep(rng.uniform(0, refresh_s))
+    finally:
+        server.kill()
     problems = sqlite_checks(db)
     found, gens = consistency(url, tree)
     problems += [f"after the kill: {p}" for p in found[:3]]
     new = sum(1 for path, gen in gens.items() if gen == tree.gen[path])
+    lost = sum(1 for path in tree.paths if gens.get(path, 0) < tree.gen[path] - 1)
     with serving(str(db), [str(tree.root)], "--no-watch", work=work) as again:
         job = again.job("r1")
         if job["state"] != "done":
             problems.append(f"the refresh after the restart ended {job['state']}: {job['error']}")
     problems += [f"after the next refresh: {p}" for p in consistency(url, tree, current=True)[0][:3]]
     problems += sqlite_checks(db)
-    return KillResult(problems, new, len(tree.paths))
+    return KillResult(problems, new, len(tree.paths), lost)
 
 
-def first_refresh_seconds(db: Path, work: Path, tree: Tree) -> float:
-    """Seconds a start-up refresh of the next generation of ``tree`` takes, unkilled."""
-    tree.advance()
-    with serving(str(db), [str(tree.root)], "--no-watch", work=work) as server:
-        job = server.job("r1")
-    if job["state"] != "done":
-        raise RuntimeError(f"the calibration refresh failed: {job['error']}")
+def refresh_seconds(db: Path, work: Path, tree: Tree) -> float:
+    """Seconds the refresh of a kill trial takes, unkilled (the first start also fills
+    the cache).
+    """
     from datetime import datetime
 
+    with serving(str(db), [str(tree.root)], "--no-watch", work=work) as server:
+        server.job("r1")
+        tree.advance()
+        job = server.job(server.post("/refresh").json()["id"])
+    if job["state"] != "done":
+        raise RuntimeError(f"the calibration refresh failed: {job['error']}")
     return (datetime.fromisoformat(job["finished_at"]) - datetime.fromisoformat(job["started_at"])).total_seconds()
 
 
@@ -536,17 +569,16 @@ def small_tmpfs(where: Path, megabytes: int) -> Iterator[Path]:
 def fill(path: Path) -> int:
     """Write zeros to ``path`` until its file system is full; bytes written."""
     written = 0
-    with path.open("wb") as f:
-        for size in (1 << 20, 1 << 14, 1 << 10, 1):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for size in (1 << 20, 1 << 12, 1):
             chunk = bytes(size)
-            try:
-                while True:
-                    f.write(chunk)
-                    f.flush()
-                    written += size
-            except OSError:
-                f.seek(written)
-                f.truncate()  # what did not fit was not written
+            with suppress(OSError):
+                while (n := os.write(fd, chunk)) == size:
+                    written += n
+                written += n
+    finally:
+        os.close(fd)
     return written
 
 
@@ -611,7 +643,8 @@ class StormResult:
     updates_per_project: Counter[int]  # how many project_updated events per project -> projects
     rss_before_kib: int
     rss_peak_kib: int  # sampled every 20 ms during the storm and until idle
-    p99_ms: float  # a reader's, during the storm
+    rss_after_kib: int  # once idle again
+    p99_ms: float  # a reader's, from the storm's first write until the cache caught up
     reads: int
     seconds: float  # from the first write to the cache holding every change
 
@@ -640,12 +673,7 @@ def storm_trial(work: Path, tree: Tree, db: Path, *, readers: int = 1) -> StormR
         sampler.start()
         with Readers(server.base, readers) as reading:
             started = time.monotonic()
-            files = sum(tree.write(path, tree.gen[path] + 1, fingerprint=False) for path in tree.paths)
-            written = time.monotonic()
-            from skillmeat_cache.scanner import project_fingerprint
-
-            for path in tree.paths:
-                tree.fingerprints[(path, tree.gen[path])] = project_fingerprint(path)
+            files = tree.rewrite_elsewhere()
             deadline = time.monotonic() + 300
             while consistency(f"sqlite:///{db}", tree, current=True)[0]:
                 if time.monotonic() > deadline:
@@ -656,18 +684,20 @@ def storm_trial(work: Path, tree: Tree, db: Path, *, readers: int = 1) -> StormR
             server.idle()
         sampling.set()
         sampler.join()
+        rss_after = server.rss_kib()
         events.close()
         jobs = len(events.since(started, "refresh_finished"))
         per_project = Counter(d["project"]["path"] for d in events.since(started, "project_updated") if d["project"])
         problems += consistency(f"sqlite:///{db}", tree, current=True)[0][:3]
         bad = [r for r in reading.responses if r.status != 200]
         problems += [f"{len(bad)} reads failed, first: {bad[0].status} {bad[0].note}"] if bad else []
-        window = [r for r in reading.responses if started <= r.started <= written]
+        window = [r for r in reading.responses if started <= r.started <= caught_up]
         missing = [p for p in tree.paths if per_project[p] == 0]
         if missing:
             problems.append(f"{len(missing)} projects changed without a project_updated event")
     return StormResult(
-        problems, files, len(tree.paths), jobs, Counter(per_project.values()), rss_before, peak[0], p99_ms(window),
+        problems, files, len(tree.paths), jobs, Counter(per_project.values()), rss_before, peak[0], rss_after,
+        p99_ms(window),
         len(window), caught_up - started,
     )
 
@@ -733,3 +763,9 @@ def soak_trial(work: Path, tree: Tree, db: Path, *, clients: int = 32, seconds: 
 def scratch() -> Any:
     """A temporary folder for a trial."""
     return tempfile.TemporaryDirectory(prefix="server-faults-")
+
+
+if __name__ == "__main__":  # Tree.rewrite_elsewhere's child
+    _spec = json.loads(sys.argv[1])
+    _tree = Tree(Path(_spec["root"]), _spec["artifacts"], _spec["vary"], _spec["padding"])
+    print(sum(_tree.write(path, gen, fingerprint=False) for path, gen in _spec["gens"].items()))

@@ -16,7 +16,7 @@ import pytest
 from benchmarks.server_faults import (
     Tree,
     consistency,
-    first_refresh_seconds,
+    refresh_seconds,
     kill_trial,
     pg_outage_trial,
     serving,
@@ -49,7 +49,7 @@ def test_postgres_cut_off_during_a_refresh_is_503_then_the_refresh_runs_again(
 def test_the_server_killed_during_refreshes_leaves_whole_projects(tmp_path: Path) -> None:
     tree = Tree.create(tmp_path / "projects", projects=40, artifacts=10)
     db = tmp_path / "cache.db"
-    refresh_s = first_refresh_seconds(db, tmp_path, tree)
+    refresh_s = refresh_seconds(db, tmp_path, tree)
     rng = random.Random(7)
     for _trial in range(3):
         result = kill_trial(db, tmp_path, tree, refresh_s, rng)
