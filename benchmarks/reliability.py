@@ -1129,7 +1129,7 @@ def run_server_storm(counts: Counts, workdir: Path, **_: Any) -> ItemResult:
     work = _server_work(workdir, "storm")
     tree = sf.Tree.create(work / "projects", counts.storm_projects, counts.storm_files, vary=False)
     r = sf.storm_trial(work, tree, work / "cache.db")
-    per = ", ".join(f"{n} update{'s' if n != 1 else ''}: {k} projects" for n, k in sorted(r.updates_per_project.items()))
+    per = ", ".join(f"{n} update(s): {k} projects" for n, k in sorted(r.updates_per_project.items()))
     detail = "; ".join(r.problems) or (
         f"{r.jobs} refresh jobs; project_updated per project: {per}; caught up in {r.seconds:.1f} s; server RSS "
         f"{r.rss_before_kib // 1024} MiB before, peak {r.rss_peak_kib // 1024}, after {r.rss_after_kib // 1024}; "

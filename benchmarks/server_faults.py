@@ -72,6 +72,7 @@ class Tree:
 
     @property
     def paths(self) -> list[str]:
+        """The projects' folders, sorted."""
         return sorted(self.gen)
 
     def write(self, path: str, gen: int, fingerprint: bool = True) -> int:
@@ -161,8 +162,8 @@ def consistency(url: str, tree: Tree, *, current: bool = False) -> tuple[list[st
 
 
 def sqlite_checks(path: str | Path) -> list[str]:
-    """``PRAGMA integrity_check`` and ``foreign_key_check`` of a SQLite file; [] when both
-    pass. (``skillmeat-cache check`` runs these and more once it exists.)
+    """``PRAGMA integrity_check`` and ``foreign_key_check`` of a SQLite file: [] when both
+    pass (``skillmeat-cache check`` is to run these and more).
     """
     conn = sqlite3.connect(path)
     try:
@@ -221,9 +222,11 @@ class Server:
         return " | ".join(self.log.read_text(errors="replace").strip().splitlines()[-3:])
 
     def get(self, path: str, **kwargs: Any) -> Any:
+        """GET an API path."""
         return httpx.get(self.base + API + path, timeout=30, **kwargs)
 
     def post(self, path: str, body: Any = None) -> Any:
+        """POST a JSON body to an API path."""
         return httpx.post(self.base + API + path, json=body if body is not None else {}, timeout=30)
 
     def job(self, job_id: str, until: tuple[str, ...] = ("done", "failed"), timeout: float = 300) -> dict[str, Any]:
@@ -247,15 +250,19 @@ class Server:
             time.sleep(0.2)
 
     def rss_kib(self) -> int:
+        """The process's resident memory now, KiB."""
         return _proc_status(self.proc.pid, "VmRSS")
 
     def peak_kib(self) -> int:
+        """The process's peak resident memory, KiB."""
         return _proc_status(self.proc.pid, "VmHWM")
 
     def fds(self) -> int:
+        """The process's open file descriptors."""
         return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
 
     def kill(self) -> None:
+        """SIGKILL, and reap."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(30)
@@ -295,6 +302,8 @@ def serving(db: str, roots: list[str], *args: str, work: Path) -> Iterator[Serve
 
 @dataclass
 class Response:
+    """One answer a reader got (or did not)."""
+
     started: float  # time.monotonic()
     seconds: float
     status: int  # 0: no answer (transport error); -1: timed out
@@ -347,6 +356,7 @@ class Readers:
                     time.sleep(0.05)  # what a client told Retry-After would do, briefly
 
     def recent_ok(self, n: int = 32) -> bool:
+        """Whether the last ``n`` answers were all 200."""
         with self._lock:
             tail = self.responses[-n:]
         return len(tail) == n and all(r.status == 200 for r in tail)
@@ -357,6 +367,7 @@ class Readers:
 
 
 def p99_ms(responses: list[Response]) -> float:
+    """The 99th percentile of the answers' times, ms."""
     values = [r.seconds * 1000 for r in responses]
     if len(values) < 2:
         return values[0] if values else 0.0
@@ -385,9 +396,11 @@ class EventLog:
         self._open.wait(10)
 
     def since(self, t: float, name: str) -> list[dict[str, Any]]:
+        """The data of the events ``name`` received from monotonic time ``t`` on."""
         return [data for at, n, data in list(self.events) if at >= t and n == name]
 
     def close(self) -> None:
+        """Stop reading."""
         self._client.close()
 
 
@@ -423,6 +436,8 @@ def terminate_sessions(admin_url: str, name: str, seconds: float) -> None:
 
 @dataclass
 class OutageResult:
+    """What :func:`pg_outage_trial` found."""
+
     problems: list[str]
     rows_lost: int
     requests: int
@@ -500,6 +515,8 @@ def pg_outage_trial(server: Server, url: str, tree: Tree, *, clients: int = 16, 
 
 @dataclass
 class KillResult:
+    """What :func:`kill_trial` found."""
+
     problems: list[str]
     new_at_kill: int  # projects holding the new generation when the server died
     projects: int
@@ -584,6 +601,8 @@ def fill(path: Path) -> int:
 
 @dataclass
 class FullResult:
+    """What :func:`disk_full_trial` found."""
+
     problems: list[str]
     reads: int
     attempts: int
@@ -636,6 +655,8 @@ def disk_full_trial(work: Path, tree: Tree, *, clients: int = 4, full_s: float =
 
 @dataclass
 class StormResult:
+    """What :func:`storm_trial` found."""
+
     problems: list[str]
     files: int
     projects: int
@@ -707,6 +728,8 @@ def storm_trial(work: Path, tree: Tree, db: Path, *, readers: int = 1) -> StormR
 
 @dataclass
 class SoakResult:
+    """What :func:`soak_trial` found."""
+
     problems: list[str]
     requests: int
     errors: int

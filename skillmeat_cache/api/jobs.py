@@ -260,10 +260,11 @@ class RefreshJobs:
                     self.after_job(job)
 
     def _run_with_retry(self, job: Job) -> None:
+        policy = self.retry
         retrying = Retrying(
             retry=retry_if_exception_type(TRANSIENT),
-            stop=stop_after_attempt(self.retry.attempts),
-            wait=wait_exponential(multiplier=self.retry.initial, max=self.retry.maximum) + wait_random(0, self.retry.initial),
+            stop=stop_after_attempt(policy.attempts),
+            wait=wait_exponential(multiplier=policy.initial, max=policy.maximum) + wait_random(0, policy.initial),
             sleep=self._sleep,
             before_sleep=lambda state: self._cut_off(job, state),
             reraise=True,
@@ -278,8 +279,9 @@ class RefreshJobs:
         job.retry_at = utcnow() + timedelta(seconds=state.next_action.sleep)
         self.last_error, self.last_error_at = job.error, utcnow()
         log.warning("refresh %s cut off (%s); again in %.1f s", job.id, job.error, state.next_action.sleep)
-        self.events.publish("refresh_progress", {"id": job.id, "projects_done": job.projects_done, "current": None,
-                                                 "state": job.state, "error": job.error})
+        progress = {"id": job.id, "projects_done": job.projects_done, "current": None, "state": job.state,
+                    "error": job.error}
+        self.events.publish("refresh_progress", progress)
 
     def _sleep(self, seconds: float) -> None:
         with self._cond:
