@@ -410,9 +410,11 @@ class EventLog:
 def restart_postgres() -> None:
     """Restart the local cluster for real (every connection to it is cut)."""
     version = sorted(os.listdir("/etc/postgresql"))[-1]
+    # A session of its own: a signal to this process group (Ctrl-C, `timeout`) must not
+    # stop pg_ctlcluster between its stop and its start, leaving the cluster down.
     subprocess.run(
         ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
-        check=True, capture_output=True, timeout=120,
+        check=True, capture_output=True, timeout=120, start_new_session=True,
     )
 
 
