@@ -17,6 +17,11 @@
    nothing else leaks. On PostgreSQL the same for lock timeouts (55P03), serialization
    failures (40001) and deadlocks (40P01).
 
+8-12 the server (issue 13; ``benchmarks/server_faults.py``): PostgreSQL restarted while
+   16 clients read and a refresh writes; the server SIGKILLed during refreshes; the
+   disk filling up during a refresh; 10,000 files changed at once under the watched
+   roots; a soak of 32 clients for 5 minutes while files change every second.
+
 4-7  the test files of the other items, run in a fresh process and counted: the
    hypothesis state machine (fake vs SQLite vs PostgreSQL; 500 examples per test here,
    fewer in CI), the bad-input catalogue, security, the durability setting.
@@ -85,6 +90,15 @@ class Counts:
     migration_kill_trials: int = 20
     busy_repeats: int = 3
     hypothesis_examples: int = 500
+    server_projects: int = 200
+    pg_restarts: int = 3
+    pg_cuts: int = 2
+    server_kills: int = 20
+    disk_full_trials: int = 3
+    storm_projects: int = 100
+    storm_files: int = 100
+    soak_clients: int = 32
+    soak_seconds: float = 300
 
     @classmethod
     def quick(cls) -> Counts:
@@ -96,6 +110,14 @@ class Counts:
             migration_kill_trials=6,
             busy_repeats=1,
             hypothesis_examples=40,
+            server_projects=60,
+            pg_restarts=1,
+            pg_cuts=1,
+            server_kills=4,
+            disk_full_trials=1,
+            storm_projects=30,
+            soak_clients=16,
+            soak_seconds=30,
         )
 
 
@@ -1006,6 +1028,135 @@ def run_durability(counts: Counts, workdir: Path, **_: Any) -> ItemResult:
     return pytest_item("7 durability setting", ["tests/e2e/test_durability.py"], workdir)
 
 
+# --------------------------------------------------------------------------- items 8-12: the server
+
+
+def _server_work(workdir: Path, name: str) -> Path:
+    work = workdir / f"{name}-{uuid.uuid4().hex[:8]}"
+    work.mkdir()
+    return work
+
+
+def run_server_pg_outage(counts: Counts, workdir: Path, pg_url: str | None = None, **_: Any) -> ItemResult:
+    """Item 8: PostgreSQL restarted (``pg_ctlcluster``, root only; every connection to the
+    cluster is cut) or its sessions terminated while it refuses connections, each while 16
+    clients read and a refresh writes; one server process through all the trials.
+    """
+    from benchmarks import server_faults as sf
+    from skillmeat_cache import migrate
+
+    name = "8 server: PostgreSQL restarted/cut off, 16 readers, a refresh writing"
+    can_restart = os.geteuid() == 0 and shutil.which("pg_ctlcluster") is not None and os.path.isdir("/etc/postgresql")
+    kinds = ["restart"] * (counts.pg_restarts if can_restart else 0) + ["cut"] * counts.pg_cuts
+    work = _server_work(workdir, "pg-outage")
+    results, failures, lost, first = [], 0, 0, ""
+    try:
+        with throwaway_pg_database(pg_url or DEFAULT_PG_URL, "reliability_server") as url:
+            migrate(url)
+            tree = sf.Tree.create(work / "projects", counts.server_projects, 10)
+            with sf.serving(url, [str(tree.root)], "--no-watch", work=work) as server:
+                server.job("r1")
+                for kind in kinds:
+                    result = sf.pg_outage_trial(server, url, tree, clients=16, restart=kind == "restart")
+                    results.append((kind, result))
+                    lost += result.rows_lost
+                    if result.problems:
+                        failures += 1
+                        first = first or f"{kind}: " + "; ".join(result.problems)
+    except DatabaseUnavailableError as exc:
+        return ItemResult(name, 0, 0, 0, f"skipped: not reachable ({exc})", skipped=True)
+    summary = "; ".join(
+        f"{kind}: {r.requests} requests, {r.unavailable} x 503, p99 {r.p99_outage_ms:.0f} ms while away, "
+        f"200 again after {r.recovery_s:.1f} s, refresh ran {r.attempts}x"
+        for kind, r in results
+    )
+    note = "" if can_restart else " (no restart: not root or no pg_ctlcluster)"
+    return ItemResult(name, len(results), failures, lost, (first + " | " if first else "") + summary + note)
+
+
+def run_server_kills(counts: Counts, workdir: Path, **_: Any) -> ItemResult:
+    """Item 9: the server SIGKILLed at random moments of its refresh (SQLite)."""
+    from benchmarks import server_faults as sf
+
+    name = f"9 server: SIGKILL during a refresh ({counts.server_projects} projects, SQLite)"
+    work = _server_work(workdir, "kills")
+    tree = sf.Tree.create(work / "projects", counts.server_projects, 10)
+    db = work / "cache.db"
+    refresh_s = sf.refresh_seconds(db, work, tree)
+    rng = random.Random(13)
+    failures, lost, first, new = 0, 0, "", []
+    for _trial in range(counts.server_kills):
+        result = sf.kill_trial(db, work, tree, refresh_s, rng)
+        lost += result.rows_lost
+        new.append(result.new_at_kill)
+        if result.problems:
+            failures += 1
+            first = first or "; ".join(result.problems)
+    detail = first or (
+        f"unkilled refresh {refresh_s:.1f} s; projects already rewritten when killed: {min(new)}-{max(new)} of "
+        f"{counts.server_projects} (median {sorted(new)[len(new) // 2]}); integrity_check, foreign_key_check, "
+        "whole projects and the next refresh: all passed"
+    )
+    return ItemResult(name, counts.server_kills, failures, lost, detail)
+
+
+def run_server_disk_full(counts: Counts, workdir: Path, **_: Any) -> ItemResult:
+    """Item 10: the database's file system (a 64 MB tmpfs) fills up during a refresh."""
+    from benchmarks import server_faults as sf
+
+    name = "10 server: disk full during a refresh (tmpfs, SQLite)"
+    if os.geteuid() != 0:
+        return ItemResult(name, 0, 0, 0, "skipped: mounting a tmpfs needs root", skipped=True)
+    failures, first, notes = 0, "", []
+    for _trial in range(counts.disk_full_trials):
+        work = _server_work(workdir, "full")
+        tree = sf.Tree.create(work / "projects", counts.server_projects // 2, 10)
+        result = sf.disk_full_trial(work, tree)
+        notes.append(f"{result.reads} reads while full (p99 {result.p99_full_ms:.0f} ms), refresh ran "
+                     f"{result.attempts}x")
+        if result.problems:
+            failures += 1
+            first = first or "; ".join(result.problems)
+    return ItemResult(name, counts.disk_full_trials, failures, 0, first or "; ".join(notes))
+
+
+def run_server_storm(counts: Counts, workdir: Path, **_: Any) -> ItemResult:
+    """Item 11: every file of every project rewritten at once under the watched root."""
+    from benchmarks import server_faults as sf
+
+    files = counts.storm_projects * counts.storm_files
+    name = f"11 server: {files} files changed at once ({counts.storm_projects} projects, watched)"
+    work = _server_work(workdir, "storm")
+    tree = sf.Tree.create(work / "projects", counts.storm_projects, counts.storm_files, vary=False)
+    r = sf.storm_trial(work, tree, work / "cache.db")
+    per = ", ".join(f"{n} update(s): {k} projects" for n, k in sorted(r.updates_per_project.items()))
+    detail = "; ".join(r.problems) or (
+        f"{r.jobs} refresh jobs; project_updated per project: {per}; caught up in {r.seconds:.1f} s; server RSS "
+        f"{r.rss_before_kib // 1024} MiB before, peak {r.rss_peak_kib // 1024}, after {r.rss_after_kib // 1024}; "
+        f"a reader's p99 {r.p99_ms:.0f} ms over {r.reads} reads"
+    )
+    return ItemResult(name, 1, int(bool(r.problems)), 0, detail)
+
+
+def run_server_soak(counts: Counts, workdir: Path, **_: Any) -> ItemResult:
+    """Item 12: many clients for minutes while a project changes every second."""
+    from benchmarks import server_faults as sf
+
+    name = f"12 server: soak, {counts.soak_clients} clients x {counts.soak_seconds:.0f} s, a change every second"
+    work = _server_work(workdir, "soak")
+    tree = sf.Tree.create(work / "projects", 50, 10)
+    r = sf.soak_trial(work, tree, work / "cache.db", clients=counts.soak_clients, seconds=counts.soak_seconds)
+    rss = " -> ".join(f"{v // 1024}" for v in r.rss_kib)
+    fds = " -> ".join(str(v) for v in r.fds)
+    detail = (
+        f"{r.requests} requests, {r.errors} errors, p99 {r.p99_ms:.0f} ms; {r.changes} changes, {r.events} "
+        f"project_updated events; RSS MiB (start, after warm-up, end) {rss}; open fds {fds}"
+    )
+    if r.problems:
+        detail = "; ".join(r.problems) + " | " + detail
+    return ItemResult(name, 1, int(bool(r.problems)), 0, detail)
+
+
 ITEMS: list[Callable[..., ItemResult]] = [
     run_concurrent_writers,
     run_crashes,
@@ -1017,6 +1168,11 @@ ITEMS: list[Callable[..., ItemResult]] = [
     run_bad_input,
     run_security,
     run_durability,
+    run_server_pg_outage,
+    run_server_kills,
+    run_server_disk_full,
+    run_server_storm,
+    run_server_soak,
 ]
 
 

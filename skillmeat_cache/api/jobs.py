@@ -7,6 +7,11 @@ asks for force) instead of queueing another: a queued one always, a running one 
 the request says so (an HTTP refresh may; a file change may not, since the running job may
 have read that project before the change). Path-scoped queued jobs merge, so a burst of
 changes in one project gives one refresh.
+
+A job cut off by the database (gone, busy past its timeout, or full) is not the job's
+fault: it waits and runs again (tenacity: exponential waits with jitter, :class:`Retry`),
+state ``retrying`` meanwhile, and fails only after ``Retry.attempts`` tries. Each
+project commits alone, so a re-run finds the projects stored before the cut unchanged.
 """
 
 from __future__ import annotations
@@ -18,18 +23,48 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
+
+from ..db_errors import map_db_error
+from ..errors import DatabaseBusyError, DatabaseFullError, DatabaseUnavailableError
 from ..services import ScanSummary, scan
 from ..values import utcnow
 from .events import EventHub
 
-__all__ = ["Job", "RefreshJobs"]
+__all__ = ["TRANSIENT", "Job", "RefreshJobs", "Retry"]
 
 log = logging.getLogger(__name__)
 _KEEP = 200  # finished jobs kept for GET /refresh/{id}
 _PROGRESS_EVERY = 0.25  # seconds between refresh_progress events of one job
+#: Errors that cut a job off through no fault of its own: the job is run again.
+TRANSIENT: tuple[type[Exception], ...] = (DatabaseUnavailableError, DatabaseBusyError, DatabaseFullError)
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How a job cut off by a :data:`TRANSIENT` error is run again: up to ``attempts``
+    runs in all, waiting ``initial`` seconds, then twice as long each time (plus up to
+    ``initial`` of jitter), at most ``maximum`` (the defaults: 0.5, 1, 2 ... 60 s, about
+    5 minutes in all).
+    """
+
+    attempts: int = 12
+    initial: float = 0.5
+    maximum: float = 60.0
+
+
+class _Stopping(Exception):
+    """The server stops while a job waits to run again."""
 
 
 @dataclass
@@ -49,6 +84,8 @@ class Job:
     current: str | None = None
     summary: ScanSummary | None = None
     error: str | None = None
+    attempts: int = 0
+    retry_at: datetime | None = None
 
     def covers(self, scope: frozenset[str] | None, force: bool) -> bool:
         """Whether this job does everything a request for ``scope`` (with ``force``) asks."""
@@ -71,6 +108,8 @@ class Job:
             "current": self.current,
             "summary": None if self.summary is None else self.summary.to_dict(),
             "error": self.error,
+            "attempts": self.attempts,
+            "retry_at": iso(self.retry_at),
             "joined": joined,
         }
 
@@ -99,12 +138,14 @@ class RefreshJobs:
         *,
         max_depth: int = 5,
         after_job: Callable[[Job], None] | None = None,
+        retry: Retry | None = None,
     ) -> None:
         self.uow_factory = uow_factory
         self.targets = targets
         self.events = events
         self.max_depth = max_depth
         self.after_job = after_job
+        self.retry = retry or Retry()
         self._cond = threading.Condition()
         self._queue: list[Job] = []
         self._jobs: OrderedDict[str, Job] = OrderedDict()
@@ -113,6 +154,9 @@ class RefreshJobs:
         self._stop = False
         self._thread: threading.Thread | None = None
         self.last_finished: datetime | None = None
+        #: The last error that cut a job off (cleared when a job completes), and when.
+        self.last_error: str | None = None
+        self.last_error_at: datetime | None = None
 
     def start(self) -> None:
         """Start the worker thread."""
@@ -197,10 +241,15 @@ class RefreshJobs:
                     return
                 job = self._running = self._queue.pop(0)
             try:
-                self._run(job)
+                self._run_with_retry(job)
+                self.last_error = self.last_error_at = None
             except Exception as exc:  # the worker must outlive any one job
-                log.exception("refresh %s failed", job.id)
-                job.state, job.error = "failed", f"{type(exc).__name__}: {exc}"
+                if isinstance(exc, (*TRANSIENT, _Stopping)):
+                    log.warning("refresh %s failed: %s", job.id, exc)
+                else:
+                    log.exception("refresh %s failed", job.id)
+                job.state, job.error, job.retry_at = "failed", _describe(exc), None
+                self.last_error, self.last_error_at = job.error, utcnow()
             finally:
                 job.finished_at = self.last_finished = utcnow()
                 with self._cond:
@@ -210,9 +259,50 @@ class RefreshJobs:
                 if self.after_job is not None:
                     self.after_job(job)
 
+    def _run_with_retry(self, job: Job) -> None:
+        policy = self.retry
+        retrying = Retrying(
+            retry=retry_if_exception_type(TRANSIENT),
+            stop=stop_after_attempt(policy.attempts),
+            wait=wait_exponential(multiplier=policy.initial, max=policy.maximum) + wait_random(0, policy.initial),
+            sleep=self._sleep,
+            before_sleep=lambda state: self._cut_off(job, state),
+            reraise=True,
+        )
+        retrying(self._run, job)
+
+    def _cut_off(self, job: Job, state: RetryCallState) -> None:
+        """Between two attempts: the job shows why it waits and until when."""
+        assert state.outcome is not None and state.next_action is not None
+        job.error = _describe(state.outcome.exception())
+        job.state, job.current = "retrying", None
+        job.retry_at = utcnow() + timedelta(seconds=state.next_action.sleep)
+        self.last_error, self.last_error_at = job.error, utcnow()
+        log.warning("refresh %s cut off (%s); again in %.1f s", job.id, job.error, state.next_action.sleep)
+        progress = {"id": job.id, "projects_done": job.projects_done, "current": None, "state": job.state,
+                    "error": job.error}
+        self.events.publish("refresh_progress", progress)
+
+    def _sleep(self, seconds: float) -> None:
+        with self._cond:
+            if self._cond.wait_for(lambda: self._stop, seconds):
+                raise _Stopping("the server stopped before the job could run again")
+
     def _run(self, job: Job) -> None:
-        job.state, job.started_at = "running", utcnow()
-        self.events.publish("refresh_started", job.to_dict())
+        try:
+            self._attempt(job)
+        except Exception as exc:
+            mapped = map_db_error(exc)  # a driver's error that reached us unwrapped
+            if mapped is exc:
+                raise
+            raise mapped from exc
+
+    def _attempt(self, job: Job) -> None:
+        job.attempts += 1
+        job.state, job.retry_at, job.projects_done = "running", None, 0
+        if job.started_at is None:
+            job.started_at = utcnow()
+            self.events.publish("refresh_started", job.to_dict())
         last = [0.0]
 
         def progress(path: str) -> None:
@@ -234,4 +324,8 @@ class RefreshJobs:
             _add(summary, found)
         if projects:
             _add(summary, scan(self.uow_factory, projects, max_depth=0, full=job.force, progress=progress))
-        job.summary, job.current, job.state = summary, None, "done"
+        job.summary, job.current, job.state, job.error = summary, None, "done", None
+
+
+def _describe(exc: BaseException | None) -> str:
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")

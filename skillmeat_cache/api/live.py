@@ -19,7 +19,7 @@ from ..values import is_inside, utcnow
 from ..views import Reader
 from .changes import ChangeFeed
 from .events import MAX_SUBSCRIBERS, EventHub
-from .jobs import Job, RefreshJobs
+from .jobs import Job, RefreshJobs, Retry
 from .watcher import Watcher
 
 __all__ = ["DEFAULT_TTL", "LiveCache", "Settings", "heal_at_start"]
@@ -53,6 +53,8 @@ class Settings:
     event_stream_max_age: float = 600.0
     #: Heal a damaged default cache at start (off when the file was named explicitly).
     heal: bool = True
+    #: How a refresh cut off by the database (gone, busy, full) is run again.
+    refresh_retry: Retry = field(default_factory=Retry)
 
 
 def heal_at_start(container: Any) -> dict[str, Any] | None:
@@ -95,6 +97,7 @@ class LiveCache:
             self.events,
             max_depth=self.settings.max_depth,
             after_job=self._after_job,
+            retry=self.settings.refresh_retry,
         )
         self.roots: list[str] = []
         self.watcher = Watcher([], self.known_paths, self._changed, debounce_ms=self.settings.debounce_ms)
@@ -195,6 +198,8 @@ class LiveCache:
             "last_finished": None if last is None else last.isoformat(),
             "next_run": None if self.next_ttl_run is None else self.next_ttl_run.isoformat(),
             "ttl_seconds": self.settings.ttl.total_seconds(),
+            "last_error": self.jobs.last_error,
+            "last_error_at": None if self.jobs.last_error_at is None else self.jobs.last_error_at.isoformat(),
         }
 
     def watcher_state(self) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 
 from ..db_errors import map_db_error
@@ -124,4 +125,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(CacheError, _cache_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    # A driver's error gets a handler of its own: Starlette's handler for Exception answers
+    # and then re-raises, so uvicorn logged a traceback and dropped the keep-alive
+    # connection for every 503 while the database was away (clients saw resets).
+    app.add_exception_handler(DBAPIError, _unexpected)
     app.add_exception_handler(Exception, _unexpected)

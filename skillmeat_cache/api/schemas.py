@@ -126,6 +126,10 @@ class RefreshState(BaseModel):
     last_finished: datetime | None
     next_run: datetime | None
     ttl_seconds: float
+    last_error: str | None = Field(
+        None, description="What cut the last refresh off (database gone, busy or full); null once one completes."
+    )
+    last_error_at: datetime | None = None
 
 
 class WatcherState(BaseModel):
@@ -198,10 +202,12 @@ class ScanSummaryOut(BaseModel):
 
 
 class JobOut(BaseModel):
-    """A refresh job: queued, running, done or failed; ``joined`` when this request joined it."""
+    """A refresh job: queued, running, retrying (cut off by the database, waiting to run
+    again), done or failed; ``joined`` when this request joined it.
+    """
 
     id: str
-    state: Literal["queued", "running", "done", "failed"]
+    state: Literal["queued", "running", "retrying", "done", "failed"]
     project_id: str | None
     force: bool
     reason: str = Field(description="request, invalidate, watcher or ttl.")
@@ -212,6 +218,8 @@ class JobOut(BaseModel):
     current: str | None
     summary: ScanSummaryOut | None
     error: str | None
+    attempts: int = Field(0, description="Runs so far (more than 1: the database cut earlier ones off).")
+    retry_at: datetime | None = Field(None, description="When a retrying job runs again.")
     joined: bool = False
 
 
