@@ -113,9 +113,9 @@ def migration_transaction(connection: Connection) -> Iterator[Connection]:
             raw.execute("PRAGMA foreign_keys = ON")
 
 
-def _run(connection: Connection, direction: str, revision: str) -> None:
+def _run(connection: Connection, direction: str, revision: str, *, copy: bool = True) -> None:
     config = alembic_config(connection)
-    database = sqlite_file(connection)
+    database = sqlite_file(connection) if copy else None
     try:
         _run_once(connection, config, direction, revision, database, locked=False)
     except CopyNeedsLock:
@@ -207,10 +207,12 @@ def alembic_errors() -> Iterator[None]:
         raise SchemaVersionError(f"migration refused: {str(exc).splitlines()[0] if str(exc) else exc}") from exc
 
 
-def migrate_engine(engine: Engine, revision: str = "head") -> None:
-    """Upgrade the database behind ``engine`` to ``revision``."""
+def migrate_engine(engine: Engine, revision: str = "head", *, copy: bool = True) -> None:
+    """Upgrade the database behind ``engine`` to ``revision``. ``copy=False``: no copy
+    of a SQLite file first (``repair`` migrates a file it is building, its old one kept).
+    """
     with engine.connect() as connection:
-        _run(connection, "upgrade", revision)
+        _run(connection, "upgrade", revision, copy=copy)
 
 
 def migrate(url: str, revision: str = "head") -> None:

@@ -175,7 +175,9 @@ def _repair_locked(
         engine = _fresh_engine(url, busy_timeout, synchronous)
         try:
             _copy(engine, reads, report)
-            migrate_engine(engine)  # to head: the search index is built from the copied rows
+            # To head: the search index is built from the copied rows. No copy of a file
+            # being built (the old one is kept aside already).
+            migrate_engine(engine, copy=False)
             _rescan(engine, report, progress)
         finally:
             engine.dispose()

@@ -343,6 +343,8 @@ def test_repair_of_a_sound_file_named_explicitly_keeps_every_row(run: Any, tmp_p
     assert report["roots"] == [str(cache.tree)] and report["projects_rescanned"] == 8
     kept = assert_aside(db.parent, "repaired", before)
     assert report["moved_to"] == str(kept)
+    # The file repair builds is migrated without a pre-migration copy: the old one is kept.
+    assert not [p.name for p in db.parent.iterdir() if ".pre-" in p.name]
     after = {a["id"]: a for a in _json(run("--db", str(db), "artifacts", "--json"))}
     assert {i: (a["upstream_version"], a["is_outdated"]) for i, a in after.items()} == {
         i: (a["upstream_version"], a["is_outdated"]) for i, a in cache.artifacts.items()
