@@ -164,9 +164,8 @@ def project_summaries(
         where = f"{where} AND " if where else "WHERE "
         where += f"({' OR '.join(tests) or 'false'})"
         for i, folder in enumerate(folders):
-            escaped = folder.replace("!", "!!").replace("%", "!%").replace("_", "!_")
             params[f"within_{i}"] = folder
-            params[f"below_{i}"] = escaped.rstrip(os.sep) + os.sep + "%"
+            params[f"below_{i}"] = escape_like(folder.rstrip(os.sep), "!") + os.sep + "%"
     sql = SUMMARIES.format(
         columns=PROJECT_SELECT, where=where, collate=collate(connection), extra=""
     )
@@ -208,12 +207,16 @@ ORDER BY {order}
 ARTIFACT_SELECT = ", ".join(f"a.{c}" for c in ARTIFACT_COLUMNS)
 
 
+def escape_like(value: str, mark: str) -> str:
+    """``value`` as literal text inside a LIKE pattern whose escape character is ``mark``."""
+    return value.replace(mark, mark + mark).replace("%", mark + "%").replace("_", mark + "_")
+
+
 def like_pattern(value: str) -> str:
     """A LIKE pattern (escape character ``/``) matching text that contains ``value`` in
     any ASCII case.
     """
-    escaped = ascii_lower(value).replace("/", "//").replace("%", "/%").replace("_", "/_")
-    return f"%{escaped}%"
+    return f"%{escape_like(ascii_lower(value), '/')}%"
 
 
 # The columns of ``artifact_search`` a search looks in (revision 0007): all three for

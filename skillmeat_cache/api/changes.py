@@ -148,9 +148,8 @@ class ChangeFeed:
         now = {item["id"]: item for item in self.reader.project_summaries(within=folders)}
         with self._lock:
             current = self.snapshot
-            inside = [id_ for id_, item in current.items() if any(is_inside(item["path"], f) for f in folders)]
-            touched = set(inside) | now.keys()
-            touched = {i for i in touched if number > max(self._full_read, self._partial_read.get(i, 0))}
+            inside = {id_ for id_, item in current.items() if any(is_inside(item["path"], f) for f in folders)}
+            touched = {i for i in inside | now.keys() if number > max(self._full_read, self._partial_read.get(i, 0))}
             # Published in the summaries' order (name, then path), as a full comparison does.
             before = {id_: item for id_, item in current.items() if id_ in touched}
             after = {id_: item for id_, item in now.items() if id_ in touched}
