@@ -36,6 +36,7 @@ __all__ = [
     "query_value",
     "sets_pg_option",
     "sqlite_uri_path",
+    "sqlite_url_file",
 ]
 
 # Pool record info key: the transaction that sent BEGIN on the shared in-memory connection.
@@ -82,6 +83,22 @@ def sqlite_uri_path(database: str) -> Path | None:
     if path in ("", ":memory:"):
         return None
     return Path(path)
+
+
+def sqlite_url_file(url: URL) -> tuple[Path | None, bool]:
+    """The file a SQLite URL names, absolute (None for an in-memory database, a ``file:``
+    URI without a path, or a host SQLite refuses), and whether the URL lets SQLite write
+    it (a ``uri=true`` URL with ``mode`` other than ``rw``/``rwc``, or ``immutable``, does
+    not). For the commands that open the file themselves: ``check``, ``repair``.
+    """
+    if url.database in (None, "", ":memory:"):
+        return None, True
+    if query_value(url, "uri").lower() in ("true", "1"):
+        path = sqlite_uri_path(url.database)
+        mode, immutable = query_value(url, "mode").lower(), query_value(url, "immutable")
+        writable = mode in ("", "rw", "rwc") and immutable in ("", "0")
+        return (None if path is None else path.absolute()), writable
+    return Path(url.database).absolute(), True
 
 
 def _set_wal(cursor: Any, busy_timeout: float) -> None:

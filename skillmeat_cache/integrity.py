@@ -96,19 +96,14 @@ def check_database(url: str, *, thorough: bool = False) -> CheckReport:
 
 def _sqlite_target(url: str) -> tuple[Path, bool]:
     """The file and whether the URL lets us open it for writing (the full-text check)."""
-    from .connections import query_value, sqlite_uri_path
+    from .connections import sqlite_url_file
 
-    parsed = parse_url(to_url(url))
-    if query_value(parsed, "uri").lower() in ("true", "1"):
-        path = sqlite_uri_path(parsed.database or "")
-        writable = query_value(parsed, "mode").lower() in ("", "rw", "rwc") and not query_value(parsed, "immutable")
-    else:
-        path, writable = (Path(parsed.database) if parsed.database else None), True
-    if path is None or str(path) in ("", ":memory:"):
+    path, writable = sqlite_url_file(parse_url(to_url(url)))
+    if path is None:
         raise NotFoundError("the in-memory database has no file to check")
     if not path.is_file():
         raise NotFoundError(f"no database file at {path}")
-    return path.absolute(), writable
+    return path, writable
 
 
 def _check_sqlite(url: str, thorough: bool) -> CheckReport:

@@ -99,7 +99,7 @@ def sqlite_file(url: str) -> Path:
     """The file a SQLite URL (or bare path) names; CacheError for anything that cannot
     be rebuilt in place (PostgreSQL, in memory, a read-only URI).
     """
-    from .connections import query_value, sqlite_uri_path
+    from .connections import sqlite_url_file
 
     parsed = parse_url(to_url(url))
     if parsed.get_backend_name() != "sqlite":
@@ -109,15 +109,12 @@ def sqlite_file(url: str) -> Path:
         )
     if is_memory_url(parsed):
         raise CacheError("the in-memory database has no file to repair")
-    if query_value(parsed, "uri").lower() in ("true", "1"):
-        if query_value(parsed, "mode").lower() not in ("", "rw", "rwc") or query_value(parsed, "immutable") not in ("",
-                                                                                                                    "0"):
-            raise CacheError("repair writes the database: give it a URL or path it may write (not mode=ro)")
-        path = sqlite_uri_path(parsed.database or "")
-        if path is None:
-            raise CacheError("repair needs a SQLite file")
-        return path.absolute()
-    return Path(parsed.database or "").absolute()
+    path, writable = sqlite_url_file(parsed)
+    if not writable:
+        raise CacheError("repair writes the database: give it a URL or path it may write (not mode=ro)")
+    if path is None:
+        raise CacheError("repair needs a SQLite file")
+    return path
 
 
 def heal(url: str, **engine_options: Any) -> RepairReport | None:
