@@ -21,6 +21,9 @@
    16 clients read and a refresh writes; the server SIGKILLed during refreshes; the
    disk filling up during a refresh; 10,000 files changed at once under the watched
    roots; a soak of 32 clients for 5 minutes while files change every second.
+13 the server's default cache damaged under it (every leaf page of the artifacts table
+   overwritten) while 16 clients read, 5 times: only 200s and 503s with Retry-After, the
+   file moved aside and rebuilt without a restart, every artifact back.
 
 4-7  the test files of the other items, run in a fresh process and counted: the
    hypothesis state machine (fake vs SQLite vs PostgreSQL; 500 examples per test here,
@@ -99,6 +102,7 @@ class Counts:
     storm_files: int = 100
     soak_clients: int = 32
     soak_seconds: float = 300
+    heal_trials: int = 5
 
     @classmethod
     def quick(cls) -> Counts:
@@ -118,6 +122,7 @@ class Counts:
             storm_projects=30,
             soak_clients=16,
             soak_seconds=30,
+            heal_trials=2,
         )
 
 
@@ -1157,6 +1162,34 @@ def run_server_soak(counts: Counts, workdir: Path, **_: Any) -> ItemResult:
     return ItemResult(name, 1, int(bool(r.problems)), 0, detail)
 
 
+def run_server_heal(counts: Counts, workdir: Path, **_: Any) -> ItemResult:
+    """Item 13: the default cache damaged under a running server while 16 clients read."""
+    from benchmarks import server_faults as sf
+
+    name = f"13 server: its default cache damaged while 16 clients read ({counts.server_projects // 2} projects)"
+    work = _server_work(workdir, "heal")
+    tree = sf.Tree.create(work / "projects", counts.server_projects // 2, 10)
+    db = work / "home" / ".skillmeat" / "cache" / "cache.db"
+    failures, lost, first, notes = 0, 0, "", []
+    with sf.serving(None, [str(tree.root)], "--no-watch", work=work) as server:
+        server.job("r1")
+        for trial in range(counts.heal_trials):
+            r = sf.heal_trial(server, db, tree, clients=16, seed=trial)
+            lost += r.rows_lost
+            notes.append(f"{r.pages} pages: {r.unavailable}/{r.requests} x 503, p99 {r.p99_ms:.0f} ms, "
+                         f"all 200 again after {r.recovery_s:.1f} s")
+            if r.problems:
+                failures += 1
+                first = first or "; ".join(r.problems)
+        tracebacks = server.tracebacks()
+    kept = sorted(p.name for p in db.parent.iterdir() if ".corrupt-" in p.name and p.name[-4:] not in ("-wal", "-shm"))
+    if len(kept) != counts.heal_trials:
+        failures, first = failures + 1, first or f"{len(kept)} damaged files kept aside, not {counts.heal_trials}"
+    if tracebacks:
+        failures, first = failures + 1, first or f"{tracebacks} tracebacks in the server's log"
+    return ItemResult(name, counts.heal_trials, failures, lost, (first + " | " if first else "") + "; ".join(notes))
+
+
 ITEMS: list[Callable[..., ItemResult]] = [
     run_concurrent_writers,
     run_crashes,
@@ -1173,6 +1206,7 @@ ITEMS: list[Callable[..., ItemResult]] = [
     run_server_disk_full,
     run_server_storm,
     run_server_soak,
+    run_server_heal,
 ]
 
 

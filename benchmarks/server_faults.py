@@ -189,14 +189,15 @@ def _free_port() -> int:
 class Server:
     """``skillmeat-cache serve`` in a process of its own, on a free port."""
 
-    def __init__(self, db: str, roots: list[str], *args: str, home: Path, log: Path) -> None:
+    def __init__(self, db: str | None, roots: list[str], *args: str, home: Path, log: Path) -> None:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = log
         env = {k: v for k, v in os.environ.items() if not k.startswith("SKILLMEAT_CACHE_")}
         env["HOME"] = str(home)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-        cmd = [sys.executable, "-m", "skillmeat_cache", "--db", db, "serve", "--port", str(self.port), *roots, *args]
+        named = ["--db", db] if db is not None else []  # None: the default cache under ``home``
+        cmd = [sys.executable, "-m", "skillmeat_cache", *named, "serve", "--port", str(self.port), *roots, *args]
         with log.open("a") as out:
             self.proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
         deadline = time.monotonic() + 60
@@ -288,7 +289,7 @@ def _proc_status(pid: int, key: str) -> int:
 
 
 @contextmanager
-def serving(db: str, roots: list[str], *args: str, work: Path) -> Iterator[Server]:
+def serving(db: str | None, roots: list[str], *args: str, work: Path) -> Iterator[Server]:
     """A :class:`Server` stopped (SIGTERM) afterwards."""
     server = Server(db, roots, *args, home=work / "home", log=work / "server.log")
     try:
@@ -723,6 +724,73 @@ def storm_trial(work: Path, tree: Tree, db: Path, *, readers: int = 1) -> StormR
         p99_ms(window),
         len(window), caught_up - started,
     )
+
+
+# --------------------------------------------------------------------------- damage under a running server
+
+
+def damage_pages(db: Path, seed: int = 3) -> int:
+    """Garbage over every leaf page of the artifacts table of ``db`` while a server runs
+    on it: the WAL is checkpointed into the file first, and a commit afterwards makes every
+    connection drop the pages it keeps in memory and read the file again. How many pages.
+    """
+    with sqlite3.connect(db, isolation_level=None) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        pages = sorted(p for (p,) in conn.execute(
+            "SELECT pageno FROM dbstat WHERE name = 'artifacts' AND pagetype = 'leaf'"))
+        size = conn.execute("PRAGMA page_size").fetchone()[0]
+    garbage = random.Random(seed)
+    with open(db, "r+b") as f:
+        for page in pages:
+            f.seek((page - 1) * size)
+            f.write(garbage.randbytes(size))
+    with sqlite3.connect(db, isolation_level=None) as conn:
+        conn.execute("PRAGMA user_version = 1")
+    return len(pages)
+
+
+@dataclass
+class HealResult:
+    """What :func:`heal_trial` found."""
+
+    problems: list[str]
+    pages: int  # leaf pages overwritten
+    requests: int  # answers the readers got from the damage until all was well again
+    unavailable: int  # of them 503 (DatabaseCorruptError, then CacheRebuildingError)
+    p99_ms: float
+    recovery_s: float  # from the damage to the cache rebuilt and every reader answered
+    rows_lost: int  # artifacts on disk the cache did not hold once healed and idle
+
+
+def heal_trial(server: Server, db: Path, tree: Tree, *, clients: int = 16, seed: int = 3) -> HealResult:
+    """Damage the default cache under ``server`` while ``clients`` read: the server must
+    answer 200 or 503 with Retry-After (never a 500, a hang or a reset), move the file
+    aside, rebuild it from the remembered root and serve everything again by itself.
+    """
+    problems: list[str] = []
+    before = server.get("/status").json()["recovered"]
+    with Readers(server.base, clients) as reading:
+        time.sleep(0.5)
+        started = time.monotonic()
+        pages = damage_pages(db, seed)
+        deadline = started + 120
+        while True:
+            recovered = server.get("/status").json().get("recovered") if reading.recent_ok(clients) else before
+            if recovered is not None and recovered != before:
+                break
+            if time.monotonic() > deadline:
+                problems.append("not healed within 120 s")
+                break
+            time.sleep(0.05)
+        recovery = time.monotonic() - started
+    window = [r for r in reading.responses if r.started >= started]
+    bad = reading.bad()
+    problems += [f"{len(bad)} bad answers, first: {bad[0].status} {bad[0].note}"] if bad else []
+    server.idle()
+    problems += consistency(f"sqlite:///{db}", tree, current=True)[0][:3]
+    lost = max(0, sum(tree.count(gen) for gen in tree.gen.values()) - server.get("/status").json()["artifacts"])
+    return HealResult(problems, pages, len(window), sum(r.status == 503 for r in window), p99_ms(window), recovery,
+                      lost)
 
 
 # --------------------------------------------------------------------------- 5. soak

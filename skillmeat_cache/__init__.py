@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .errors import (
         CacheError,
+        CacheRebuildingError,
         ConcurrentUseError,
         ConstraintViolationError,
         DatabaseBusyError,
@@ -62,6 +63,7 @@ __all__ = [
     "ArtifactRepository",
     "Base",
     "CacheError",
+    "CacheRebuildingError",
     "CacheMetadata",
     "ConcurrentUseError",
     "ConstraintViolationError",

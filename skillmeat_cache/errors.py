@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CacheError",
+    "CacheRebuildingError",
     "ConcurrentUseError",
     "ConstraintViolationError",
     "DatabaseBusyError",
@@ -117,6 +118,12 @@ class DatabaseUnavailableError(DatabaseError):
     """The database cannot be reached or opened: a refused or lost server connection
     (PostgreSQL connection errors, ``08xxx``, ``57P01``-``57P03``, ``28xxx``, ``3D000``) or
     a SQLite file that cannot be opened (``SQLITE_CANTOPEN``).
+    """
+
+
+class CacheRebuildingError(DatabaseUnavailableError):
+    """The server found its cache damaged while running and is rebuilding it: the
+    request was not served; try again in a few seconds (HTTP 503 with ``Retry-After``).
     """
 
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 from ..values import is_inside
@@ -58,8 +58,17 @@ WATCHED_FIELDS = (
 class ChangeFeed:
     """Publishes ``project_updated`` for every project whose summary changed."""
 
-    def __init__(self, reader: Reader, events: EventHub, *, interval: float = 0.1, min_gap: float = 0.25) -> None:
+    def __init__(
+        self,
+        reader: Reader,
+        events: EventHub,
+        *,
+        interval: float = 0.1,
+        min_gap: float = 0.25,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
         self.reader = reader
+        self.on_error = on_error
         self.min_gap = min_gap
         self.engine = reader.engine
         self.events = events
@@ -74,9 +83,15 @@ class ChangeFeed:
         self._threads: list[threading.Thread] = []
         self.error: str | None = None
 
-    def start(self) -> None:
-        """Take the first snapshot and start watching for commits."""
-        self.compare(publish=False)
+    def start(self, publish: bool = False) -> None:
+        """Take the first snapshot (publishing its differences from :attr:`snapshot`
+        when ``publish``) and start watching for commits.
+        """
+        self.compare(publish=publish)
+        self.start_watching()
+
+    def start_watching(self) -> None:
+        """Start the threads that watch for commits and compare (``start`` without its first read)."""
         self._spawn(self._compare_loop, "skillmeat-cache-changes")
         url = self.engine.url
         if url.get_backend_name() == "postgresql":
@@ -89,12 +104,13 @@ class ChangeFeed:
         thread.start()
         self._threads.append(thread)
 
-    def stop(self) -> None:
-        """Stop every thread of the feed."""
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop every thread of the feed; whether they all ended within ``timeout`` seconds each."""
         self._stop.set()
         self._signal.set()
         for thread in self._threads:
-            thread.join(5)
+            thread.join(timeout)
+        return not any(thread.is_alive() for thread in self._threads)
 
     def nudge(self) -> None:
         """Compare now: something was just committed."""
@@ -116,6 +132,8 @@ class ChangeFeed:
             except Exception as exc:  # the database may be away; the next signal tries again
                 self.error = f"{type(exc).__name__}: {exc}"
                 log.warning("change feed: %s", self.error)
+                if self.on_error is not None:
+                    self.on_error(exc)
                 self._stop.wait(1.0)
             last_length = time.monotonic() - started
 

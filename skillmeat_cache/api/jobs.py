@@ -139,6 +139,7 @@ class RefreshJobs:
         max_depth: int = 5,
         after_job: Callable[[Job], None] | None = None,
         retry: Retry | None = None,
+        on_failure: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.uow_factory = uow_factory
         self.targets = targets
@@ -146,12 +147,15 @@ class RefreshJobs:
         self.max_depth = max_depth
         self.after_job = after_job
         self.retry = retry or Retry()
+        self.on_failure = on_failure
         self._cond = threading.Condition()
         self._queue: list[Job] = []
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._running: Job | None = None
         self._ids = itertools.count(1)
         self._stop = False
+        self._paused = False
+        self._busy = False  # an attempt is using the database
         self._thread: threading.Thread | None = None
         self.last_finished: datetime | None = None
         #: The last error that cut a job off (cleared when a job completes), and when.
@@ -170,6 +174,23 @@ class RefreshJobs:
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
+
+    def pause(self, timeout: float) -> bool:
+        """Hold every job off the database: wait (up to ``timeout`` seconds) for the
+        attempt in progress to end; a job waiting to run again stops waiting and holds
+        until :meth:`resume`. Whether the database is free of jobs (the server's heal
+        needs it so). Jobs can still be submitted meanwhile.
+        """
+        with self._cond:
+            self._paused = True
+            self._cond.notify_all()
+            return self._cond.wait_for(lambda: not self._busy, timeout)
+
+    def resume(self) -> None:
+        """Let jobs use the database again (after :meth:`pause`)."""
+        with self._cond:
+            self._paused = False
+            self._cond.notify_all()
 
     def submit(
         self,
@@ -235,7 +256,7 @@ class RefreshJobs:
     def _work(self) -> None:
         while True:
             with self._cond:
-                while not self._queue and not self._stop:
+                while (not self._queue or self._paused) and not self._stop:
                     self._cond.wait()
                 if self._stop:
                     return
@@ -250,6 +271,8 @@ class RefreshJobs:
                     log.exception("refresh %s failed", job.id)
                 job.state, job.error, job.retry_at = "failed", _describe(exc), None
                 self.last_error, self.last_error_at = job.error, utcnow()
+                if self.on_failure is not None:
+                    self.on_failure(exc)
             finally:
                 job.finished_at = self.last_finished = utcnow()
                 with self._cond:
@@ -284,11 +307,18 @@ class RefreshJobs:
         self.events.publish("refresh_progress", progress)
 
     def _sleep(self, seconds: float) -> None:
+        # A pause ends the wait early: the next attempt then holds until resumed.
         with self._cond:
-            if self._cond.wait_for(lambda: self._stop, seconds):
+            self._cond.wait_for(lambda: self._stop or self._paused, seconds)
+            if self._stop:
                 raise _Stopping("the server stopped before the job could run again")
 
     def _run(self, job: Job) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._stop or not self._paused)
+            if self._stop:
+                raise _Stopping("the server stopped before the job could run")
+            self._busy = True
         try:
             self._attempt(job)
         except Exception as exc:
@@ -296,6 +326,10 @@ class RefreshJobs:
             if mapped is exc:
                 raise
             raise mapped from exc
+        finally:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
 
     def _attempt(self, job: Job) -> None:
         job.attempts += 1

@@ -1,6 +1,14 @@
 """The live cache: what a server runs beside its HTTP routes. The refresh worker, the
 event hub, the change feed, the file watcher and the TTL refresh, started and stopped
 together (the ASGI lifespan does it).
+
+A damaged default cache is healed at start (:func:`heal_at_start`) and while running:
+the first request, refresh or comparison that meets ``DatabaseCorruptError`` starts a
+heal. New requests then get ``CacheRebuildingError`` (503, ``Retry-After``); the heal
+waits for the requests in flight and the refresh in progress to leave the database, stops
+the change feed, disposes of the engine (no connection may stay open on a file that is
+moved: SQLite would later delete the new file's WAL by name), moves the file aside,
+rebuilds it (``repair.heal``), and starts a new engine and feed on it.
 """
 
 from __future__ import annotations
@@ -8,11 +16,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ..db_errors import map_db_error
+from ..errors import CacheRebuildingError, DatabaseCorruptError
 from ..locations import is_default_database, resolve_database_url
 from ..roots import remember_roots
 from ..values import is_inside, utcnow
@@ -28,6 +41,10 @@ log = logging.getLogger(__name__)
 DEFAULT_TTL = timedelta(hours=6)
 #: A refresh of at most this many projects compares them alone when it ends.
 PARTIAL_COMPARE_LIMIT = 200
+#: How long a heal waits for requests and the refresh in progress to leave the database.
+HEAL_WAIT = 30.0
+#: After a heal that found nothing to heal, or failed, no other for this many seconds.
+HEAL_BACKOFF = 60.0
 
 
 @dataclass
@@ -57,17 +74,17 @@ class Settings:
     refresh_retry: Retry = field(default_factory=Retry)
 
 
-def heal_at_start(container: Any) -> dict[str, Any] | None:
-    """When the container's database is the default SQLite cache and SQLite's
-    ``quick_check`` finds it damaged, move it aside and rebuild it (``repair.heal``):
-    ``{"moved_to", "at", "summary"}``, else None. An engine the caller overrides, or a
-    database named explicitly, is never moved.
+def healable_url(container: Any) -> str | None:
+    """The URL of the container's database when a damaged one may be moved aside and
+    rebuilt: the default SQLite cache, with an engine the container builds itself; else None.
     """
     if container.engine.overridden:
         return None
     url = resolve_database_url(container.config.env(), container.config.database_url())
-    if not is_default_database(url):
-        return None
+    return url if is_default_database(url) else None
+
+
+def _heal(container: Any, url: str) -> dict[str, Any] | None:
     from ..repair import heal
 
     report = heal(url, synchronous=str(container.config.synchronous() or "NORMAL"))
@@ -77,6 +94,16 @@ def heal_at_start(container: Any) -> dict[str, Any] | None:
     return {"moved_to": report.moved_to, "at": report.at.isoformat(), "summary": report.summary(moved=False)}
 
 
+def heal_at_start(container: Any) -> dict[str, Any] | None:
+    """When the container's database is the default SQLite cache and SQLite's
+    ``quick_check`` finds it damaged, move it aside and rebuild it (``repair.heal``):
+    ``{"moved_to", "at", "summary"}``, else None. An engine the caller overrides, or a
+    database named explicitly, is never moved.
+    """
+    url = healable_url(container)
+    return None if url is None else _heal(container, url)
+
+
 class LiveCache:
     """One cache served live. ``container`` gives units of work and the engine."""
 
@@ -84,13 +111,26 @@ class LiveCache:
         self.container = container
         self.settings = settings or Settings()
         self.events = EventHub(max_subscribers=self.settings.max_subscribers)
+        self._heal_url = healable_url(container) if self.settings.heal else None
         # Before the engine starts: a damaged default cache would fail it (SQLITE_NOTADB).
-        self.recovered: dict[str, Any] | None = heal_at_start(container) if self.settings.heal else None
+        self.recovered: dict[str, Any] | None = None
+        if self._heal_url is not None:
+            self.recovered = _heal(container, self._heal_url)
         if self.recovered is not None:
             self.events.publish("cache_recovered", self.recovered)  # kept for Last-Event-ID replay
+        self.heal_error: str | None = None
+        #: Called (on the event loop) with ``recovered`` after a heal while running.
+        self.on_recovered: Callable[[dict[str, Any]], None] | None = None
+        self.healing = False
+        self._gate = threading.Condition()
+        self._in_flight = 0
+        self._heal_wanted = False
+        self._next_heal = 0.0
+        self._heal_task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.engine = container.engine()
         self.reader = Reader(self.engine, check_every_call=False)
-        self.feed = ChangeFeed(self.reader, self.events)
+        self.feed = ChangeFeed(self.reader, self.events, on_error=self.damage_seen)
         self.jobs = RefreshJobs(
             container.unit_of_work,
             self.targets,
@@ -98,6 +138,7 @@ class LiveCache:
             max_depth=self.settings.max_depth,
             after_job=self._after_job,
             retry=self.settings.refresh_retry,
+            on_failure=self.damage_seen,
         )
         self.roots: list[str] = []
         self.watcher = Watcher([], self.known_paths, self._changed, debounce_ms=self.settings.debounce_ms)
@@ -110,6 +151,7 @@ class LiveCache:
     async def start(self) -> None:
         """Remember the roots, start the worker, the feed, the watcher and the TTL loop."""
         self._stop = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
         given = [r for r in self.settings.roots if Path(r).is_dir()]
         # The given roots join the remembered ones; all of them are kept fresh.
         self.roots = await asyncio.to_thread(remember_roots, self.container.unit_of_work, given)
@@ -129,8 +171,13 @@ class LiveCache:
         self._tasks.append(asyncio.create_task(self._ttl_loop()))
 
     async def stop(self) -> None:
-        """Stop everything; a running refresh is let finish (it commits per project)."""
+        """Stop everything; a running refresh is let finish (it commits per project), and
+        so is a heal (it is not left with the file half-built).
+        """
         self._stop.set()
+        if self._heal_task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._heal_task)
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -138,6 +185,107 @@ class LiveCache:
         self._tasks.clear()
         await asyncio.to_thread(self.jobs.stop)
         await asyncio.to_thread(self.feed.stop)
+
+    # ----------------------------------------------------------------- serving and healing
+
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[Reader]:
+        """The reader, for one request's use of the database. Raises
+        CacheRebuildingError while a heal runs; damage met inside starts one.
+        """
+        with self._gate:
+            if self.healing:
+                raise CacheRebuildingError("the cache is being rebuilt after damage was found; try again shortly")
+            self._in_flight += 1
+        try:
+            yield self.reader
+        except Exception as exc:
+            self.damage_seen(exc)
+            raise
+        finally:
+            with self._gate:
+                self._in_flight -= 1
+                if self.healing and self._in_flight == 0:
+                    self._gate.notify_all()
+
+    def damage_seen(self, exc: BaseException) -> None:
+        """Start a heal when ``exc`` says the database is damaged and the cache may be
+        healed (the default SQLite cache); at most one at a time, and none within
+        :data:`HEAL_BACKOFF` seconds of one that found nothing to heal or failed. Any thread.
+        """
+        if self._heal_url is None or self._loop is None:
+            return
+        if not isinstance(map_db_error(exc), DatabaseCorruptError):
+            return
+        with self._gate:
+            if self.healing or self._heal_wanted or time.monotonic() < self._next_heal:
+                return
+            self._heal_wanted = True
+        with contextlib.suppress(RuntimeError):  # the loop has closed: the server is stopping
+            self._loop.call_soon_threadsafe(self._start_heal)
+
+    def _start_heal(self) -> None:
+        if self._stop.is_set():
+            return
+        self._heal_task = asyncio.create_task(self._heal_while_running())
+
+    async def _heal_while_running(self) -> None:
+        recovered = await asyncio.to_thread(self._heal_blocking)
+        if recovered is not None:
+            self.events.publish("cache_recovered", recovered)
+            if self.on_recovered is not None:
+                self.on_recovered(recovered)
+
+    def _heal_blocking(self) -> dict[str, Any] | None:
+        assert self._heal_url is not None
+        with self._gate:
+            self.healing, self._heal_wanted = True, False
+            idle = self._gate.wait_for(lambda: self._in_flight == 0, HEAL_WAIT)
+        recovered, feed_stopped = None, False
+        try:
+            if not idle or not self.jobs.pause(HEAL_WAIT):
+                raise TimeoutError(f"the database was still in use after {HEAL_WAIT:g} s")
+            feed_stopped = True
+            if not self.feed.stop():
+                raise TimeoutError("the change feed did not stop")
+            recovered = self._rebuild(self._heal_url)
+            self.heal_error = None
+            if recovered is not None:
+                self.recovered = recovered
+        except Exception as exc:
+            self.heal_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            log.error("the damaged cache could not be rebuilt: %s", self.heal_error)
+        finally:
+            if recovered is None:
+                self._next_heal = time.monotonic() + HEAL_BACKOFF
+            with self._gate:
+                self.healing = False
+            self.jobs.resume()
+            if feed_stopped:  # after the gate opens: the new feed's first events send clients to read
+                self._restart_feed()
+        return recovered
+
+    def _rebuild(self, url: str) -> dict[str, Any] | None:
+        """Dispose of the engine (every connection closed), heal the file, start a new engine."""
+        self.container.engine.shutdown()
+        self.container.session_factory.reset()
+        try:
+            return _heal(self.container, url)
+        finally:
+            self.engine = self.container.engine()
+            self.reader = Reader(self.engine, check_every_call=False)
+
+    def _restart_feed(self) -> None:
+        """A new feed on the new engine; it publishes what changed since the old one's snapshot."""
+        feed = ChangeFeed(self.reader, self.events, on_error=self.damage_seen)
+        feed.snapshot = self.feed.snapshot
+        self.feed = feed
+        try:
+            feed.start(publish=True)
+        except Exception as exc:  # its first read failed: it is started without it
+            log.warning("change feed: %s", exc)
+            feed.start_watching()
+            feed.nudge()
 
     # ----------------------------------------------------------------- helpers
 
@@ -159,7 +307,8 @@ class LiveCache:
         # the feed's next full comparison cost an edit up to a few hundred milliseconds.
         if job.scope is not None and len(job.scope) <= PARTIAL_COMPARE_LIMIT:
             try:
-                self.feed.compare_within(job.scope)
+                with self.serving():
+                    self.feed.compare_within(job.scope)
                 return
             except Exception as exc:  # the database may be away: the feed's next signal covers it
                 log.warning("change feed: %s", exc)
@@ -180,13 +329,17 @@ class LiveCache:
             if self._stop.is_set():
                 return
             try:
-                stale = await asyncio.to_thread(self.reader.project_summaries, None, self.settings.ttl)
+                stale = await asyncio.to_thread(self._stale_projects)
             except Exception as exc:  # the database may be away: try again next time
                 log.warning("TTL refresh: %s", exc)
                 continue
             paths = {p["path"] for p in stale if p["status"] != "stale"}
             if paths:
                 self.jobs.submit(paths, reason="ttl", join_running=False)
+
+    def _stale_projects(self) -> list[dict[str, Any]]:
+        with self.serving() as reader:
+            return reader.project_summaries(None, self.settings.ttl)
 
     def refresh_state(self) -> dict[str, Any]:
         """``/status``'s ``refresh``."""

@@ -90,18 +90,19 @@ class _Json(JSONResponse):
 
 
 def _read(cache: LiveCache, read: Any, **kwargs: Any) -> Any:
-    with cache.reader.connection() as conn:
+    with cache.serving() as reader, reader.connection() as conn:
         return read(conn, **kwargs)
 
 
 @router.get("/status", response_model=StatusOut)
 def status(cache: Live) -> Any:
     """Counts, where the cache is, its revision and size, the refresh and the watcher."""
-    with cache.reader.connection() as conn:
+    with cache.serving() as reader, reader.connection() as conn:
         where = cache_status(conn)
         counts = count_status(conn)
     body = {key: where[key] for key in ("database", "revision", "head", "size_bytes")}
-    body.update(counts, refresh=cache.refresh_state(), watcher=cache.watcher_state(), recovered=cache.recovered)
+    body.update(counts, refresh=cache.refresh_state(), watcher=cache.watcher_state(), recovered=cache.recovered,
+                heal_error=cache.heal_error)
     return _Json(body)
 
 
@@ -192,7 +193,8 @@ def invalidate(cache: Live, body: InvalidateRequest | None = None) -> Any:
     """Mark one project (or all) stale and schedule its refresh."""
     body = body or InvalidateRequest()
     scope = _scope(cache, body.project_id)
-    count = invalidate_projects(cache.container.unit_of_work, body.project_id)
+    with cache.serving():
+        count = invalidate_projects(cache.container.unit_of_work, body.project_id)
     cache.feed.nudge()
     job, joined = cache.jobs.submit(scope, reason="invalidate", project_id=body.project_id, join_running=False)
     return _Json({"invalidated": count, "job": job.to_dict(joined)}, status_code=202)

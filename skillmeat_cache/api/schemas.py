@@ -141,7 +141,7 @@ class WatcherState(BaseModel):
 
 
 class Recovered(BaseModel):
-    """A damaged default cache this server moved aside and rebuilt when it started."""
+    """A damaged default cache this server moved aside and rebuilt (at start or while running)."""
 
     moved_to: str = Field(description="Where the damaged file is kept (cache.db.corrupt-<UTC timestamp>).")
     at: datetime
@@ -162,7 +162,10 @@ class StatusOut(BaseModel):
     refresh: RefreshState
     watcher: WatcherState
     recovered: Recovered | None = Field(
-        description="Set when the server found its default cache damaged at start and rebuilt it; else null."
+        description="The latest rebuild of a damaged default cache by this server (at start or running); else null."
+    )
+    heal_error: str | None = Field(
+        None, description="Why the last heal while running did not rebuild the cache (it waits 60 s before another)."
     )
 
 

@@ -73,11 +73,16 @@ def run(container: Any, settings: Settings, host: str, port: int, *, announce: A
 
     check_exposure(host, settings.token)
     app = create_app(container, settings)
-    hub = app.state.skillmeat_cache.events
-    recovered = app.state.skillmeat_cache.recovered
-    if recovered is not None:
+    live = app.state.skillmeat_cache
+    hub = live.events
+
+    def rebuilt(recovered: dict[str, Any]) -> None:
         announce(f"warning: the cache was damaged; it is rebuilt and the damaged file is kept as "
                  f"{recovered['moved_to']}: {recovered['summary']}")
+
+    if live.recovered is not None:
+        rebuilt(live.recovered)
+    live.on_recovered = rebuilt  # a heal while running says so too
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:

@@ -14,6 +14,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +26,7 @@ from sqlalchemy import text
 
 from benchmarks.api import free_port
 from benchmarks.corpus import generate, marketplace_entries
+from benchmarks.server_faults import damage_pages
 from skillmeat_cache import HEAD_REVISION
 from skillmeat_cache.api.schemas import StatusOut
 from skillmeat_cache.cli_repair import run_healing
@@ -397,6 +399,51 @@ def test_the_server_heals_a_damaged_default_cache_at_start(run: Any, cache: Cach
     assert [line for line in err.splitlines() if line.startswith("warning:")] == [
         f"warning: the cache was damaged; it is rebuilt and the damaged file is kept as {kept}: {recovered.summary}"
     ]
+
+
+@pytest.mark.slow
+def test_the_server_heals_damage_it_meets_while_running(run: Any, cache: Cache, tmp_path: Path) -> None:
+    port = free_port()
+    cmd = [sys.executable, "-m", "skillmeat_cache", "serve", "--port", str(port), "--no-watch"]
+    proc = subprocess.Popen(cmd, env=_env(tmp_path / "home"), stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    statuses: list[int] = []
+    try:
+        assert _wait_for_status(proc, base)["recovered"] is None
+        events = Events(base)
+        with httpx.Client(base_url=base + API, timeout=10) as client:
+            wait = client.get("/status").json()
+            assert wait["artifacts"] == len(cache.artifacts)
+            damage_pages(cache.db)
+            for _ in range(600):  # readers while the server finds the damage and heals it
+                response = client.get("/artifacts", params={"limit": 500})
+                statuses.append(response.status_code)
+                if response.status_code == 200 and client.get("/status").json()["recovered"]:
+                    break
+                assert response.status_code == 503 and response.headers["Retry-After"] == "5", response.text
+                time.sleep(0.05)
+            healed = {a["id"]: a for a in response.json()["items"]}
+            status = StatusOut.model_validate(client.get("/status").json())
+        _id, _name, data = events.wait(lambda name, _data: name == "cache_recovered", timeout=30)
+        events.close()
+    finally:
+        proc.terminate()
+        _out, err = proc.communicate(timeout=15)
+    assert 503 in statuses and set(statuses) == {200, 503}
+    kept = assert_aside(cache.db.parent, "corrupt")
+    assert status.recovered is not None and status.recovered.moved_to == str(kept) == data["moved_to"]
+    # Every artifact row was on a damaged page: the rescan of the remembered root gave
+    # each one back (new ids), under the projects copied from the old file.
+    def key(a: dict[str, Any]) -> tuple[str, ...]:
+        return a["project_id"], a["type"], a["name"], a["path"]
+
+    assert sorted(map(key, healed.values())) == sorted(map(key, cache.artifacts.values()))
+    assert not healed.keys() & cache.artifacts.keys()
+    assert [line for line in err.splitlines() if line.startswith("warning:")] == [
+        f"warning: the cache was damaged; it is rebuilt and the damaged file is kept as {kept}: "
+        f"{status.recovered.summary}"
+    ]
+    assert succeeded(run("check")).stdout.startswith("ok")
 
 
 def _wait_for_status(proc: subprocess.Popen[str], base: str) -> dict[str, Any]:

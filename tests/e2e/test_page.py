@@ -84,3 +84,48 @@ def test_the_page_lists_searches_shows_and_follows_changes(browser: Any, tree: P
         expect(page.get_by_test_id("refresh")).to_be_enabled()
         assert errors == []
         page.close()
+
+
+def test_the_page_tells_of_a_cache_rebuilt_while_it_is_open(browser: Any, tree: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from playwright.sync_api import expect
+
+    from benchmarks.api import free_port
+    from benchmarks.server_faults import damage_pages
+    from tests.e2e.test_corruption import _wait_for_status
+    from tests.e2e.test_serve import _env
+
+    home = tmp_path / "home"
+    port = free_port()
+    cmd = [sys.executable, "-m", "skillmeat_cache", "serve", "--port", str(port), "--no-watch", str(tree)]
+    proc = subprocess.Popen(cmd, env=_env(home), stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for_status(proc, base)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(base + "/")
+        rows = page.get_by_test_id("project-row")
+        expect(rows).to_have_count(4)
+        damage_pages(home / ".skillmeat" / "cache" / "cache.db")
+        # Opening a project reads its artifacts' damaged pages: the server says so and heals.
+        rows.filter(has_text="web-app").click()
+        detail = page.get_by_test_id("detail")
+        expect(detail.get_by_test_id("detail-error")).to_contain_text(
+            "Could not read this project: database file is damaged or not a database (SQLITE_CORRUPT")
+        progress = page.get_by_test_id("progress")
+        expect(progress).to_contain_text("The cache was damaged and is rebuilt; the damaged file is kept as ",
+                                          timeout=30000)
+        expect(progress).to_contain_text(str(home / ".skillmeat" / "cache" / "cache.db.corrupt-"))
+        expect(rows).to_have_count(4)
+        expect(rows.filter(has_text="web-app").get_by_test_id("artifact-count")).to_have_text("7")
+        expect(page.get_by_test_id("summary")).to_contain_text("4 projects · 20 artifacts")
+        expect(detail.get_by_test_id("artifact-row")).to_have_count(7)  # read again once rebuilt
+        page.screenshot(path=str(tmp_path / "page-rebuilt.png"))
+        assert errors == []
+    finally:
+        proc.terminate()
+        proc.wait(15)

@@ -206,3 +206,30 @@ def test_a_read_cut_off_by_the_database_is_answered_and_not_raised_again(tree: T
                 conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
             admin.dispose()
             container.shutdown_resources()
+
+
+def test_a_pause_holds_jobs_off_the_database_until_resumed(serve, sqlite_url: str, tree: Tree) -> None:
+    # What the server's heal needs: no job touches the file while it is moved and rebuilt.
+    client, _container = serve(retry=Retry(attempts=50, initial=60, maximum=60), busy_timeout=0.05)
+    jobs = client.app.state.skillmeat_cache.jobs
+    holder = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        tree.advance()
+        holder.execute("BEGIN IMMEDIATE")
+        job = client.post(f"{PREFIX}/refresh", json={}).json()
+        wait_for(lambda: job_of(client, job["id"])["state"] == "retrying")  # waits a minute to run again
+        assert jobs.pause(10)
+        holder.execute("ROLLBACK")
+        # The pause ended the minute's wait, but the next attempt holds until resumed, and
+        # a job submitted meanwhile only queues.
+        queued = client.post(f"{PREFIX}/refresh", json={"force": True}).json()
+        time.sleep(0.3)
+        assert job_of(client, job["id"])["attempts"] == 1
+        assert job_of(client, queued["id"])["state"] == "queued"
+    finally:
+        holder.close()
+        jobs.resume()
+    assert wait_for(lambda: job_of(client, queued["id"])["state"] in ("done", "failed"))
+    assert job_of(client, job["id"])["state"] == "done" and job_of(client, job["id"])["attempts"] == 2
+    assert job_of(client, queued["id"])["state"] == "done"
+    assert consistency(sqlite_url, tree, current=True)[0] == []

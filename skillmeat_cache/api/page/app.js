@@ -98,7 +98,15 @@ async function showProject(id) {
   selected = id;
   document.querySelectorAll("tr[aria-selected]").forEach((r) => r.removeAttribute("aria-selected"));
   document.querySelector(`tr[data-id="${CSS.escape(id)}"]`)?.setAttribute("aria-selected", "true");
-  const p = await getJSON(`/projects/${encodeURIComponent(id)}`);
+  let p;
+  try {
+    p = await getJSON(`/projects/${encodeURIComponent(id)}`);
+  } catch (err) {
+    if (selected === id) {
+      $("detail").innerHTML = `<p class="error" data-testid="detail-error">Could not read this project: ${esc(err.message)}</p>`;
+    }
+    return;
+  }
   if (selected !== id) return;
   const warnings = (p.warnings || []).map((w) => `<li>${esc(w.message)} <span class="path">${esc(w.path)}</span></li>`);
   $("detail").innerHTML = `<h2 data-testid="detail-name">${esc(p.name)}</h2>
@@ -164,6 +172,12 @@ function listen() {
     loadSummary();
   });
   events.addEventListener("reset", () => loadProjects());
+  events.addEventListener("cache_recovered", (e) => {
+    const data = JSON.parse(e.data);
+    $("progress").textContent = `The cache was damaged and is rebuilt; the damaged file is kept as ${data.moved_to}`;
+    loadProjects().then(loadSummary).catch((err) => ($("progress").textContent += ` (reload failed: ${err.message})`));
+    if (selected) showProject(selected);
+  });
 }
 
 function init() {
