@@ -151,7 +151,7 @@ def test_a_folder_where_nothing_can_be_written_refuses_the_migration(old_cache: 
             pytest.skip("the folder stayed writable for this user")
         results.append(subprocess.run(command, env=env, capture_output=True, text=True))
         folder.chmod(0o755)
-        lock = Path(f"{old_cache}.migration-lock")
+        lock = Path(f"{old_cache}.lock")
         lock.touch()
         lock.chmod(0o666)
         folder.chmod(0o555)
@@ -162,8 +162,8 @@ def test_a_folder_where_nothing_can_be_written_refuses_the_migration(old_cache: 
     no_lock, no_copy = results
     assert no_lock.returncode == 1 and no_lock.stdout == ""
     assert no_lock.stderr == (
-        f"error: cannot create the migration lock {old_cache}.migration-lock (Permission denied): the migration "
-        f"did not run and nothing changed; make {folder} writable\n"
+        f"error: cannot create the lock file {old_cache}.lock (Permission denied): the migration did not run and "
+        f"nothing changed; make {folder} writable\n"
     )
     assert no_copy.returncode == 1 and no_copy.stdout == ""
     assert no_copy.stderr == (
@@ -174,5 +174,5 @@ def test_a_folder_where_nothing_can_be_written_refuses_the_migration(old_cache: 
     assert _held(old_cache) == ([("0004",)], [("p", "kept")])
     assert sorted(p.name for p in folder.iterdir() if not p.name.endswith(("-wal", "-shm"))) == [
         "cache.db",
-        "cache.db.migration-lock",
+        "cache.db.lock",
     ]

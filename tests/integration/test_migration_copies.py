@@ -11,7 +11,6 @@ import stat
 import subprocess
 import sys
 import textwrap
-import threading
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ from skillmeat_cache import migration
 from skillmeat_cache.engine import MEMORY_URL, create_engine_for_url
 from skillmeat_cache.errors import MigrationBackupError, MigrationFailedError, MigrationRestoreError
 from skillmeat_cache.migration import current_revision, downgrade, migrate, migrations_path, prepare
-from skillmeat_cache.migration_copies import copies, copy_path, lock_path, migration_lock
+from skillmeat_cache.migration_copies import copies, copy_path
 
 HEAD = skillmeat_cache.HEAD_REVISION
 
@@ -199,7 +198,7 @@ def test_a_new_file_and_a_no_op_get_no_copy_and_no_lock(tmp_path: Path) -> None:
     migrate(str(db), "0003")  # Alembic does not upgrade downwards: nothing changes
     assert _names(tmp_path) == ["new.db"]
     downgrade(str(db), "base")  # a schema without rows is kept as well
-    assert _names(tmp_path) == ["new.db", "new.db.migration-lock", "new.db.pre-base"]
+    assert _names(tmp_path) == ["new.db", "new.db.lock", "new.db.pre-base"]
 
 
 def test_an_in_memory_database_gets_no_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -323,7 +322,7 @@ def test_a_copy_name_taken_by_a_folder_refuses_the_migration(tmp_path: Path) -> 
     assert "the migration did not run and nothing changed" in message
     assert _state(db) == before
     assert (tmp_path / "cache.db.pre-0007").is_dir(), "never removed"
-    assert _names(tmp_path) == sorted([*names, "cache.db.pre-0007", "cache.db.migration-lock"])
+    assert _names(tmp_path) == sorted([*names, "cache.db.pre-0007", "cache.db.lock"])
 
 
 @pytest.fixture
@@ -360,34 +359,14 @@ def test_a_full_disk_refuses_the_migration_and_changes_nothing(tmp_path: Path, s
     # (-wal / -shm: left by the read-only connection of _state, which may not remove them)
     assert [n for n in _names(small_disk) if not n.endswith(("-wal", "-shm"))] == [
         "cache.db",
-        "cache.db.migration-lock",
+        "cache.db.lock",
     ], "the partial copy is removed"
 
 
 # --------------------------------------------------------------------------- concurrency
 
 
-def test_a_migration_that_needs_a_copy_waits_for_the_migration_lock(tmp_path: Path) -> None:
-    db = tmp_path / "cache.db"
-    _seed(db)
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            migrate(str(db))
-        except BaseException as exc:
-            errors.append(exc)
-
-    with migration_lock(db):
-        worker = threading.Thread(target=run)
-        worker.start()
-        worker.join(timeout=2)
-        assert worker.is_alive(), "it waits while another holds the lock"
-        assert current_revision(str(db)) == "0004" and copies(db) == []
-    worker.join(timeout=60)
-    assert not worker.is_alive() and errors == []
-    assert current_revision(str(db)) == HEAD and lock_path(db).exists()
-
+# Waiting for the lock (threads, another process): tests/integration/test_file_lock.py.
 
 RACER = """
 import sys
@@ -454,7 +433,7 @@ def test_processes_migrating_at_once_make_one_copy_of_the_old_file(tmp_path: Pat
 @pytest.mark.slow
 def test_processes_failing_at_once_never_copy_or_restore_a_half_migrated_file(tmp_path: Path, cache: Path) -> None:
     # Each run commits half of the failing revision, then pauses with the write lock free,
-    # before it fails: without the migration lock another process would copy that half
+    # before it fails: without the file's lock another process would copy that half
     # state (and, failing in turn, put it back).
     scripts = _failing_scripts(tmp_path, escape=ESCAPE + "; import time; time.sleep(0.3)")
     before = _state(cache)
