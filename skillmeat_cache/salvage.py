@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from .db_errors import describe_error
 from .values import utcnow
 
 __all__ = [
@@ -93,10 +94,6 @@ class TableRead:
     error: str | None = None
 
 
-def _describe(exc: sqlite3.Error) -> str:
-    return f"{getattr(exc, 'sqlite_errorname', type(exc).__name__)}: {exc}"
-
-
 def _try_scalar(conn: sqlite3.Connection, sql: str) -> int | None:
     try:
         value = conn.execute(sql).fetchone()
@@ -135,7 +132,7 @@ def read_table(conn: sqlite3.Connection, table: str) -> TableRead:
                 after = row[0]
             return result
         except sqlite3.DatabaseError as exc:
-            result.error = result.error or _describe(exc)
+            result.error = result.error or describe_error(exc)
             if bounds is None:
                 bounds = _rowid_bounds(conn, table)
             low, high = bounds
