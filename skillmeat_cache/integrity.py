@@ -94,7 +94,7 @@ def _sqlite_target(url: str) -> tuple[Path, bool]:
     """The file and whether the URL lets us open it for writing (the full-text check)."""
     from .connections import sqlite_url_file
 
-    path, writable = sqlite_url_file(parse_url(to_url(url)))
+    path, writable, _creates = sqlite_url_file(parse_url(to_url(url)))
     if path is None:
         raise NotFoundError("the in-memory database has no file to check")
     if not path.is_file():

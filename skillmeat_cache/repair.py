@@ -110,7 +110,7 @@ def sqlite_file(url: str) -> Path:
         )
     if is_memory_url(parsed):
         raise CacheError("the in-memory database has no file to repair")
-    path, writable = sqlite_url_file(parsed)
+    path, writable, _creates = sqlite_url_file(parsed)
     if not writable:
         raise CacheError("repair writes the database: give it a URL or path it may write (not mode=ro)")
     if path is None:
