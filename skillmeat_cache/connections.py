@@ -15,7 +15,7 @@ import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote, urlparse
 
 from sqlalchemy import Engine, event
@@ -29,6 +29,7 @@ from .revision import KNOWN_REVISIONS
 
 __all__ = [
     "PING_AFTER_IDLE_SECONDS",
+    "SqliteTarget",
     "install_postgresql_events",
     "install_sqlite_events",
     "install_statement_hook",
@@ -85,20 +86,43 @@ def sqlite_uri_path(database: str) -> Path | None:
     return Path(path)
 
 
-def sqlite_url_file(url: URL) -> tuple[Path | None, bool]:
-    """The file a SQLite URL names, absolute (None for an in-memory database, a ``file:``
-    URI without a path, or a host SQLite refuses), and whether the URL lets SQLite write
-    it (a ``uri=true`` URL with ``mode`` other than ``rw``/``rwc``, or ``immutable``, does
-    not). For the commands that open the file themselves: ``check``, ``repair``.
+class SqliteTarget(NamedTuple):
+    """What a SQLite URL names: the file (absolute; None in memory), whether SQLite may
+    write it, and whether it creates the file when it is missing.
+    """
+
+    path: Path | None
+    writable: bool
+    creates: bool
+
+
+def _sqlite_boolean(value: str) -> bool:
+    """A URI parameter as SQLite reads a boolean: digits by their value (the low byte),
+    ``yes``/``true``/``on`` (any case) true, anything else false.
+    """
+    digits = re.match(r"[0-9]+", value)
+    if digits:
+        return int(digits[0]) & 0xFF != 0
+    return value.lower() in ("yes", "true", "on")
+
+
+def sqlite_url_file(url: URL) -> SqliteTarget:
+    """The file a SQLite URL names, as SQLite reads the URL. A ``uri=true`` URL: ``mode``
+    ``ro`` (or any mode but ``rw``/``rwc``, which SQLite refuses) and a true ``immutable``
+    (``1``, ``yes``...; ``immutable=0`` is not) are read-only; ``mode=memory``, a ``file:``
+    URI without a path or with a host SQLite refuses name no file; SQLite creates a
+    missing file only for mode ``rwc`` (the default). A plain path is written and
+    created. One reading for the engine and the commands that open the file themselves
+    (``check``, ``repair``).
     """
     if url.database in (None, "", ":memory:"):
-        return None, True
-    if query_value(url, "uri").lower() in ("true", "1"):
-        path = sqlite_uri_path(url.database)
-        mode, immutable = query_value(url, "mode").lower(), query_value(url, "immutable")
-        writable = mode in ("", "rw", "rwc") and immutable in ("", "0")
-        return (None if path is None else path.absolute()), writable
-    return Path(url.database).absolute(), True
+        return SqliteTarget(None, True, False)
+    if query_value(url, "uri").lower() not in ("true", "1"):
+        return SqliteTarget(Path(url.database).absolute(), True, True)
+    mode = query_value(url, "mode")  # SQLite matches the mode exactly: RO is refused, not read-only
+    path = None if mode == "memory" else sqlite_uri_path(url.database)
+    writable = mode in ("", "rw", "rwc", "memory") and not _sqlite_boolean(query_value(url, "immutable"))
+    return SqliteTarget(None if path is None else path.absolute(), writable, mode in ("", "rwc"))
 
 
 def _set_wal(cursor: Any, busy_timeout: float) -> None:

@@ -24,7 +24,7 @@ from .errors import (
     ValueTooLargeError,
 )
 
-__all__ = ["is_read_only_refusal", "map_db_error", "sqlite_error_name"]
+__all__ = ["describe_error", "is_read_only_refusal", "map_db_error", "sqlite_error_name"]
 
 
 _SQLITE_BUSY = 5
@@ -115,6 +115,23 @@ def sqlite_error_name(exc: BaseException) -> str | None:
         if name:
             return str(name)
     return None
+
+
+def _code_name(exc: BaseException) -> str | None:
+    return getattr(exc, "sqlite_errorname", None) or getattr(exc, "sqlstate", None)
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line that names an error: ``Name: first line of its message`` (just ``Name``
+    when it has none). Name is the SQLite error name (``SQLITE_CORRUPT``) or PostgreSQL
+    SQLSTATE (``42P01``) the exception carries, or else the driver error a SQLAlchemy
+    error wraps (whose message is then the one shown); otherwise the type's name.
+    """
+    orig = getattr(exc, "orig", None)
+    source = orig if isinstance(orig, BaseException) and _code_name(orig) else exc
+    name = _code_name(source) or type(exc).__name__
+    lines = str(source).splitlines()
+    return f"{name}: {lines[0]}" if lines and lines[0] else name
 
 
 def is_read_only_refusal(orig: Any) -> bool:

@@ -20,7 +20,7 @@ from .connections import (
     prepare_sqlite_file,
     query_value,
     sets_pg_option,
-    sqlite_uri_path,
+    sqlite_url_file,
 )
 from .errors import CacheError
 from .locations import (
@@ -73,10 +73,11 @@ def create_engine_for_url(
     ``foreign_keys=ON``, ``temp_store=MEMORY``, ``busy_timeout`` seconds, and transactions
     that start with ``BEGIN IMMEDIATE`` (deferred ``BEGIN`` for read-only units of work).
     An in-memory URL gets one shared connection. A SQLite URI (``file:/path?uri=true``) is
-    opened by SQLite; when its mode lets SQLite create the file, the engine first creates it
-    (0600, and a missing folder 0700 only with ``create_parents``, which defaults to "is
-    this the default cache", :func:`is_default_database`) as for a plain path; a
-    ``mode=ro`` URI opens the file as it is, without the switch to WAL.
+    opened by SQLite, read as SQLite reads it (:func:`.connections.sqlite_url_file`): when
+    its mode lets SQLite create the file, the engine first creates it (0600, and a missing
+    folder 0700 only with ``create_parents``, which defaults to "is this the default
+    cache", :func:`is_default_database`) as for a plain path; a read-only URI (``mode=ro``,
+    ``immutable=1``) opens the file as it is, without the switch to WAL.
     PostgreSQL: psycopg 3, a liveness check when the pool hands out a connection (see
     :func:`install_liveness_check`; ``pool_pre_ping`` given explicitly replaces it), and
     libpq ``options`` merged from the URL's query and ``connect_args``, plus sessions in UTC
@@ -98,20 +99,15 @@ def create_engine_for_url(
         if memory:
             connect_args["check_same_thread"] = False
             kwargs.setdefault("poolclass", StaticPool)
-        elif query_value(parsed, "uri").lower() in ("true", "1"):
-            if not (parsed.database or "").startswith("file:"):
-                raise CacheError("a SQLite URL with uri=true needs a database like file:/path/cache.db")
-            mode = query_value(parsed, "mode").lower()
-            # immutable=1: SQLite reads the file as it is and never writes it (no WAL switch).
-            read_only = mode == "ro" or query_value(parsed, "immutable").lower() in ("1", "true")
-            path = sqlite_uri_path(parsed.database or "")
-            path = path.absolute() if path is not None else None
-            # Only a mode that lets SQLite create the file: we create it first, privately.
-            if mode in ("", "rwc") and path is not None:
-                prepare_sqlite_file(path, create_parents=create_parents)
         else:
-            path = Path(parsed.database or "").absolute()
-            prepare_sqlite_file(path, create_parents=create_parents)
+            if query_value(parsed, "uri").lower() in ("true", "1") and not (parsed.database or "").startswith("file:"):
+                raise CacheError("a SQLite URL with uri=true needs a database like file:/path/cache.db")
+            # mode=ro, immutable=1: SQLite never writes the file (no switch to WAL).
+            path, writable, creates = sqlite_url_file(parsed)
+            read_only = not writable
+            # Only where SQLite would create the file: we create it first, privately.
+            if creates and path is not None:
+                prepare_sqlite_file(path, create_parents=create_parents)
         kwargs.setdefault("connect_args", {}).update(connect_args)
         engine = create_engine(parsed, **kwargs)
         install_sqlite_events(

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .db_errors import describe_error
 from .errors import NotFoundError
 from .locations import parse_url, redact_url, to_url
 from .revision import HEAD_REVISION, KNOWN_REVISIONS
@@ -81,11 +82,6 @@ class CheckReport:
         }
 
 
-def _describe(exc: BaseException) -> str:
-    name = getattr(exc, "sqlite_errorname", None) or getattr(exc, "sqlstate", None) or type(exc).__name__
-    return f"{name}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
-
-
 def check_database(url: str, *, thorough: bool = False) -> CheckReport:
     """Check the cache at ``url`` (a URL or a SQLite path); it is not changed."""
     parsed = parse_url(to_url(url))
@@ -98,7 +94,7 @@ def _sqlite_target(url: str) -> tuple[Path, bool]:
     """The file and whether the URL lets us open it for writing (the full-text check)."""
     from .connections import sqlite_url_file
 
-    path, writable = sqlite_url_file(parse_url(to_url(url)))
+    path, writable, _creates = sqlite_url_file(parse_url(to_url(url)))
     if path is None:
         raise NotFoundError("the in-memory database has no file to check")
     if not path.is_file():
@@ -115,7 +111,7 @@ def _check_sqlite(url: str, thorough: bool) -> CheckReport:
             rows = [r[0] for r in conn.execute(f"PRAGMA {pragma}")]
             report.add("integrity", [f"{pragma}: {r}" for r in rows if r != "ok"])
         except sqlite3.DatabaseError as exc:  # damaged: the checks below say what can still be read
-            report.add("integrity", [f"{pragma}: {_describe(exc)}"])
+            report.add("integrity", [f"{pragma}: {describe_error(exc)}"])
             if exc.sqlite_errorcode & 0xFF == _SQLITE_NOTADB:
                 for check in CHECKS[1:]:
                     report.skip(check, "the file is not a database")
@@ -125,7 +121,7 @@ def _check_sqlite(url: str, thorough: bool) -> CheckReport:
             report.add("foreign keys", [f"{t} row {rowid} refers to a missing {parent} row" for t, rowid, parent, _
                                         in found])
         except sqlite3.DatabaseError as exc:
-            report.add("foreign keys", [f"foreign_key_check: {_describe(exc)}"])
+            report.add("foreign keys", [f"foreign_key_check: {describe_error(exc)}"])
 
         def fetch(sql: str) -> list[dict[str, Any]]:
             cursor = conn.execute(sql)
@@ -156,7 +152,7 @@ def _check_full_text(report: CheckReport, conn: sqlite3.Connection, path: Path, 
         except sqlite3.DatabaseError as exc:
             differs = exc.sqlite_errorcode == _SQLITE_CORRUPT_VTAB
             what = "differs from artifact_search" if differs else "integrity-check failed"
-            report.add("full-text index", [f"artifact_search_fts {what} ({_describe(exc)})"])
+            report.add("full-text index", [f"artifact_search_fts {what} ({describe_error(exc)})"])
         finally:
             if rw.in_transaction:
                 rw.execute("ROLLBACK")
@@ -191,7 +187,7 @@ def _common(report: CheckReport, fetch: Fetch, errors: type[Exception] | tuple[t
     try:
         revision = _revision(fetch, report.engine)
     except errors as exc:
-        report.add("revision", [f"cannot be read: {_describe(exc)}"])
+        report.add("revision", [f"cannot be read: {describe_error(exc)}"])
         revision = None
     if revision != HEAD_REVISION:
         if "revision" not in report.checks:
@@ -204,7 +200,7 @@ def _common(report: CheckReport, fetch: Fetch, errors: type[Exception] | tuple[t
         try:
             report.add(check, run(fetch))
         except errors as exc:
-            report.add(check, [f"cannot be read: {_describe(exc)}"])
+            report.add(check, [f"cannot be read: {describe_error(exc)}"])
     return True
 
 

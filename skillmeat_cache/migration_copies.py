@@ -10,11 +10,12 @@ a single file in rollback-journal mode (no ``-wal`` needed). The two newest copi
 kept. When the migration fails, the copy is written back into the file through the
 backup API (through SQLite's locks and WAL, with readers open).
 
-A migration that makes a copy also holds ``<name>.migration-lock`` (a ``filelock``) from
-before it reads the revision until after any restore: the write lock alone is released
-by the rollback, before the restore, and another process must neither migrate nor
-restore in between. The lock is taken only when a copy is needed (see
-:class:`CopyNeedsLock`), so a new file never gets one.
+A migration that makes a copy also holds the file's lock (``<name>.lock``, the one a heal
+or ``repair`` holds: :mod:`.file_lock`) from before it reads the revision until after any
+restore: the write lock alone is released by the rollback, before the restore, and
+another process must neither migrate, restore nor move the file aside in between. The
+lock is taken only when a copy is needed (see :class:`CopyNeedsLock`), so a new file
+never gets one.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import os
 import re
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from .errors import MigrationBackupError, MigrationFailedError, MigrationRestoreError
+from .file_lock import cache_file_lock, lock_path
 from .revision import read_revision
 
 __all__ = [
@@ -40,7 +42,6 @@ __all__ = [
     "copies",
     "copy_before_migration",
     "copy_path",
-    "lock_path",
     "migration_lock",
     "restore_after_failure",
     "sqlite_file",
@@ -84,11 +85,6 @@ def copy_path(database: Path, revision: str) -> Path:
     return database.with_name(f"{database.name}.pre-{revision}")
 
 
-def lock_path(database: Path) -> Path:
-    """The lock file a migration that makes a copy holds (``cache.db.migration-lock``)."""
-    return database.with_name(f"{database.name}.migration-lock")
-
-
 def copies(database: Path) -> list[Path]:
     """The copies of ``database`` (our naming only, regular files), newest first."""
     pattern = re.compile(re.escape(database.name) + _COPY.pattern)
@@ -98,22 +94,18 @@ def copies(database: Path) -> list[Path]:
 
 @contextmanager
 def migration_lock(database: Path) -> Iterator[None]:
-    """Hold the migration lock of ``database`` (waits as long as another migration runs)."""
-    from filelock import FileLock
-
-    path = lock_path(database)
-    lock = FileLock(str(path), mode=0o600)
-    try:
-        lock.acquire()
-    except OSError as exc:
-        raise MigrationBackupError(
-            f"cannot create the migration lock {path} ({exc.strerror or exc}): the migration did not run "
-            f"and nothing changed; make {database.parent} writable"
-        ) from exc
-    try:
+    """Hold the lock of ``database`` (:func:`.file_lock.cache_file_lock`) for a migration
+    that makes a copy; MigrationBackupError when the lock file cannot be made.
+    """
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(cache_file_lock(database))
+        except OSError as exc:
+            raise MigrationBackupError(
+                f"cannot create the lock file {lock_path(database)} ({exc.strerror or exc}): the migration did not "
+                f"run and nothing changed; make {database.parent} writable"
+            ) from exc
         yield
-    finally:
-        lock.release()
 
 
 def copy_before_migration(

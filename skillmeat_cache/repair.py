@@ -26,10 +26,11 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from .errors import CacheError, DatabaseError, NotFoundError
+from .file_lock import cache_file_lock
 from .locations import is_memory_url, parse_url, redact_url, to_url
 from .roots import ROOTS_KEY, decode_roots
 from .rules import check_row, tag_rows
-from .salvage import TableRead, folder_lock, is_healthy, move_aside, open_for_salvage, read_table
+from .salvage import TableRead, is_healthy, move_aside, open_for_salvage, read_table
 from .values import utcnow
 
 __all__ = ["COPIED_TABLES", "COPY_AT", "RepairReport", "heal", "repair", "sqlite_file"]
@@ -109,7 +110,7 @@ def sqlite_file(url: str) -> Path:
         )
     if is_memory_url(parsed):
         raise CacheError("the in-memory database has no file to repair")
-    path, writable = sqlite_url_file(parsed)
+    path, writable, _creates = sqlite_url_file(parsed)
     if not writable:
         raise CacheError("repair writes the database: give it a URL or path it may write (not mode=ro)")
     if path is None:
@@ -118,7 +119,7 @@ def sqlite_file(url: str) -> Path:
 
 
 def heal(url: str, **engine_options: Any) -> RepairReport | None:
-    """Repair the file at ``url`` if (under the folder lock) SQLite's ``quick_check``
+    """Repair the file at ``url`` if (under the file's lock) SQLite's ``quick_check``
     still finds it damaged; None when it is healthy (another process healed it first)
     or gone. The caller decides that the file may be moved (the default cache only).
     """
@@ -155,7 +156,7 @@ def _repair_locked(
 ) -> RepairReport | None:
     from .migration import migrate_engine
 
-    with folder_lock(path.parent):
+    with cache_file_lock(path):
         if not path.exists():
             if only_if_damaged:
                 return None

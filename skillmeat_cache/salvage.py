@@ -9,21 +9,20 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
-from contextlib import closing, contextmanager, suppress
+from contextlib import closing, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from .db_errors import describe_error
 from .values import utcnow
 
 __all__ = [
     "SIDE_FILES",
     "TableRead",
     "aside_path",
-    "folder_lock",
     "is_healthy",
     "move_aside",
     "open_for_salvage",
@@ -50,7 +49,8 @@ def aside_path(path: Path, kind: str, now: datetime | None = None) -> Path:
 
 def move_aside(path: Path, kind: str) -> Path:
     """Rename ``path`` and its -wal/-shm files to :func:`aside_path` (never deleted);
-    the new name. The side files go first, so that the three stay a set.
+    the new name. The side files go first, so that the three stay a set. The lock file
+    (``cache.db.lock``, held while this runs) stays: it belongs to the name, not the file.
     """
     target = aside_path(path, kind)
     for suffix in reversed(SIDE_FILES):
@@ -59,21 +59,6 @@ def move_aside(path: Path, kind: str) -> Path:
             os.rename(side, f"{target}{suffix}")
     os.rename(path, target)
     return target
-
-
-@contextmanager
-def folder_lock(folder: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on the cache's folder while it is healed or repaired: two
-    processes that meet the same damage move it aside once (the second finds it healthy).
-    """
-    import fcntl
-
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
 
 
 def open_read_only(path: Path) -> sqlite3.Connection:
@@ -107,10 +92,6 @@ class TableRead:
     columns: list[str] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
-
-
-def _describe(exc: sqlite3.Error) -> str:
-    return f"{getattr(exc, 'sqlite_errorname', type(exc).__name__)}: {exc}"
 
 
 def _try_scalar(conn: sqlite3.Connection, sql: str) -> int | None:
@@ -151,7 +132,7 @@ def read_table(conn: sqlite3.Connection, table: str) -> TableRead:
                 after = row[0]
             return result
         except sqlite3.DatabaseError as exc:
-            result.error = result.error or _describe(exc)
+            result.error = result.error or describe_error(exc)
             if bounds is None:
                 bounds = _rowid_bounds(conn, table)
             low, high = bounds

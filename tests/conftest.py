@@ -5,22 +5,30 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from click.testing import CliRunner, Result
 from dependency_injector import providers
 from sqlalchemy import Engine, text
 
 from benchmarks.postgres import throwaway_postgres_database
-from skillmeat_cache import UnitOfWork, migrate
+from skillmeat_cache import HEAD_REVISION, UnitOfWork, migrate
 from skillmeat_cache.cli import main
 from skillmeat_cache.container import Container
 from skillmeat_cache.engine import create_engine_for_url
 from skillmeat_cache.errors import DatabaseUnavailableError
+from skillmeat_cache.migration import migrations_path
 
 PG_ADMIN_URL = os.environ.get("SKILLMEAT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TABLES = ("artifact_tags", "artifact_metadata", "artifacts", "projects", "marketplace", "cache_metadata")
@@ -172,6 +180,164 @@ def named_keys(keys: dict[tuple[str, str, str], str]) -> dict[tuple[str, str], s
     named = {(type_, name): id_ for (type_, _path, name), id_ in keys.items()}
     assert len(named) == len(keys), keys
     return named
+
+
+def without_dac_override() -> list[str]:
+    """A command prefix under which permission bits bind this user: nothing for a normal
+    user; for root, ``setpriv`` dropping CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH (root
+    keeps owning the files, so their owner bits apply). Skips when neither is possible.
+    """
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root and setpriv is missing: permission bits cannot be made to bind")
+    prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
+    probe = subprocess.run([*prefix, "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"running as root and setpriv cannot drop CAP_DAC_OVERRIDE here: {probe.stderr.strip()}")
+    return prefix
+
+
+FAILING_REVISION = '''
+"""Fails half-way (test only)."""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0008"
+down_revision = "{head}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table("half_done", sa.Column("id", sa.Integer(), primary_key=True))
+    op.add_column("projects", sa.Column("half_done_flag", sa.Text(), nullable=True))
+    op.execute("UPDATE projects SET name = 'clobbered'")
+    {escape}
+    op.execute("DELETE FROM artifacts")
+    {before_raise}
+    raise RuntimeError("boom: revision 0008 failed half-way")
+
+
+def downgrade() -> None:
+    op.drop_column("projects", "half_done_flag")
+    op.drop_table("half_done")
+'''
+
+# For ``failing_migrations(escape=...)``: commits what the revision did so far, as a step
+# that must run outside the migration's transaction does (VACUUM, Alembic's
+# autocommit_block); SQLite's rollback cannot undo it, only the copy can.
+ESCAPE_TRANSACTION = 'op.execute("COMMIT")'
+
+
+def failing_migrations(folder: Path, *, escape: str = "pass", before_raise: str = "pass") -> Path:
+    """Our migrations copied to ``folder/migrations``, plus a revision 0008 after head that
+    changes the schema and the rows (a table and a column added, project names clobbered,
+    artifacts deleted), runs the statements ``escape`` and ``before_raise`` on the way,
+    then raises ``RuntimeError("boom: revision 0008 failed half-way")``. Returns the folder
+    to put in place of ``migration.migrations_path()``.
+    """
+    scripts = folder / "migrations"
+    shutil.copytree(migrations_path(), scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    text = textwrap.dedent(FAILING_REVISION).format(head=HEAD_REVISION, escape=escape, before_raise=before_raise)
+    (scripts / "versions" / "0008_failing.py").write_text(text)
+    return scripts
+
+
+MIGRATION_RACER = """
+import sys
+from pathlib import Path
+
+import alembic.command  # noqa: F401  (imported before the start signal: the race is the migration)
+import alembic.runtime.migration  # noqa: F401
+from skillmeat_cache import migration
+
+if sys.argv[2] != "-":
+    migration.migrations_path = lambda: Path(sys.argv[2])
+print("ready", flush=True)
+sys.stdin.readline()
+try:
+    migration.migrate(sys.argv[1])
+except migration.DatabaseError as exc:
+    print(type(exc).__name__, flush=True)
+else:
+    print("done", flush=True)
+"""
+
+
+def race_migrations(url: str, processes: int, tmp_path: Path, scripts: Path | None = None) -> list[str]:
+    """Start ``processes`` migrations of ``url`` at one moment (each its own process, with
+    none of our environment variables and HOME in ``tmp_path``; ``scripts``: migrations
+    in place of ours, as from :func:`failing_migrations`). What each printed last:
+    ``done``, or the name of the DatabaseError it raised; any other failure fails the test.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SKILLMEAT_CACHE_") and k != "PYTHONPATH"}
+    env["HOME"] = str(tmp_path)
+    argv = [sys.executable, "-c", MIGRATION_RACER, url, "-" if scripts is None else str(scripts)]
+    racers = [
+        subprocess.Popen(argv, cwd=tmp_path, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for _ in range(processes)
+    ]
+    try:
+        for racer in racers:  # the barrier: everyone has imported everything
+            line = racer.stdout.readline()
+            assert line.strip() == "ready", racer.stderr.read() if racer.poll() is not None else line
+        for racer in racers:
+            racer.stdin.write("go\n")
+            racer.stdin.flush()
+        results = [racer.communicate(timeout=120) for racer in racers]
+    finally:
+        for racer in racers:
+            if racer.poll() is None:
+                racer.kill()
+                racer.wait()
+    assert [racer.returncode for racer in racers] == [0] * processes, [err for _out, err in results]
+    return [out.strip() for out, _err in results]
+
+
+@dataclass
+class RunningServer:
+    """A server process: where it listens; once it stopped, what it printed."""
+
+    base: str
+    port: int
+    output: str = ""
+
+
+@contextmanager
+def server_process(argv: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[RunningServer]:
+    """Run ``argv``, a server listening on loopback ``port``; yield once its ``/status``
+    answers 200 (failing when the process exits first or takes over 30 s). Stopped with
+    SIGTERM after the block, which it must take cleanly (uvicorn re-raises the signal it
+    stopped on once it has shut down); its stdout and stderr are then in ``output``.
+    """
+    running = RunningServer(f"http://127.0.0.1:{port}", port)
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, proc.communicate()[0]
+            try:
+                if httpx.get(running.base + "/api/v1/cache/status", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.1)
+        yield running
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                raise
+        running.output = proc.communicate()[0]
+        assert proc.returncode in (0, -signal.SIGTERM), running.output
 
 
 def succeeded(result: Result) -> Result:

@@ -35,7 +35,7 @@ from tenacity import (
     wait_random,
 )
 
-from ..db_errors import map_db_error
+from ..db_errors import describe_error, map_db_error
 from ..errors import DatabaseBusyError, DatabaseFullError, DatabaseUnavailableError
 from ..services import ScanSummary, scan
 from ..values import utcnow
@@ -269,7 +269,7 @@ class RefreshJobs:
                     log.warning("refresh %s failed: %s", job.id, exc)
                 else:
                     log.exception("refresh %s failed", job.id)
-                job.state, job.error, job.retry_at = "failed", _describe(exc), None
+                job.state, job.error, job.retry_at = "failed", describe_error(exc), None
                 self.last_error, self.last_error_at = job.error, utcnow()
                 if self.on_failure is not None:
                     self.on_failure(exc)
@@ -297,7 +297,7 @@ class RefreshJobs:
     def _cut_off(self, job: Job, state: RetryCallState) -> None:
         """Between two attempts: the job shows why it waits and until when."""
         assert state.outcome is not None and state.next_action is not None
-        job.error = _describe(state.outcome.exception())
+        job.error = describe_error(state.outcome.exception())
         job.state, job.current = "retrying", None
         job.retry_at = utcnow() + timedelta(seconds=state.next_action.sleep)
         self.last_error, self.last_error_at = job.error, utcnow()
@@ -359,7 +359,3 @@ class RefreshJobs:
         if projects:
             _add(summary, scan(self.uow_factory, projects, max_depth=0, full=job.force, progress=progress))
         job.summary, job.current, job.state, job.error = summary, None, "done", None
-
-
-def _describe(exc: BaseException | None) -> str:
-    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -13,7 +12,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-from conftest import succeeded, write_file
+from conftest import succeeded, without_dac_override, write_file
 
 
 def one_error_line(result, *fragments: str):
@@ -232,23 +231,6 @@ def test_our_own_files_are_not_taken_for_foreign_ones(run, tmp_path):
     succeeded(run("--db", str(empty), "status"))
 
 
-def _without_dac_override() -> list[str]:
-    """A command prefix under which permission bits bind this user: nothing for a normal
-    user; for root, ``setpriv`` dropping CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH (root
-    keeps owning the files, so their owner bits apply). Skips when neither is possible.
-    """
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("running as root and setpriv is missing: permission bits cannot be made to bind")
-    prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
-    probe = subprocess.run([*prefix, "true"], capture_output=True, text=True)
-    if probe.returncode != 0:
-        pytest.skip(f"running as root and setpriv cannot drop CAP_DAC_OVERRIDE here: {probe.stderr.strip()}")
-    return prefix
-
-
 def test_read_only_url_on_a_read_only_folder_says_what_to_use(run, tmp_path):
     folder = tmp_path / "ro"
     folder.mkdir()
@@ -258,7 +240,7 @@ def test_read_only_url_on_a_read_only_folder_says_what_to_use(run, tmp_path):
     succeeded(run("--db", str(path), "scan", str(tree)))  # a real cache, in WAL mode, closed cleanly
     assert sorted(p.name for p in folder.iterdir()) == ["cache.db"]
     before = path.read_bytes()
-    prefix = _without_dac_override()
+    prefix = without_dac_override()
     path.chmod(0o444)
     folder.chmod(0o555)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SKILLMEAT_CACHE_")}

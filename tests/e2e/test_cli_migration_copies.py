@@ -6,37 +6,15 @@ migration fails or the copy cannot be written (docs/durability.md, docs/errors.m
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import succeeded
+from conftest import ESCAPE_TRANSACTION, failing_migrations, succeeded, without_dac_override
 
 from skillmeat_cache import HEAD_REVISION, migration
-
-BROKEN = '''
-"""Commits half of its work, then fails (test only)."""
-
-from alembic import op
-
-revision = "0008"
-down_revision = "{head}"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.execute("UPDATE projects SET name = 'clobbered'")
-    op.execute("COMMIT")  # escapes the migration's transaction: only the copy can undo it
-    raise RuntimeError("boom: revision 0008 failed half-way")
-
-
-def downgrade() -> None:
-    pass
-'''
 
 
 def _held(path: Path) -> tuple[list, list]:
@@ -87,9 +65,7 @@ def test_a_failing_migration_is_one_error_line_and_the_file_is_restored(
     run, old_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     succeeded(run("--db", str(old_cache), "migrate"))
-    scripts = tmp_path / "migrations"
-    shutil.copytree(migration.migrations_path(), scripts, ignore=shutil.ignore_patterns("__pycache__"))
-    (scripts / "versions" / "0008_broken.py").write_text(BROKEN.replace("{head}", HEAD_REVISION))
+    scripts = failing_migrations(tmp_path, escape=ESCAPE_TRANSACTION)  # only the copy can undo it
     monkeypatch.setattr(migration, "migrations_path", lambda: scripts)
 
     result = run("--db", str(old_cache), "migrate")
@@ -120,23 +96,10 @@ def test_a_copy_that_cannot_be_written_is_one_error_line_and_nothing_runs(run, o
         assert _held(old_cache) == ([("0004",)], [("p", "kept")])
 
 
-def _without_dac_override() -> list[str]:
-    """A prefix under which permission bits bind this user (as test_cli_edges.py's)."""
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("running as root and setpriv is missing: permission bits cannot be made to bind")
-    prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
-    if subprocess.run([*prefix, "true"], capture_output=True).returncode != 0:
-        pytest.skip("running as root and setpriv cannot drop CAP_DAC_OVERRIDE here")
-    return prefix
-
-
 def test_a_folder_where_nothing_can_be_written_refuses_the_migration(old_cache: Path, tmp_path: Path) -> None:
     # SQLite can write a WAL cache in a read-only folder only while its -wal and -shm
     # exist: another process holds it open. The copy (and the lock) cannot be made there.
-    prefix = _without_dac_override()
+    prefix = without_dac_override()
     folder = old_cache.parent
     env = {k: v for k, v in os.environ.items() if not k.startswith("SKILLMEAT_CACHE_")}
     env["HOME"] = str(tmp_path / "home")
@@ -151,7 +114,7 @@ def test_a_folder_where_nothing_can_be_written_refuses_the_migration(old_cache: 
             pytest.skip("the folder stayed writable for this user")
         results.append(subprocess.run(command, env=env, capture_output=True, text=True))
         folder.chmod(0o755)
-        lock = Path(f"{old_cache}.migration-lock")
+        lock = Path(f"{old_cache}.lock")
         lock.touch()
         lock.chmod(0o666)
         folder.chmod(0o555)
@@ -162,8 +125,8 @@ def test_a_folder_where_nothing_can_be_written_refuses_the_migration(old_cache: 
     no_lock, no_copy = results
     assert no_lock.returncode == 1 and no_lock.stdout == ""
     assert no_lock.stderr == (
-        f"error: cannot create the migration lock {old_cache}.migration-lock (Permission denied): the migration "
-        f"did not run and nothing changed; make {folder} writable\n"
+        f"error: cannot create the lock file {old_cache}.lock (Permission denied): the migration did not run and "
+        f"nothing changed; make {folder} writable\n"
     )
     assert no_copy.returncode == 1 and no_copy.stdout == ""
     assert no_copy.stderr == (
@@ -174,5 +137,5 @@ def test_a_folder_where_nothing_can_be_written_refuses_the_migration(old_cache: 
     assert _held(old_cache) == ([("0004",)], [("p", "kept")])
     assert sorted(p.name for p in folder.iterdir() if not p.name.endswith(("-wal", "-shm"))) == [
         "cache.db",
-        "cache.db.migration-lock",
+        "cache.db.lock",
     ]

@@ -5,14 +5,12 @@ cache heals itself; a file named explicitly is left alone and its error names
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
 import re
 import shutil
 import sqlite3
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -32,7 +30,7 @@ from skillmeat_cache.api.schemas import StatusOut
 from skillmeat_cache.cli_repair import run_healing
 from skillmeat_cache.engine import create_engine_for_url
 from skillmeat_cache.integrity import CHECKS
-from tests.conftest import succeeded
+from tests.conftest import server_process, succeeded
 from tests.e2e.test_serve import API, Events, _env
 
 ASIDE = re.compile(r"cache\.db\.(corrupt|repaired)-(\d{8}T\d{6}Z)(-\d+)?$")
@@ -381,22 +379,16 @@ def test_the_server_heals_a_damaged_default_cache_at_start(run: Any, cache: Cach
     damaged = damage(cache.db, "pages")
     port = free_port()
     cmd = [sys.executable, "-m", "skillmeat_cache", "serve", "--port", str(port), "--no-watch"]
-    proc = subprocess.Popen(cmd, env=_env(tmp_path / "home"), stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        status = _wait_for_status(proc, base)
-        recovered = StatusOut.model_validate(status).recovered
+    with server_process(cmd, port, env=_env(tmp_path / "home")) as srv:
+        recovered = StatusOut.model_validate(httpx.get(srv.base + API + "/status", timeout=10).json()).recovered
         kept = assert_aside(cache.db.parent, "corrupt", damaged)
         assert recovered is not None and recovered.moved_to == str(kept)
         assert "8 projects rescanned" in recovered.summary
-        events = Events(base, last_event_id="0")
+        events = Events(srv.base, last_event_id="0")
         _id, _name, data = events.wait(lambda name, _data: name == "cache_recovered")
         assert data["moved_to"] == str(kept)
         events.close()
-    finally:
-        proc.terminate()
-        _out, err = proc.communicate(timeout=15)
-    assert [line for line in err.splitlines() if line.startswith("warning:")] == [
+    assert [line for line in srv.output.splitlines() if line.startswith("warning:")] == [
         f"warning: the cache was damaged; it is rebuilt and the damaged file is kept as {kept}: {recovered.summary}"
     ]
 
@@ -405,17 +397,14 @@ def test_the_server_heals_a_damaged_default_cache_at_start(run: Any, cache: Cach
 def test_the_server_heals_damage_it_meets_while_running(run: Any, cache: Cache, tmp_path: Path) -> None:
     port = free_port()
     cmd = [sys.executable, "-m", "skillmeat_cache", "serve", "--port", str(port), "--no-watch"]
-    proc = subprocess.Popen(cmd, env=_env(tmp_path / "home"), stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
     statuses: list[int] = []
-    try:
-        assert _wait_for_status(proc, base)["recovered"] is None
-        events = Events(base)
-        with httpx.Client(base_url=base + API, timeout=10) as client:
-            wait = client.get("/status").json()
-            assert wait["artifacts"] == len(cache.artifacts)
+    with server_process(cmd, port, env=_env(tmp_path / "home")) as srv:
+        events = Events(srv.base)
+        with httpx.Client(base_url=srv.base + API, timeout=10) as client:
+            before = client.get("/status").json()
+            assert before["recovered"] is None and before["artifacts"] == len(cache.artifacts)
             damage_pages(cache.db)
-            for _ in range(600):  # readers while the server finds the damage and heals it
+            for _ in range(600):  # reads while the server finds the damage and heals it
                 response = client.get("/artifacts", params={"limit": 500})
                 statuses.append(response.status_code)
                 if response.status_code == 200 and client.get("/status").json()["recovered"]:
@@ -426,9 +415,6 @@ def test_the_server_heals_damage_it_meets_while_running(run: Any, cache: Cache, 
             status = StatusOut.model_validate(client.get("/status").json())
         _id, _name, data = events.wait(lambda name, _data: name == "cache_recovered", timeout=30)
         events.close()
-    finally:
-        proc.terminate()
-        _out, err = proc.communicate(timeout=15)
     assert 503 in statuses and set(statuses) == {200, 503}
     kept = assert_aside(cache.db.parent, "corrupt")
     assert status.recovered is not None and status.recovered.moved_to == str(kept) == data["moved_to"]
@@ -439,22 +425,8 @@ def test_the_server_heals_damage_it_meets_while_running(run: Any, cache: Cache, 
 
     assert sorted(map(key, healed.values())) == sorted(map(key, cache.artifacts.values()))
     assert not healed.keys() & cache.artifacts.keys()
-    assert [line for line in err.splitlines() if line.startswith("warning:")] == [
+    assert [line for line in srv.output.splitlines() if line.startswith("warning:")] == [
         f"warning: the cache was damaged; it is rebuilt and the damaged file is kept as {kept}: "
         f"{status.recovered.summary}"
     ]
     assert succeeded(run("check")).stdout.startswith("ok")
-
-
-def _wait_for_status(proc: subprocess.Popen[str], base: str) -> dict[str, Any]:
-    for _ in range(300):
-        assert proc.poll() is None, proc.communicate()[1]
-        try:
-            response = httpx.get(base + API + "/status", timeout=1)
-            if response.status_code == 200:
-                return response.json()
-        except httpx.TransportError:
-            pass
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(0.1)
-    raise AssertionError("the server did not start")

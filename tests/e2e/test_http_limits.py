@@ -6,19 +6,17 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from conftest import RunningServer, server_process
 
 from benchmarks.api import free_port
 from skillmeat_cache import migrate
@@ -62,49 +60,17 @@ def big_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root.resolve()
 
 
-@dataclass
-class Running:
-    """A server process: where it listens; once it stopped, what it logged."""
-
-    base: str
-    port: int
-    output: str = ""
-
-
 @contextmanager
 def server(
     tmp_path: Path, root: Path, *, cap: int = 64, write_timeout: float = 30, max_age: float = 600, queue: int = 1000
-) -> Iterator[Running]:
+) -> Iterator[RunningServer]:
     """A server process on a fresh SQLite file, stopped with SIGTERM after."""
     db = f"sqlite:///{tmp_path / f'c{free_port()}.db'}"
     migrate(db)
     port = free_port()
     args = [db, str(root), str(port), str(cap), str(write_timeout), str(max_age), str(queue)]
-    running = Running(f"http://127.0.0.1:{port}", port)
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, proc.communicate()[0]
-            try:
-                if httpx.get(running.base + API + "/status", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.1)
+    with server_process([sys.executable, "-c", SERVER, *args], port) as running:
         yield running
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                raise
-        running.output = proc.communicate()[0]
-        assert proc.returncode in (0, -signal.SIGTERM), running.output
 
 
 def _raw(port: int, *, receive_buffer: int | None = None) -> socket.socket:

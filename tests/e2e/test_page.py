@@ -87,27 +87,23 @@ def test_the_page_lists_searches_shows_and_follows_changes(browser: Any, tree: P
 
 
 def test_the_page_tells_of_a_cache_rebuilt_while_it_is_open(browser: Any, tree: Path, tmp_path: Path) -> None:
-    import subprocess
     import sys
 
     from playwright.sync_api import expect
 
     from benchmarks.api import free_port
     from benchmarks.server_faults import damage_pages
-    from tests.e2e.test_corruption import _wait_for_status
+    from tests.conftest import server_process
     from tests.e2e.test_serve import _env
 
     home = tmp_path / "home"
     port = free_port()
     cmd = [sys.executable, "-m", "skillmeat_cache", "serve", "--port", str(port), "--no-watch", str(tree)]
-    proc = subprocess.Popen(cmd, env=_env(home), stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for_status(proc, base)
+    with server_process(cmd, port, env=_env(home)) as srv:
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(base + "/")
+        page.goto(srv.base + "/")
         rows = page.get_by_test_id("project-row")
         expect(rows).to_have_count(4)
         damage_pages(home / ".skillmeat" / "cache" / "cache.db")
@@ -126,6 +122,3 @@ def test_the_page_tells_of_a_cache_rebuilt_while_it_is_open(browser: Any, tree: 
         expect(detail.get_by_test_id("artifact-row")).to_have_count(7)  # read again once rebuilt
         page.screenshot(path=str(tmp_path / "page-rebuilt.png"))
         assert errors == []
-    finally:
-        proc.terminate()
-        proc.wait(15)

@@ -7,7 +7,6 @@ import json
 import os
 import queue
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import server_process
 
 from benchmarks.api import free_port
 from benchmarks.api_load import sse_events
@@ -42,30 +42,8 @@ def server(db: str, *args: str, home: Path) -> Iterator[str]:
     """A ``serve`` process on a free port; its base URL once /status answers."""
     port = free_port()
     cmd = [sys.executable, "-m", "skillmeat_cache", "--db", db, "serve", "--port", str(port), *args]
-    proc = subprocess.Popen(cmd, env=_env(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, proc.communicate()[0]
-            try:
-                if httpx.get(base + API + "/status", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.1)
-        yield base
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                raise
-        # uvicorn re-raises the signal it stopped on, once it has shut down cleanly.
-        assert proc.returncode in (0, -signal.SIGTERM), proc.communicate()[0]
+    with server_process(cmd, port, env=_env(home)) as running:
+        yield running.base
 
 
 class Events:

@@ -17,9 +17,12 @@ from urllib.parse import quote
 import pytest
 from conftest import units_of_work
 from sqlalchemy import Engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from skillmeat_cache import Project, migrate
+from skillmeat_cache.connections import sqlite_url_file
 from skillmeat_cache.engine import create_engine_for_url
 from skillmeat_cache.errors import DatabaseReadOnlyError
 from skillmeat_cache.migration import _PG_LOCK_KEY, HEAD_REVISION, current_revision, migrate_engine
@@ -233,3 +236,110 @@ def test_a_read_only_uri_opens_a_file_in_rollback_journal_mode(tmp_path):
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
         assert conn.execute("SELECT count(*) FROM projects").fetchone() == (1,)
     conn.close()
+
+
+def _rollback_journal_cache(path: Path) -> None:
+    """A migrated cache with one project, in rollback-journal mode (a WAL switch shows)."""
+    migrate(str(path))
+    engine = create_engine_for_url(str(path))
+    with units_of_work(engine)() as u:
+        u.projects.add(Project(name="p", path="/p"))
+    engine.dispose()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode = DELETE").fetchone() == ("delete",)
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "writable"),
+    [
+        (None, True),  # a plain path
+        ("mode=rwc", True),
+        ("mode=rw", True),
+        ("immutable=0", True),  # SQLite's false: written as any file
+        ("immutable=no", True),
+        ("immutable=256", True),  # SQLite keeps the low byte: 0
+        ("mode=ro", False),
+        ("immutable=1", False),
+        ("immutable=yes", False),
+        ("immutable=2", False),
+        ("mode=rwc&immutable=1", False),
+    ],
+)
+def test_a_sqlite_url_is_read_only_exactly_where_sqlite_says_so(tmp_path, query, writable):
+    path = tmp_path / "cache.db"
+    _rollback_journal_cache(path)
+    url = str(path) if query is None else f"sqlite:///file:{path}?uri=true&{query}"
+    # What SQLite itself does with the URI: the engine must agree.
+    if query is not None:
+        direct = sqlite3.connect(f"file:{path}?{query}", uri=True)
+        try:
+            direct.execute("CREATE TABLE probe (x)")
+            direct.execute("DROP TABLE probe")
+            sqlite_writes = True
+        except sqlite3.OperationalError as exc:
+            assert exc.sqlite_errorname == "SQLITE_READONLY"
+            sqlite_writes = False
+        finally:
+            direct.close()
+        assert sqlite_writes is writable
+    # check and repair read the URL through the same function as the engine.
+    target = sqlite_url_file(make_url(url if query else f"sqlite:///{url}"))
+    assert target == (path, writable, query is None or "mode=r" not in query or "mode=rwc" in query)
+
+    engine = create_engine_for_url(url, busy_timeout=2)
+    uow = units_of_work(engine)
+    try:
+        with uow(read_only=True) as u:
+            assert u.projects.count() == 1
+        if writable:
+            with uow() as u:
+                u.projects.add(Project(name="n", path="/n"))
+        else:
+            with pytest.raises(DatabaseReadOnlyError), uow() as u:
+                u.projects.add(Project(name="n", path="/n"))
+    finally:
+        engine.dispose()
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        # A writable URL switches the file to WAL; a read-only one leaves it as it is.
+        assert conn.execute("PRAGMA journal_mode").fetchone() == (("wal",) if writable else ("delete",))
+        assert conn.execute("SELECT count(*) FROM projects").fetchone() == ((2,) if writable else (1,))
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(("query", "created"), [(None, True), ("mode=rwc", True), ("mode=ro", False),
+                                                ("mode=rw", False)])
+def test_a_missing_sqlite_file_is_created_privately_where_sqlite_would_create_it(tmp_path, query, created):
+    path = tmp_path / "new.db"
+    url = str(path) if query is None else f"sqlite:///file:{path}?uri=true&{query}"
+    old = os.umask(0o022)
+    try:
+        engine = create_engine_for_url(url)
+    finally:
+        os.umask(old)
+    try:
+        if created:
+            assert _mode(path) == 0o600
+            migrate_engine(engine)
+            assert current_revision(str(path)) == HEAD_REVISION
+        else:
+            assert not path.exists()
+            with pytest.raises(sa_exc.OperationalError):
+                engine.connect()
+            assert not path.exists(), "SQLite opens, never creates, a file for mode=ro / mode=rw"
+    finally:
+        engine.dispose()
+
+
+def test_an_in_memory_sqlite_uri_names_no_file(tmp_path):
+    for url in (f"sqlite:///file:{tmp_path / 'x.db'}?uri=true&mode=memory", "sqlite://", "sqlite:///:memory:"):
+        assert sqlite_url_file(make_url(url)).path is None
+    engine = create_engine_for_url(f"sqlite:///file:{tmp_path / 'x.db'}?uri=true&mode=memory", poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+    finally:
+        engine.dispose()
+    assert list(tmp_path.iterdir()) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -26,7 +27,7 @@ from skillmeat_cache import (
     UnitOfWork,
     run_with_retry,
 )
-from skillmeat_cache.db_errors import map_db_error
+from skillmeat_cache.db_errors import describe_error, map_db_error
 from skillmeat_cache.engine import create_engine_for_url
 
 
@@ -241,3 +242,62 @@ def test_sqlite_constraint_errors_name_table_and_columns_from_the_message():
     check = map_db_error(_driver_error("CHECK constraint failed: status", sqlite_errorcode=275))
     assert type(check) is ConstraintViolationError and check.constraint == "status"
     assert str(check) == "constraint violation: CHECK constraint failed: status"
+
+
+# --------------------------------------------------------------------------- describe_error
+
+
+def _raised(run) -> BaseException:
+    try:
+        run()
+    except BaseException as exc:  # the real error, as the callers meet it
+        return exc
+    raise AssertionError("it should have failed")
+
+
+def test_describe_error_names_a_sqlite_error_by_its_sqlite_name(tmp_path):
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"not a database" * 512)
+
+    def read_raw():
+        conn = sqlite3.connect(bad)
+        try:
+            conn.execute("SELECT * FROM sqlite_master").fetchall()
+        finally:
+            conn.close()
+
+    raw = _raised(read_raw)
+    assert describe_error(raw) == "SQLITE_NOTADB: file is not a database"
+    engine = create_engine_for_url(str(bad))
+    try:
+        wrapped = _raised(lambda: engine.connect())
+    finally:
+        engine.dispose()
+    assert isinstance(wrapped, sa_exc.DBAPIError) and "\n" in str(wrapped)
+    assert describe_error(wrapped) == "SQLITE_NOTADB: file is not a database", "the driver's name and message"
+
+
+@pytest.mark.postgres
+def test_describe_error_names_a_postgres_error_by_its_sqlstate(pg_server_url):
+    engine = create_engine_for_url(pg_server_url)
+    try:
+        with engine.connect() as conn:
+            wrapped = _raised(lambda: conn.execute(text("SELECT * FROM no_such_table")))
+    finally:
+        engine.dispose()
+    assert describe_error(wrapped) == '42P01: relation "no_such_table" does not exist'
+    assert describe_error(wrapped.orig) == describe_error(wrapped)
+
+
+@pytest.mark.parametrize(
+    ("error", "described"),
+    [
+        (DatabaseBusyError("database is busy (SQLITE_BUSY)"), "DatabaseBusyError: database is busy (SQLITE_BUSY)"),
+        (ValueError("the first line\nthe second"), "ValueError: the first line"),
+        (ValueError("ends in a colon:"), "ValueError: ends in a colon:"),
+        (RuntimeError(), "RuntimeError"),
+        (KeyboardInterrupt(), "KeyboardInterrupt"),
+    ],
+)
+def test_describe_error_without_a_database_code_names_the_type(error, described):
+    assert describe_error(error) == described

@@ -9,20 +9,18 @@ import shutil
 import sqlite3
 import stat
 import subprocess
-import sys
-import textwrap
-import threading
 from pathlib import Path
 
 import pytest
+from conftest import ESCAPE_TRANSACTION, failing_migrations, race_migrations
 from sqlalchemy.pool import NullPool
 
 import skillmeat_cache
 from skillmeat_cache import migration
 from skillmeat_cache.engine import MEMORY_URL, create_engine_for_url
 from skillmeat_cache.errors import MigrationBackupError, MigrationFailedError, MigrationRestoreError
-from skillmeat_cache.migration import current_revision, downgrade, migrate, migrations_path, prepare
-from skillmeat_cache.migration_copies import copies, copy_path, lock_path, migration_lock
+from skillmeat_cache.migration import current_revision, downgrade, migrate, prepare
+from skillmeat_cache.migration_copies import copies, copy_path
 
 HEAD = skillmeat_cache.HEAD_REVISION
 
@@ -69,48 +67,12 @@ def _names(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
-FAILING_REVISION = '''
-"""Fails half-way (test only)."""
-
-import sqlalchemy as sa
-from alembic import op
-
-revision = "0008"
-down_revision = "{head}"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.create_table("half_done", sa.Column("id", sa.Integer(), primary_key=True))
-    op.execute("UPDATE projects SET name = 'clobbered'")
-    {escape}
-    op.execute("DELETE FROM artifacts")
-    {before_raise}
-    raise RuntimeError("boom: revision 0008 failed half-way")
-
-
-def downgrade() -> None:
-    op.drop_table("half_done")
-'''
-
-# Commits what the revision did so far: a step that must run outside the migration's
-# transaction does this (VACUUM, Alembic's autocommit_block); SQLite's rollback cannot undo it.
-ESCAPE = 'op.execute("COMMIT")'
 # Spoils the copy before failing, so that the restore fails too.
 SPOIL_COPY = (
     "import pathlib; "
     "main = [r[2] for r in op.get_bind().exec_driver_sql('PRAGMA database_list') if r[1] == 'main'][0]; "
     "pathlib.Path(main + '.pre-0008').write_bytes(b'not a database' * 512)"
 )
-
-
-def _failing_scripts(tmp_path: Path, *, escape: str = "pass", before_raise: str = "pass") -> Path:
-    scripts = tmp_path / "migrations"
-    shutil.copytree(migrations_path(), scripts, ignore=shutil.ignore_patterns("__pycache__"))
-    text = textwrap.dedent(FAILING_REVISION).format(head=HEAD, escape=escape, before_raise=before_raise)
-    (scripts / "versions" / "0008_failing.py").write_text(text)
-    return scripts
 
 
 @pytest.fixture
@@ -199,7 +161,7 @@ def test_a_new_file_and_a_no_op_get_no_copy_and_no_lock(tmp_path: Path) -> None:
     migrate(str(db), "0003")  # Alembic does not upgrade downwards: nothing changes
     assert _names(tmp_path) == ["new.db"]
     downgrade(str(db), "base")  # a schema without rows is kept as well
-    assert _names(tmp_path) == ["new.db", "new.db.migration-lock", "new.db.pre-base"]
+    assert _names(tmp_path) == ["new.db", "new.db.lock", "new.db.pre-base"]
 
 
 def test_an_in_memory_database_gets_no_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -228,11 +190,11 @@ def test_postgres_migrations_make_no_copy(fresh_pg_url: str, tmp_path: Path, mon
 # --------------------------------------------------------------------------- a failing migration
 
 
-@pytest.mark.parametrize("escape", ["pass", ESCAPE], ids=["inside-the-transaction", "committed-half-way"])
+@pytest.mark.parametrize("escape", ["pass", ESCAPE_TRANSACTION], ids=["inside-the-transaction", "committed-half-way"])
 def test_a_failing_migration_leaves_the_file_exactly_as_before(
     cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, escape: str
 ) -> None:
-    scripts = _failing_scripts(tmp_path, escape=escape)
+    scripts = failing_migrations(tmp_path, escape=escape)
     monkeypatch.setattr(migration, "migrations_path", lambda: scripts)
     before = _state(cache)
 
@@ -264,7 +226,7 @@ def test_without_the_restore_the_half_way_commit_would_stay(
 ) -> None:
     # The control for the test above: the escaping revision does leave its half behind
     # when nothing puts the copy back, so the restore is what undid it there.
-    scripts = _failing_scripts(tmp_path, escape=ESCAPE)
+    scripts = failing_migrations(tmp_path, escape=ESCAPE_TRANSACTION)
     monkeypatch.setattr(migration, "migrations_path", lambda: scripts)
     monkeypatch.setattr(migration, "restore_after_failure", lambda *args: None)
     with pytest.raises(RuntimeError, match="boom"):
@@ -276,7 +238,7 @@ def test_without_the_restore_the_half_way_commit_would_stay(
 def test_when_the_restore_fails_too_the_error_names_the_copy(
     cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    scripts = _failing_scripts(tmp_path, before_raise=SPOIL_COPY)
+    scripts = failing_migrations(tmp_path, before_raise=SPOIL_COPY)
     monkeypatch.setattr(migration, "migrations_path", lambda: scripts)
     before = _state(cache)
 
@@ -297,7 +259,7 @@ def test_when_the_restore_fails_too_the_error_names_the_copy(
 def test_an_interrupted_migration_is_restored_and_the_interruption_goes_on(
     cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    scripts = _failing_scripts(tmp_path, escape=ESCAPE, before_raise="raise KeyboardInterrupt")
+    scripts = failing_migrations(tmp_path, escape=ESCAPE_TRANSACTION, before_raise="raise KeyboardInterrupt")
     monkeypatch.setattr(migration, "migrations_path", lambda: scripts)
     before = _state(cache)
     with pytest.raises(KeyboardInterrupt):
@@ -323,7 +285,7 @@ def test_a_copy_name_taken_by_a_folder_refuses_the_migration(tmp_path: Path) -> 
     assert "the migration did not run and nothing changed" in message
     assert _state(db) == before
     assert (tmp_path / "cache.db.pre-0007").is_dir(), "never removed"
-    assert _names(tmp_path) == sorted([*names, "cache.db.pre-0007", "cache.db.migration-lock"])
+    assert _names(tmp_path) == sorted([*names, "cache.db.pre-0007", "cache.db.lock"])
 
 
 @pytest.fixture
@@ -360,92 +322,21 @@ def test_a_full_disk_refuses_the_migration_and_changes_nothing(tmp_path: Path, s
     # (-wal / -shm: left by the read-only connection of _state, which may not remove them)
     assert [n for n in _names(small_disk) if not n.endswith(("-wal", "-shm"))] == [
         "cache.db",
-        "cache.db.migration-lock",
+        "cache.db.lock",
     ], "the partial copy is removed"
 
 
 # --------------------------------------------------------------------------- concurrency
 
 
-def test_a_migration_that_needs_a_copy_waits_for_the_migration_lock(tmp_path: Path) -> None:
-    db = tmp_path / "cache.db"
-    _seed(db)
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            migrate(str(db))
-        except BaseException as exc:
-            errors.append(exc)
-
-    with migration_lock(db):
-        worker = threading.Thread(target=run)
-        worker.start()
-        worker.join(timeout=2)
-        assert worker.is_alive(), "it waits while another holds the lock"
-        assert current_revision(str(db)) == "0004" and copies(db) == []
-    worker.join(timeout=60)
-    assert not worker.is_alive() and errors == []
-    assert current_revision(str(db)) == HEAD and lock_path(db).exists()
-
-
-RACER = """
-import sys
-from pathlib import Path
-
-from skillmeat_cache import migration
-
-if sys.argv[2] != "-":
-    migration.migrations_path = lambda: Path(sys.argv[2])
-print("ready", flush=True)
-sys.stdin.readline()
-try:
-    migration.migrate(sys.argv[1])
-except migration.DatabaseError as exc:
-    print(type(exc).__name__, flush=True)
-else:
-    print("done", flush=True)
-"""
-
-
-def _race(db: Path, scripts: str, processes: int, tmp_path: Path) -> list[str]:
-    """Start ``processes`` migrations of ``db`` at one moment; what each printed last."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SKILLMEAT_CACHE_") and k != "PYTHONPATH"}
-    env["HOME"] = str(tmp_path)
-    racers = [
-        subprocess.Popen(
-            [sys.executable, "-c", RACER, str(db), scripts],
-            cwd=tmp_path,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(processes)
-    ]
-    try:
-        for racer in racers:
-            assert racer.stdout.readline().strip() == "ready", racer.stderr.read()
-        for racer in racers:
-            racer.stdin.write("go\n")
-            racer.stdin.flush()
-        results = [racer.communicate(timeout=120) for racer in racers]
-    finally:
-        for racer in racers:
-            if racer.poll() is None:
-                racer.kill()
-                racer.wait()
-    assert [racer.returncode for racer in racers] == [0] * processes, [err for _out, err in results]
-    return [out.strip() for out, _err in results]
-
+# Waiting for the lock (threads, another process): tests/integration/test_file_lock.py.
 
 @pytest.mark.slow
 def test_processes_migrating_at_once_make_one_copy_of_the_old_file(tmp_path: Path) -> None:
     db = tmp_path / "cache.db"
     _seed(db)
     before = _state(db)
-    assert _race(db, "-", 4, tmp_path) == ["done"] * 4
+    assert race_migrations(str(db), 4, tmp_path) == ["done"] * 4
     assert current_revision(str(db)) == HEAD
     assert [p.name for p in copies(db)] == ["cache.db.pre-0007"]
     assert _state(copies(db)[0]) == before, "the file before any migration, not a half-migrated one"
@@ -454,10 +345,10 @@ def test_processes_migrating_at_once_make_one_copy_of_the_old_file(tmp_path: Pat
 @pytest.mark.slow
 def test_processes_failing_at_once_never_copy_or_restore_a_half_migrated_file(tmp_path: Path, cache: Path) -> None:
     # Each run commits half of the failing revision, then pauses with the write lock free,
-    # before it fails: without the migration lock another process would copy that half
+    # before it fails: without the file's lock another process would copy that half
     # state (and, failing in turn, put it back).
-    scripts = _failing_scripts(tmp_path, escape=ESCAPE + "; import time; time.sleep(0.3)")
+    scripts = failing_migrations(tmp_path, escape=ESCAPE_TRANSACTION + "; import time; time.sleep(0.3)")
     before = _state(cache)
-    assert _race(cache, str(scripts), 4, tmp_path) == ["MigrationFailedError"] * 4
+    assert race_migrations(str(cache), 4, tmp_path, scripts) == ["MigrationFailedError"] * 4
     assert _state(cache) == before
     assert _state(cache.parent / "cache.db.pre-0008") == before

@@ -8,11 +8,9 @@ without a server, failing under CI=true, like conftest's ``pg_server_url``).
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
-import textwrap
 import threading
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from conftest import failing_migrations, race_migrations
 from sqlalchemy import Engine, MetaData, inspect
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
@@ -307,31 +306,6 @@ def test_alembic_offline_sql_accepts_a_bare_path(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- 5. failure half-way
 
-BROKEN_REVISION = '''
-"""A migration that fails half-way (test only)."""
-
-import sqlalchemy as sa
-from alembic import op
-
-revision = "9001"
-down_revision = "{head}"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.create_table("half_done", sa.Column("id", sa.Integer(), primary_key=True))
-    op.add_column("projects", sa.Column("half_done_flag", sa.Text(), nullable=True))
-    op.execute("UPDATE projects SET name = 'clobbered'")
-    raise RuntimeError("boom: migration 9001 failed half-way")
-
-
-def downgrade() -> None:
-    op.drop_column("projects", "half_done_flag")
-    op.drop_table("half_done")
-'''
-
-
 def test_failed_migration_leaves_previous_revision(fresh_url: str, tmp_path: Path) -> None:
     migrate(fresh_url)
     engine = _engine(fresh_url)
@@ -339,12 +313,9 @@ def test_failed_migration_leaves_previous_revision(fresh_url: str, tmp_path: Pat
         with Session(engine) as session, session.begin():
             session.add(Project(name="kept", path="/srv/kept"))
 
-        scripts = tmp_path / "migrations"
-        shutil.copytree(migrations_path(), scripts, ignore=shutil.ignore_patterns("__pycache__"))
-        (scripts / "versions" / "9001_broken.py").write_text(textwrap.dedent(BROKEN_REVISION).replace("{head}", HEAD))
         config = Config()
-        config.set_main_option("script_location", str(scripts))
-        assert ScriptDirectory.from_config(config).get_heads() == ["9001"]
+        config.set_main_option("script_location", str(failing_migrations(tmp_path)))
+        assert ScriptDirectory.from_config(config).get_heads() == ["0008"]
 
         with engine.connect() as conn:
             config.attributes["connection"] = conn
@@ -372,58 +343,11 @@ def test_failed_migration_leaves_previous_revision(fresh_url: str, tmp_path: Pat
 
 # --------------------------------------------------------------------------- 6. concurrency
 
-RACER = """
-import sys
-
-import alembic.command  # noqa: F401  (imported before the start signal: the race is the migration)
-import alembic.runtime.migration  # noqa: F401
-from skillmeat_cache.migration import migrate
-
-print("ready", flush=True)
-sys.stdin.readline()
-migrate(sys.argv[1])
-print("done", flush=True)
-"""
-
-
-def _race(url: str, processes: int, tmp_path: Path) -> None:
-    """Start ``processes`` migrations on ``url`` at the same moment; all must succeed."""
-    env = _clean_env(tmp_path)
-    racers = [
-        subprocess.Popen(
-            [sys.executable, "-c", RACER, url],
-            cwd=tmp_path,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(processes)
-    ]
-    try:
-        for racer in racers:  # the barrier: everyone has imported everything
-            line = racer.stdout.readline()
-            assert line.strip() == "ready", racer.stderr.read() if racer.poll() is not None else line
-        for racer in racers:
-            racer.stdin.write("go\n")
-            racer.stdin.flush()
-        results = [racer.communicate(timeout=120) for racer in racers]
-    finally:
-        for racer in racers:
-            if racer.poll() is None:
-                racer.kill()
-                racer.wait()
-    for racer, (out, err) in zip(racers, results, strict=True):
-        assert racer.returncode == 0, err
-        assert out.strip() == "done", (out, err)
-
-
 @pytest.mark.slow
 def test_concurrent_first_migration_sqlite(tmp_path: Path) -> None:
     db = tmp_path / "race.db"
     assert not db.exists()
-    _race(str(db), 6, tmp_path)
+    assert race_migrations(str(db), 6, tmp_path) == ["done"] * 6
     assert current_revision(str(db)) == HEAD
     assert _version_rows(str(db)) == [HEAD]
     assert _tables(str(db)) == APP_TABLES | {"alembic_version"}
@@ -452,7 +376,7 @@ def test_migrate_waits_out_a_busy_new_file(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_concurrent_first_migration_postgres(fresh_pg_url: str, tmp_path: Path) -> None:
-    _race(fresh_pg_url, 4, tmp_path)
+    assert race_migrations(fresh_pg_url, 4, tmp_path) == ["done"] * 4
     assert current_revision(fresh_pg_url) == HEAD
     assert _version_rows(fresh_pg_url) == [HEAD]
     assert _tables(fresh_pg_url) == APP_TABLES | {"alembic_version"}
