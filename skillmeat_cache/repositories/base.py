@@ -223,6 +223,14 @@ class ArtifactRepository(ABC):
         """
 
     @abstractmethod
+    def upsert_many_ids(self, rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, ...], str]:
+        """:meth:`upsert_many`, returning ``{(project_id, type, name, path): id}`` (the
+        unique key, ``rows.ARTIFACT_KEY``) of the rows it inserted or changed, as the
+        statement wrote them (``RETURNING``: nothing is read back). A row identical to the
+        stored one is not written, so it is not in the result.
+        """
+
+    @abstractmethod
     def update_many(self, changes: Iterable[Mapping[str, Any]]) -> int:
         """Apply changes, each a mapping holding ``id`` and the columns to set.
 

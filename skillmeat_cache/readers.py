@@ -1,0 +1,268 @@
+"""Reading projects in parallel for a scan: worker processes (or threads) read, the
+caller writes.
+
+:func:`read_in_order` takes the scan's stream of discovered projects and hands back, in
+the same order, what reading each one gave (:class:`Outcome`). With ``jobs=1``, or when
+the stream ends within its first :data:`PARALLEL_FROM` projects (a refresh of a few
+projects does not pay for starting workers), the projects are read one after another in
+the calling thread. Otherwise ``jobs`` workers read them, at most ``jobs *``
+:data:`AHEAD_PER_JOB` projects ahead of the caller, so a tree of any size never sits in
+memory whole and the caller (the one writer) sets the pace.
+
+Workers are processes: ``python -c`` running :func:`_serve` of this module, fed tasks
+and answering outcomes as pickles over their stdin and stdout. Not ``multiprocessing``:
+its ``spawn`` and ``forkserver`` workers import the caller's main script again (running
+its top-level code when it has no ``__main__`` guard) and ``fork`` copies the caller's
+threads' locks and database connections. A worker that dies leaves its projects to the
+calling thread. ``SKILLMEAT_CACHE_SCAN_READERS=thread`` reads in threads of the caller
+instead (measured slower: see docs/scanning.md).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import chain, islice
+from typing import IO, Any, Generic, TypeVar
+
+from .layout import ProjectOnDisk
+from .reader import read_changed_project
+
+__all__ = ["AHEAD_PER_JOB", "PARALLEL_FROM", "Outcome", "Task", "default_jobs", "read_in_order", "read_one"]
+
+T = TypeVar("T")
+
+#: A scan of fewer projects than this reads them in the calling thread.
+PARALLEL_FROM = 16
+#: Projects read ahead of the writer, per worker.
+AHEAD_PER_JOB = 4
+
+
+def default_jobs() -> int:
+    """The machine's cores available to this process."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What reading one project gave. ``kind``: ``unchanged`` (its fingerprint equals the
+    one given: nothing read), ``read`` (``disk`` holds it), ``gone`` (no longer a folder),
+    ``error`` (``message`` says why it could not be read).
+    """
+
+    kind: str
+    disk: ProjectOnDisk | None = None
+    message: str | None = None
+
+
+def read_one(path: str, fingerprint: str | None) -> Outcome:
+    """Read the project at ``path`` unless its fingerprint equals ``fingerprint``."""
+    try:
+        disk = read_changed_project(path, fingerprint)
+    except (FileNotFoundError, NotADirectoryError):
+        return Outcome("gone")
+    except OSError as exc:
+        return Outcome("error", message=f"cannot read project: {exc.strerror or exc}")
+    return Outcome("unchanged") if disk is None else Outcome("read", disk)
+
+
+@dataclass(slots=True)
+class Task(Generic[T]):
+    """One project to read: ``path``, the cached ``fingerprint`` that makes reading it
+    unnecessary (None: read it), and the caller's ``context``, handed back with the outcome.
+    """
+
+    path: str
+    fingerprint: str | None
+    context: T
+
+
+def read_in_order(
+    tasks: Iterable[Task[T]], jobs: int, *, reader: Callable[[str, str | None], Outcome] = read_one
+) -> Iterator[tuple[Task[T], Outcome]]:
+    """Each task with its outcome, in the order of ``tasks`` (see the module docstring).
+    ``reader`` replaces :func:`read_one` in the calling thread and in threads (tests).
+    """
+    stream = iter(tasks)
+    first = list(islice(stream, PARALLEL_FROM)) if jobs > 1 else []
+    if jobs <= 1 or len(first) < PARALLEL_FROM:
+        for task in chain(first, stream):
+            yield task, reader(task.path, task.fingerprint)
+        return
+    if os.environ.get("SKILLMEAT_CACHE_SCAN_READERS", "process") == "thread":
+        yield from _threads(chain(first, stream), jobs, reader)
+    else:
+        yield from _processes(chain(first, stream), jobs, reader)
+
+
+def _threads(
+    tasks: Iterator[Task[T]], jobs: int, reader: Callable[[str, str | None], Outcome]
+) -> Iterator[tuple[Task[T], Outcome]]:
+    pending: deque[tuple[Task[T], Future[Outcome]]] = deque()
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="skillmeat-reader") as executor:
+        try:
+            for task in tasks:
+                pending.append((task, executor.submit(reader, task.path, task.fingerprint)))
+                if len(pending) >= jobs * AHEAD_PER_JOB:
+                    head, future = pending.popleft()
+                    yield head, future.result()
+            while pending:
+                head, future = pending.popleft()
+                yield head, future.result()
+        finally:
+            for _, future in pending:
+                future.cancel()
+
+
+@dataclass
+class _Worker:
+    """One reader process and the sequence numbers of the tasks it holds."""
+
+    process: subprocess.Popen[bytes]
+    held: set[int] = field(default_factory=set)
+    alive: bool = True
+
+
+_WORKER = "import sys; sys.path.insert(0, {path!r}); from skillmeat_cache.readers import _serve; _serve()"
+
+
+def _start_worker() -> _Worker:
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    process = subprocess.Popen(
+        [sys.executable, "-c", _WORKER.format(path=package_parent)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        close_fds=True,
+    )
+    return _Worker(process)
+
+
+def _processes(
+    tasks: Iterator[Task[T]], jobs: int, reader: Callable[[str, str | None], Outcome]
+) -> Iterator[tuple[Task[T], Outcome]]:
+    done: dict[int, Outcome] = {}
+    changed = threading.Condition()
+    workers = [_start_worker() for _ in range(jobs)]
+
+    def collect(worker: _Worker) -> None:
+        stdout = worker.process.stdout
+        assert stdout is not None
+        try:
+            while True:
+                seq, outcome = pickle.load(stdout)
+                with changed:
+                    done[seq] = outcome
+                    worker.held.discard(seq)
+                    changed.notify_all()
+        except Exception:  # EOF (the worker ended or died) or a garbled answer
+            with changed:
+                worker.alive = False
+                changed.notify_all()
+
+    collectors = [threading.Thread(target=collect, args=(w,), daemon=True, name="skillmeat-reader") for w in workers]
+    for thread in collectors:
+        thread.start()
+    pending: deque[tuple[int, Task[T]]] = deque()
+    sent = 0
+    try:
+        stream = iter(tasks)
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) < jobs * AHEAD_PER_JOB:
+                task = next(stream, None)
+                if task is None:
+                    exhausted = True
+                    break
+                pending.append((sent, task))
+                _send(workers, sent, task, done, reader)
+                sent += 1
+            if not pending:
+                return
+            seq, task = pending.popleft()
+            yield task, _wait_for(seq, task, workers, done, changed, reader)
+    finally:
+        for worker in workers:
+            _stop(worker)
+        for thread in collectors:
+            thread.join(timeout=5)
+
+
+def _send(
+    workers: list[_Worker], seq: int, task: Task[Any], done: dict[int, Outcome], reader: Callable[..., Outcome]
+) -> None:
+    """Hand a task to the least busy live worker; none left: read it here."""
+    live = [w for w in workers if w.alive]
+    if live:
+        worker = min(live, key=lambda w: len(w.held))
+        stdin = worker.process.stdin
+        assert stdin is not None
+        worker.held.add(seq)
+        try:
+            pickle.dump((seq, task.path, task.fingerprint), stdin)
+            stdin.flush()
+            return
+        except OSError:  # the worker is gone: its collector notices
+            worker.held.discard(seq)
+    done[seq] = reader(task.path, task.fingerprint)
+
+
+def _wait_for(
+    seq: int,
+    task: Task[Any],
+    workers: list[_Worker],
+    done: dict[int, Outcome],
+    changed: threading.Condition,
+    reader: Callable[..., Outcome],
+) -> Outcome:
+    """The outcome of task ``seq``, read here when the worker holding it died."""
+    with changed:
+        while seq not in done:
+            if not any(w.alive and seq in w.held for w in workers):
+                break
+            changed.wait()
+        else:
+            return done.pop(seq)
+    return reader(task.path, task.fingerprint)
+
+
+def _stop(worker: _Worker) -> None:
+    process = worker.process
+    try:
+        if process.stdin is not None:
+            process.stdin.close()  # EOF: the worker ends
+    except OSError:
+        pass
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:  # pragma: no cover - a worker stuck in a read
+        process.kill()
+        process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
+
+
+def _serve(stdin: IO[bytes] | None = None, stdout: IO[bytes] | None = None) -> None:
+    """A worker's loop: read (seq, path, fingerprint) pickles, answer (seq, outcome)."""
+    source = stdin or sys.stdin.buffer
+    sink = stdout or sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing printed may land in the answers
+    try:
+        while True:
+            try:
+                seq, path, fingerprint = pickle.load(source)
+            except EOFError:
+                return
+            pickle.dump((seq, read_one(path, fingerprint)), sink, protocol=pickle.HIGHEST_PROTOCOL)
+            sink.flush()
+    except (KeyboardInterrupt, BrokenPipeError):  # the caller was interrupted or went away
+        return
