@@ -359,3 +359,18 @@ def test_artifact_entity_validation_still_applies_to_add(any_uow):
     pid, _ = _seed(any_uow, 1)
     with any_uow() as uow, pytest.raises(ValidationError):
         uow.artifacts.add(Artifact(project_id=pid, name="x", type="bogus"))
+
+
+def test_upsert_many_ids_returns_the_ids_of_the_rows_it_wrote(any_uow):
+    with any_uow() as uow:
+        pid = uow.projects.add(Project(name="p", path="/w/ids")).id
+        first = uow.artifacts.upsert_many_ids(_rows(pid, 3, upstream_version="1.0"))
+        stored = uow.artifacts.keys_for_project(pid)
+        assert first == {(pid, type_, name, path): id_ for (type_, path, name), id_ in stored.items()}
+        rows = _rows(pid, 4, upstream_version="1.0")
+        rows[1]["source"] = "changed"
+        again = uow.artifacts.upsert_many_ids(rows)  # s0, s2 identical: not written, not returned
+        assert sorted(key[2] for key in again) == ["s1", "s3"]
+        s1 = ".claude/skills/s1"
+        assert again[(pid, "skill", "s1", s1)] == stored[("skill", s1, "s1")]  # an updated row keeps its id
+        assert uow.artifacts.upsert_many_ids([]) == {}
