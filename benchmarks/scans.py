@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import skillmeat_cache
@@ -101,45 +102,44 @@ def _child(code: str, *args: str) -> dict[str, float]:
 
 
 class _S0Database:
-    """A fresh migrated database for each S0 run: a copy of a migrated SQLite file, or
-    one throwaway PostgreSQL database emptied (``TRUNCATE``) before each run.
+    """A fresh migrated database for each S0 run: a copy of a migrated SQLite file, or a
+    new throwaway PostgreSQL database, migrated (a truncated and vacuumed one is not the
+    same: its statistics say "empty" and the first scan's trigger statements plan for that).
     """
 
-    def __init__(self, work: Path, pg_url: str | None) -> None:
-        from skillmeat_cache import migrate
+    def __init__(self, work: Path, pg_admin: str | None) -> None:
+        self.work, self.pg_admin, self.runs = work, pg_admin, 0
+        self.template = work / "s0-template.db"
+        self._pg: ExitStack | None = None
+        if pg_admin is None and not self.template.exists():
+            from skillmeat_cache import migrate
 
-        self.work, self.pg_url, self.runs = work, pg_url, 0
-        if pg_url is None:
-            self.template = work / "s0-template.db"
-            if not self.template.exists():
-                migrate(str(self.template))
-        else:
-            migrate(pg_url)
+            migrate(str(self.template))
 
     def fresh(self) -> str:
         self.runs += 1
-        if self.pg_url is None:
+        if self.pg_admin is None:
             path = self.work / f"s0-{self.runs}.db"
             shutil.copyfile(self.template, path)
             return str(path)
-        import psycopg
-        from sqlalchemy.engine import make_url
+        from skillmeat_cache import migrate
 
-        conninfo = make_url(self.pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute("TRUNCATE projects, artifacts, artifact_metadata, artifact_tags CASCADE")
-            conn.execute("VACUUM")
-            conn.execute("CHECKPOINT")
-        return self.pg_url
+        self._pg = ExitStack()
+        url = self._pg.enter_context(throwaway_postgres_database(self.pg_admin, "skillmeat_s0"))
+        migrate(url)
+        return url
 
     def done(self, db: str) -> None:
-        if self.pg_url is None:
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{db}{suffix}").unlink(missing_ok=True)
+        if self._pg is not None:
+            self._pg.close()
+            self._pg = None
+            return
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
 
 
-def _s0_backend(work: Path, root: Path, label: str, pg_url: str | None, runs: int) -> list[str]:
-    databases = _S0Database(work, pg_url)
+def _s0_backend(work: Path, root: Path, label: str, pg_admin: str | None, runs: int) -> list[str]:
+    databases = _S0Database(work, pg_admin)
     sides: dict[str, list[dict[str, float]]] = {"floor": [], "default": [], "1": []}
     for _ in range(runs):
         for side, results in sides.items():
@@ -153,7 +153,7 @@ def _s0_backend(work: Path, root: Path, label: str, pg_url: str | None, runs: in
     assert len(counts) == 1, f"the sides stored different numbers of artifacts: {counts}"
     floor = statistics.median(r["seconds"] for r in sides["floor"])
     rows = [_row(f"S0 {label} floor (one thread)", f"{floor:.2f} s", "", True)]
-    record = pg_url is not None  # PostgreSQL: recorded, no target
+    record = pg_admin is not None  # PostgreSQL: recorded, no target
     for side, name, target in (("default", "S0 ", 1.0), ("1", "S0'", 1.3)):
         ours = statistics.median(r["seconds"] for r in sides[side])
         ratio = ours / floor
@@ -181,10 +181,12 @@ def s0(work: Path, projects: int, artifacts: int, runs: int, backends: list[str]
         rows += _s0_backend(work, root, f"SQLite {size}", None, runs)
     if "postgresql" in backends:
         try:
-            with throwaway_postgres_database(pg_url, "skillmeat_s0") as url:
-                rows += _s0_backend(work, root, f"PostgreSQL {size}", url, runs)
+            with throwaway_postgres_database(pg_url, "skillmeat_s0_probe"):
+                pass
         except DatabaseUnavailableError as exc:
             print(f"S0 PostgreSQL skipped: {exc}", file=sys.stderr)
+        else:
+            rows += _s0_backend(work, root, f"PostgreSQL {size}", pg_url, runs)
     return rows
 
 
