@@ -30,7 +30,7 @@ from .scanner import (
     discover_projects,
     is_project_folder,
 )
-from .sync import Sync, sync_project, sync_with_retry
+from .sync import Sync, sync_batch, sync_with_retry
 from .uow import AbstractUnitOfWork
 from .values import is_inside
 
@@ -236,7 +236,7 @@ class _ScanRun:
         if len(batch) > 1:
             try:
                 with self.uow_factory() as uow:
-                    synced = [sync_project(uow, disk, self.now, new=new) for _path, disk, new in batch]
+                    synced = sync_batch(uow, [(disk, new) for _path, disk, new in batch], self.now)
             except (ValidationError, ValueTooLargeError, DuplicateError, DatabaseBusyError):
                 pass  # one project refused (or a concurrent scan got in): each alone below
             else:

@@ -15,7 +15,7 @@ from .models import Artifact, ArtifactMetadata, Project
 from .retry import run_with_retry
 from .uow import AbstractUnitOfWork
 
-__all__ = ["Sync", "sync_project", "sync_with_retry"]
+__all__ = ["Sync", "add_projects", "sync_batch", "sync_project", "sync_with_retry"]
 
 UowFactory = Callable[..., AbstractUnitOfWork]
 
@@ -106,18 +106,12 @@ def _warning_rows(warnings: list[ScanWarning]) -> list[dict[str, str]]:
     return [{"path": w.path, "message": w.message} for w in warnings]
 
 
-def sync_project(uow: AbstractUnitOfWork, disk: ProjectOnDisk, now: datetime, *, new: bool = False) -> Sync:
-    """Bring one project's cache entry in line with what was read from disk. ``new``: the
-    project is known not to be cached (its path was not among the cached ones when the
-    scan began): it is added without looking it up, and nothing stored is read (a
-    concurrent scan that added it since makes the add raise DuplicateError).
-    """
-    if new:
-        return _add_project(uow, disk, now)
+def sync_project(uow: AbstractUnitOfWork, disk: ProjectOnDisk, now: datetime) -> Sync:
+    """Bring one project's cache entry in line with what was read from disk."""
     result = Sync()
     project = uow.projects.get_by_path(str(disk.path))
     if project is None:
-        return _add_project(uow, disk, now)
+        return add_projects(uow, [disk], now)[0]
     for key, value in (
         ("name", disk.name),
         ("description", disk.description),
@@ -154,7 +148,7 @@ def sync_project(uow: AbstractUnitOfWork, disk: ProjectOnDisk, now: datetime, *,
             meta_rows.append(_meta(existing.id, artifact))
         if moved or row_changed or meta_changed:
             result.artifacts_updated += 1
-    meta_rows.extend(_new_metadata(uow, project.id, rows, meta_for_new))
+    meta_rows.extend(_new_metadata(uow, rows, [(project.id, a) for a in meta_for_new]))
     if meta_rows:
         uow.metadata.set_many(meta_rows)
     result.changed = result.changed or bool(
@@ -163,9 +157,24 @@ def sync_project(uow: AbstractUnitOfWork, disk: ProjectOnDisk, now: datetime, *,
     return result
 
 
-def _add_project(uow: AbstractUnitOfWork, disk: ProjectOnDisk, now: datetime) -> Sync:
-    """Add a project that is not cached, with its artifacts and their metadata."""
-    project = uow.projects.add(
+def sync_batch(uow: AbstractUnitOfWork, batch: list[tuple[ProjectOnDisk, bool]], now: datetime) -> list[Sync]:
+    """Write a batch of projects in one unit of work; each is ``(disk, new)``, ``new`` when
+    its path was not cached as the scan began. The new ones go in together
+    (:func:`add_projects`), the others one by one (:func:`sync_project`); the results
+    come back in batch order.
+    """
+    added = iter(add_projects(uow, [disk for disk, new in batch if new], now))
+    return [next(added) if new else sync_project(uow, disk, now) for disk, new in batch]
+
+
+def add_projects(uow: AbstractUnitOfWork, disks: list[ProjectOnDisk], now: datetime) -> list[Sync]:
+    """Add projects that are not cached, with their artifacts and metadata: a few bulk
+    statements for all of them, nothing looked up and nothing read back (a concurrent scan
+    that added one since makes the add raise DuplicateError).
+    """
+    if not disks:
+        return []
+    ids = uow.projects.add_many(
         Project(
             name=disk.name,
             path=str(disk.path),
@@ -174,31 +183,34 @@ def _add_project(uow: AbstractUnitOfWork, disk: ProjectOnDisk, now: datetime) ->
             fingerprint=disk.fingerprint,
             warnings=_warning_rows(disk.warnings) or None,
         )
+        for disk in disks
     )
-    # A new project has no stored versions to keep: carrying upstream_version spares the
+    # New projects have no stored versions to keep: carrying upstream_version spares the
     # upsert its read of them.
-    rows = [{**_row(project.id, artifact), "upstream_version": None} for artifact in disk.artifacts]
-    meta_rows = _new_metadata(uow, project.id, rows, disk.artifacts)
+    new = [(pid, a) for pid, disk in zip(ids, disks, strict=True) for a in disk.artifacts]
+    rows = [{**_row(pid, a), "upstream_version": None} for pid, a in new]
+    meta_rows = _new_metadata(uow, rows, new)
     if meta_rows:
         uow.metadata.set_many(meta_rows)
-    return Sync(added=True, changed=True, artifacts_added=len(disk.artifacts))
+    return [Sync(added=True, changed=True, artifacts_added=len(disk.artifacts)) for disk in disks]
 
 
 def _new_metadata(
-    uow: AbstractUnitOfWork, project_id: str, rows: list[dict[str, Any]], new: list[ArtifactOnDisk]
+    uow: AbstractUnitOfWork, rows: list[dict[str, Any]], new: list[tuple[str, ArtifactOnDisk]]
 ) -> list[dict[str, Any]]:
-    """Write ``rows`` and return the metadata rows of the ``new`` artifacts among them, by
-    the ids the upsert returned (read back only in the rare case it did not return one:
-    a concurrent scan wrote the same row first).
+    """Write ``rows`` and return the metadata rows of the ``new`` (project id, artifact)
+    among them, by the ids the upsert returned (read back only in the rare case it did not
+    return one: a concurrent scan wrote the same row first).
     """
     if not rows:
         return []
     ids = uow.artifacts.upsert_many_ids(rows)
-    keys = [(project_id, a.type, a.name, a.rel) for a in new]  # the unique key's order
+    keys = [(pid, a.type, a.name, a.rel) for pid, a in new]  # the unique key's order
     if not all(key in ids for key in keys):
-        stored = uow.artifacts.keys_for_project(project_id)
-        ids = {(project_id, type_, name, path): id_ for (type_, path, name), id_ in stored.items()}
-    return [_meta(ids[key], a) for key, a in zip(keys, new, strict=True)]
+        for pid in dict.fromkeys(pid for pid, _ in new):
+            stored = uow.artifacts.keys_for_project(pid)
+            ids.update({(pid, type_, name, path): id_ for (type_, path, name), id_ in stored.items()})
+    return [_meta(ids[key], a) for key, (_, a) in zip(keys, new, strict=True)]
 
 
 def sync_with_retry(uow_factory: UowFactory, disk: ProjectOnDisk, now: datetime) -> Sync:

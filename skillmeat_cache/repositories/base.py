@@ -106,6 +106,14 @@ class ProjectRepository(ABC):
         leaves the metadata out); DuplicateError on a taken path.
         """
 
+    def add_many(self, projects: Iterable[Project]) -> builtins.list[str]:
+        """Add new projects (without artifacts); their ids, in order. DuplicateError on a
+        taken path. The SQL implementation inserts them in bulk, all or none, and does not
+        track them as entities (like the artifacts' bulk paths); this default adds them
+        one by one with :meth:`add`.
+        """
+        return [self.add(project).id for project in projects]
+
     @abstractmethod
     def get(self, id: str) -> Project | None:
         """The project with this id, or None."""
