@@ -2,12 +2,14 @@
 caller writes.
 
 :func:`read_in_order` takes the scan's stream of discovered projects and hands back, in
-the same order, what reading each one gave (:class:`Outcome`). With ``jobs=1``, or when
-the stream ends within its first :data:`PARALLEL_FROM` projects (a refresh of a few
-projects does not pay for starting workers), the projects are read one after another in
-the calling thread. Otherwise ``jobs`` workers read them, at most ``jobs *``
-:data:`AHEAD_PER_JOB` projects ahead of the caller, so a tree of any size never sits in
-memory whole and the caller (the one writer) sets the pace.
+the same order, what reading each one gave (:class:`Outcome`). With ``jobs=1`` the
+projects are read one after another in the calling thread; so they are, with more jobs,
+until :data:`PARALLEL_FROM` projects that must be read in full (new ones, or all of them
+in a ``--full`` scan: no stored fingerprint to skip them by) wait within the next
+:data:`LOOK_AHEAD`: an unchanged rescan (a fingerprint walk per project) or the refresh
+of a few projects does not pay for starting workers. Then ``jobs`` workers read the
+rest, at most ``jobs *`` :data:`AHEAD_PER_JOB` projects ahead of the caller, so a tree of
+any size never sits in memory whole and the caller (the one writer) sets the pace.
 
 Workers are processes: ``python -c`` running :func:`_serve` of this module, fed tasks
 and answering outcomes as pickles over their stdin and stdout. Not ``multiprocessing``:
@@ -29,18 +31,28 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import chain, islice
+from itertools import chain
 from typing import IO, Any, Generic, TypeVar
 
 from .layout import ProjectOnDisk
 from .reader import read_changed_project
 
-__all__ = ["AHEAD_PER_JOB", "PARALLEL_FROM", "Outcome", "Task", "default_jobs", "read_in_order", "read_one"]
+__all__ = [
+    "AHEAD_PER_JOB",
+    "LOOK_AHEAD",
+    "PARALLEL_FROM",
+    "Outcome",
+    "Task",
+    "default_jobs",
+    "read_in_order",
+    "read_one",
+]
 
 T = TypeVar("T")
 
-#: A scan of fewer projects than this reads them in the calling thread.
+#: Workers start once this many projects to read in full are waiting within LOOK_AHEAD.
 PARALLEL_FROM = 16
+LOOK_AHEAD = 64
 #: Projects read ahead of the writer, per worker.
 AHEAD_PER_JOB = 4
 
@@ -94,15 +106,28 @@ def read_in_order(
     ``reader`` replaces :func:`read_one` in the calling thread and in threads (tests).
     """
     stream = iter(tasks)
-    first = list(islice(stream, PARALLEL_FROM)) if jobs > 1 else []
-    if jobs <= 1 or len(first) < PARALLEL_FROM:
-        for task in chain(first, stream):
+    if jobs <= 1:
+        for task in stream:
             yield task, reader(task.path, task.fingerprint)
         return
-    if os.environ.get("SKILLMEAT_CACHE_SCAN_READERS", "process") == "thread":
-        yield from _threads(chain(first, stream), jobs, reader)
-    else:
-        yield from _processes(chain(first, stream), jobs, reader)
+    # Read here until PARALLEL_FROM projects that must be read in full (no fingerprint to
+    # skip them by) are waiting within the next LOOK_AHEAD: an unchanged rescan, or a
+    # refresh of a few projects, never pays for starting workers.
+    waiting: deque[Task[T]] = deque()
+    heavy = 0
+    for task in stream:
+        waiting.append(task)
+        heavy += task.fingerprint is None
+        if heavy >= PARALLEL_FROM:
+            parallel = _threads if os.environ.get("SKILLMEAT_CACHE_SCAN_READERS") == "thread" else _processes
+            yield from parallel(chain(waiting, stream), jobs, reader)
+            return
+        if len(waiting) >= LOOK_AHEAD:
+            head = waiting.popleft()
+            heavy -= head.fingerprint is None
+            yield head, reader(head.path, head.fingerprint)
+    for task in waiting:
+        yield task, reader(task.path, task.fingerprint)
 
 
 def _threads(

@@ -19,7 +19,7 @@ from sqlalchemy import text
 
 import skillmeat_cache.readers as readers
 from benchmarks.corpus import generate
-from skillmeat_cache.readers import AHEAD_PER_JOB, PARALLEL_FROM, Task, read_in_order, read_one
+from skillmeat_cache.readers import AHEAD_PER_JOB, LOOK_AHEAD, PARALLEL_FROM, Task, read_in_order, read_one
 from skillmeat_cache.services import scan
 
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
@@ -176,3 +176,12 @@ def test_unchanged_fingerprint_reads_nothing(tmp_path):
     assert first.kind == "read"
     assert read_one(str(project), first.disk.fingerprint).kind == "unchanged"
     assert read_one(str(tmp_path / "missing"), None).kind == "gone"
+
+
+def test_projects_with_a_fingerprint_to_check_are_read_in_the_calling_thread(tmp_path, monkeypatch):
+    """An unchanged rescan costs a stat walk per project: starting workers would cost more."""
+    paths = _projects(tmp_path, 3 * LOOK_AHEAD)
+    prints = {str(p): read_one(str(p), None).disk.fingerprint for p in paths}
+    monkeypatch.setattr(readers, "_start_worker", lambda: pytest.fail("no worker for fingerprint checks"))
+    got = list(read_in_order((Task(str(p), prints[str(p)], None) for p in paths), 4))
+    assert [outcome.kind for _, outcome in got] == ["unchanged"] * len(paths)
