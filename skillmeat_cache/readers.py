@@ -177,7 +177,15 @@ def _processes(
 ) -> Iterator[tuple[Task[T], Outcome]]:
     done: dict[int, Outcome] = {}
     changed = threading.Condition()
-    workers = [_start_worker() for _ in range(jobs)]
+    workers: list[_Worker] = []
+    try:
+        for _ in range(jobs):
+            workers.append(_start_worker())
+    except OSError:  # no processes to be had (a process or file limit): read here
+        _stop_all(workers, [])
+        for task in tasks:
+            yield task, reader(task.path, task.fingerprint)
+        return
 
     def collect(worker: _Worker) -> None:
         stdout = worker.process.stdout
@@ -209,36 +217,44 @@ def _processes(
                     exhausted = True
                     break
                 pending.append((sent, task))
-                _send(workers, sent, task, done, reader)
+                _send(workers, sent, task, done, changed, reader)
                 sent += 1
             if not pending:
                 return
             seq, task = pending.popleft()
             yield task, _wait_for(seq, task, workers, done, changed, reader)
     finally:
-        for worker in workers:
-            _stop(worker)
-        for thread in collectors:
-            thread.join(timeout=5)
+        # Also when the writer stops early (an error, a closed generator): no worker outlives the scan.
+        _stop_all(workers, collectors)
 
 
 def _send(
-    workers: list[_Worker], seq: int, task: Task[Any], done: dict[int, Outcome], reader: Callable[..., Outcome]
+    workers: list[_Worker],
+    seq: int,
+    task: Task[Any],
+    done: dict[int, Outcome],
+    changed: threading.Condition,
+    reader: Callable[..., Outcome],
 ) -> None:
     """Hand a task to the least busy live worker; none left: read it here."""
-    live = [w for w in workers if w.alive]
-    if live:
-        worker = min(live, key=lambda w: len(w.held))
+    with changed:
+        live = [w for w in workers if w.alive]
+        worker = min(live, key=lambda w: len(w.held)) if live else None
+        if worker is not None:
+            worker.held.add(seq)
+    if worker is not None:
         stdin = worker.process.stdin
         assert stdin is not None
-        worker.held.add(seq)
         try:
             pickle.dump((seq, task.path, task.fingerprint), stdin)
             stdin.flush()
             return
         except OSError:  # the worker is gone: its collector notices
-            worker.held.discard(seq)
-    done[seq] = reader(task.path, task.fingerprint)
+            with changed:
+                worker.held.discard(seq)
+    outcome = reader(task.path, task.fingerprint)
+    with changed:
+        done[seq] = outcome
 
 
 def _wait_for(
@@ -260,20 +276,25 @@ def _wait_for(
     return reader(task.path, task.fingerprint)
 
 
-def _stop(worker: _Worker) -> None:
-    process = worker.process
-    try:
-        if process.stdin is not None:
-            process.stdin.close()  # EOF: the worker ends
-    except OSError:
-        pass
-    try:
-        process.wait(timeout=5)
-    except subprocess.TimeoutExpired:  # pragma: no cover - a worker stuck in a read
-        process.kill()
-        process.wait()
-    if process.stdout is not None:
-        process.stdout.close()
+def _stop_all(workers: list[_Worker], collectors: list[threading.Thread]) -> None:
+    """End the workers (EOF on their stdin; killed after 5 s) and their collectors."""
+    for worker in workers:
+        try:
+            if worker.process.stdin is not None:
+                worker.process.stdin.close()
+        except OSError:
+            pass
+    for worker in workers:
+        try:
+            worker.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a worker stuck in a read
+            worker.process.kill()
+            worker.process.wait()
+    for thread in collectors:
+        thread.join(timeout=5)
+    for worker in workers:
+        if worker.process.stdout is not None:
+            worker.process.stdout.close()
 
 
 def _serve(stdin: IO[bytes] | None = None, stdout: IO[bytes] | None = None) -> None:

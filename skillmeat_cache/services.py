@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -136,11 +137,13 @@ def scan(
         }
     found: list[ScanWarning] = []
     tasks = run.tasks(discover_projects([p for p, _ in checked], max_depth=max_depth, warnings=found), found)
-    for task, outcome in read_in_order(tasks, jobs):
-        run.summary.warnings.extend(task.context)
-        if progress is not None:
-            progress(task.path)
-        run.take(task.path, outcome)
+    # closing(): an error in the writer stops the readers now, not when the traceback goes.
+    with closing(read_in_order(tasks, jobs)) as outcomes:
+        for task, outcome in outcomes:
+            run.summary.warnings.extend(task.context)
+            if progress is not None:
+                progress(task.path)
+            run.take(task.path, outcome)
     run.flush()
     run.summary.warnings.extend(found)  # what discovery warned about after the last project
     run.finish()

@@ -185,3 +185,27 @@ def test_projects_with_a_fingerprint_to_check_are_read_in_the_calling_thread(tmp
     monkeypatch.setattr(readers, "_start_worker", lambda: pytest.fail("no worker for fingerprint checks"))
     got = list(read_in_order((Task(str(p), prints[str(p)], None) for p in paths), 4))
     assert [outcome.kind for _, outcome in got] == ["unchanged"] * len(paths)
+
+
+def test_a_writer_that_stops_early_stops_the_reader_processes(tmp_path, monkeypatch):
+    paths = _projects(tmp_path, 40)
+    real_start = readers._start_worker
+    started = []
+    monkeypatch.setattr(readers, "_start_worker", lambda: started.append(real_start()) or started[-1])
+    outcomes = read_in_order((Task(str(p), None, None) for p in paths), 2)
+    for _ in range(PARALLEL_FROM + 1):
+        next(outcomes)
+    assert len(started) == 2 and all(w.process.poll() is None for w in started)
+    outcomes.close()  # what scan() does when its writer raises
+    assert all(w.process.poll() is not None for w in started)
+
+
+def test_no_processes_to_be_had_reads_in_the_calling_thread(tmp_path, monkeypatch):
+    paths = _projects(tmp_path, PARALLEL_FROM + 2)
+
+    def refuse() -> readers._Worker:
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(readers, "_start_worker", refuse)
+    got = list(read_in_order((Task(str(p), None, None) for p in paths), 2))
+    assert [outcome.kind for _, outcome in got] == ["read"] * len(paths)
