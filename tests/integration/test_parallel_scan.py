@@ -209,3 +209,46 @@ def test_no_processes_to_be_had_reads_in_the_calling_thread(tmp_path, monkeypatc
     monkeypatch.setattr(readers, "_start_worker", refuse)
     got = list(read_in_order((Task(str(p), None, None) for p in paths), 2))
     assert [outcome.kind for _, outcome in got] == ["read"] * len(paths)
+
+
+def test_a_project_refused_inside_a_batch_leaves_every_other_project_whole(sqlite_url, tmp_path, monkeypatch):
+    """The batch's one unit of work is rolled back and each project is written alone: the
+    refused one becomes an error with nothing of it kept, the others are complete."""
+    import secrets
+    import sqlite3
+
+    from sqlalchemy import event
+
+    import skillmeat_cache.services as services
+
+    tree = tmp_path / "tree"
+    for name in ("a", "b", "c-huge", "d", "e"):
+        for skill in ("one", "two", "three"):
+            about = secrets.token_hex(3000) if (name, skill) == ("c-huge", "two") else skill
+            write_file(tree / name / ".claude" / "skills" / skill / "SKILL.md", f"---\ndescription: {about}\n---\n")
+    engine, uow = factory_for(sqlite_url)
+
+    @event.listens_for(engine, "connect")
+    def _limit(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 5000)
+
+    batches: list[tuple[int, str]] = []
+    real_batch = services.sync_batch
+
+    def recording(u, batch, now):
+        try:
+            return real_batch(u, batch, now)
+        except Exception as exc:
+            batches.append((len(batch), type(exc).__name__))
+            raise
+
+    monkeypatch.setattr(services, "sync_batch", recording)
+    summary = scan(uow, [tree], jobs=1)
+    assert batches == [(5, "ValueTooLargeError")]  # one batch of five, refused whole
+    assert (summary.projects_added, summary.projects_error, summary.artifacts_added) == (4, 1, 12)
+    with uow(read_only=True) as u:
+        for project in u.projects.list():
+            count = len(u.artifacts.list_for_project(project.id))
+            assert (project.status, count) == (("error", 0) if project.name == "c-huge" else ("active", 3))
+        assert u.session.execute(text("SELECT count(*) FROM artifact_metadata")).scalar_one() == 12
+    engine.dispose()
