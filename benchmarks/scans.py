@@ -1,8 +1,17 @@
-"""Scan and whole-process benchmarks (issue 4: S1, S2, S3).
+"""Scan and whole-process benchmarks (issue 4: S1, S2, S3; issue 14: S0).
 
-    python -m benchmarks.scans               # full size: 1,000 and 5,000 projects × 50
-    python -m benchmarks.scans --size small  # 100 and 500 projects × 10, about a minute
+    python -m benchmarks.scans                # full size: 1,000 and 5,000 projects × 50
+    python -m benchmarks.scans --size small   # S0 on 100 × 50, S1-S3 on 100 and 500 × 10
+    python -m benchmarks.scans --size medium  # S0 on 300 × 50, the rest as small
+    python -m benchmarks.scans --only S0 --backend sqlite
 
+S0  the first scan of N projects × 50 artifacts (N = 1,000; 300 medium; 100 small) into
+    a fresh migrated database against the floor measured in the same run on the same
+    tree (``benchmarks.scan_floor``: walk + read + SHA-256 + parse + raw ``executemany``
+    of the same rows, one thread). S0 with ``--jobs`` left to its default (target: at most
+    1.0× the floor), S0' with ``--jobs 1`` (target: at most 1.3×); PostgreSQL S0 and S0'
+    are recorded against a PostgreSQL floor. Each side runs in a fresh process, the sides
+    alternate, medians of ``--s0-runs`` rounds.
 S1  full scan of N projects × 50 artifacts; rescan with nothing changed (target: at
     least 10× faster than the full scan); rescan after editing 10 files in 10 projects
     (target: within 2× of the unchanged rescan).
@@ -20,16 +29,20 @@ import argparse
 import compileall
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import skillmeat_cache
+from skillmeat_cache.errors import DatabaseUnavailableError
 
 from .corpus import edit_files, generate
+from .postgres import throwaway_postgres_database
 
 _SCAN_CHILD = """
 import json, resource, sys, time
@@ -47,6 +60,134 @@ print(json.dumps({"seconds": seconds, "artifacts": summary.artifacts_added + sum
                   "unchanged": summary.projects_unchanged, "updated": summary.projects_updated,
                   "seen": summary.projects_seen, "rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """
+
+
+_S0_OURS = """
+import inspect, json, sys, time
+from skillmeat_cache.container import Container
+from skillmeat_cache.services import scan
+
+db, root, jobs = sys.argv[1], sys.argv[2], sys.argv[3]
+container = Container()
+container.config.from_dict({"database_url": db, "auto_migrate": True})
+container.engine()  # built (and a SQLite file migrated) before the clock starts
+kwargs = {} if jobs == "default" or "jobs" not in inspect.signature(scan).parameters else {"jobs": int(jobs)}
+started = time.perf_counter()
+summary = scan(container.unit_of_work, [root], **kwargs)
+seconds = time.perf_counter() - started
+print(json.dumps({"seconds": seconds, "artifacts": summary.artifacts_added}))
+"""
+
+_S0_FLOOR = """
+import json, sys
+from benchmarks.scan_floor import floor_postgres, floor_sqlite
+
+db, root = sys.argv[1], sys.argv[2]
+floor = floor_postgres if db.startswith("postgresql") else floor_sqlite
+seconds, artifacts = floor(root, db)
+print(json.dumps({"seconds": seconds, "artifacts": artifacts}))
+"""
+
+
+def _child(code: str, *args: str) -> dict[str, float]:
+    """Run ``code`` in a fresh process (from the checkout, so ``benchmarks`` imports)."""
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    return json.loads(out.stdout)
+
+
+class _S0Database:
+    """A fresh migrated database for each S0 run: a copy of a migrated SQLite file, or a
+    new throwaway PostgreSQL database, migrated (a truncated and vacuumed one is not the
+    same: its statistics say "empty" and the first scan's trigger statements plan for that).
+    """
+
+    def __init__(self, work: Path, pg_admin: str | None) -> None:
+        self.work, self.pg_admin, self.runs = work, pg_admin, 0
+        self.template = work / "s0-template.db"
+        self._pg: ExitStack | None = None
+        if pg_admin is None and not self.template.exists():
+            from skillmeat_cache import migrate
+
+            migrate(str(self.template))
+
+    def fresh(self) -> str:
+        self.runs += 1
+        if self.pg_admin is None:
+            path = self.work / f"s0-{self.runs}.db"
+            shutil.copyfile(self.template, path)
+            return str(path)
+        from skillmeat_cache import migrate
+
+        self._pg = ExitStack()
+        url = self._pg.enter_context(throwaway_postgres_database(self.pg_admin, "skillmeat_s0"))
+        migrate(url)
+        return url
+
+    def done(self, db: str) -> None:
+        if self._pg is not None:
+            self._pg.close()
+            self._pg = None
+            return
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+
+
+def _s0_backend(work: Path, root: Path, label: str, pg_admin: str | None, runs: int) -> list[str]:
+    databases = _S0Database(work, pg_admin)
+    sides: dict[str, list[dict[str, float]]] = {"floor": [], "default": [], "1": []}
+    for _ in range(runs):
+        for side, results in sides.items():
+            db = databases.fresh()
+            if side == "floor":
+                results.append(_child(_S0_FLOOR, db, str(root)))
+            else:
+                results.append(_child(_S0_OURS, db, str(root), side))
+            databases.done(db)
+    counts = {r["artifacts"] for results in sides.values() for r in results}
+    assert len(counts) == 1, f"the sides stored different numbers of artifacts: {counts}"
+    floor = statistics.median(r["seconds"] for r in sides["floor"])
+    rows = [_row(f"S0 {label} floor (one thread)", f"{floor:.2f} s", "", True)]
+    record = pg_admin is not None  # PostgreSQL: recorded, no target
+    for side, name, target in (("default", "S0 ", 1.0), ("1", "S0'", 1.3)):
+        ours = statistics.median(r["seconds"] for r in sides[side])
+        ratio = ours / floor
+        jobs = "--jobs default" if side == "default" else "--jobs 1"
+        rows.append(
+            _row(
+                f"{name} {label} {jobs} ÷ floor",
+                f"{ours:.2f} / {floor:.2f} s = {ratio:.2f}×",
+                "(record)" if record else f"≤ {target}",
+                record or ratio <= target,
+            )
+        )
+    return rows
+
+
+def s0(work: Path, projects: int, artifacts: int, runs: int, backends: list[str], pg_url: str) -> list[str]:
+    """S0: first scans against the single-thread floor, on SQLite and PostgreSQL."""
+    root = work / "s0"
+    started = time.perf_counter()
+    info = generate(root, projects, artifacts, seed=1)
+    print(f"S0 tree: {info.summary()} ({time.perf_counter() - started:.1f} s)", file=sys.stderr)
+    size = f"{projects:,} × {artifacts}"
+    rows = []
+    if "sqlite" in backends:
+        rows += _s0_backend(work, root, f"SQLite {size}", None, runs)
+    if "postgresql" in backends:
+        try:
+            with throwaway_postgres_database(pg_url, "skillmeat_s0_probe"):
+                pass
+        except DatabaseUnavailableError as exc:
+            print(f"S0 PostgreSQL skipped: {exc}", file=sys.stderr)
+        else:
+            rows += _s0_backend(work, root, f"PostgreSQL {size}", pg_url, runs)
+    return rows
 
 
 def _scan(db: Path, root: Path) -> dict[str, float]:
@@ -170,15 +311,26 @@ def s3(work: Path, projects: int, artifacts: int, runs: int) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Run S1–S3 and print one table; exit 1 when a target fails."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.scans", description=__doc__.splitlines()[0])
-    parser.add_argument("--size", choices=["full", "small"], default="full")
+    parser.add_argument("--size", choices=["full", "medium", "small"], default="full")
     parser.add_argument("--runs", type=int, default=11, help="alternating runs for S3 (default 11)")
-    parser.add_argument("--only", default="S1,S2,S3", help="comma-separated subset, e.g. S3")
+    parser.add_argument("--s0-runs", type=int, default=3, help="alternating rounds for S0 (default 3)")
+    parser.add_argument("--only", default="S0,S1,S2,S3", help="comma-separated subset, e.g. S0,S3")
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both", help="for S0")
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get("SKILLMEAT_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+        help="a PostgreSQL server whose user may create databases (S0)",
+    )
     args = parser.parse_args(argv)
     only = {part.strip().upper() for part in args.only.split(",")}
     projects, artifacts = (1000, 50) if args.size == "full" else (100, 10)
+    s0_projects = {"full": 1000, "medium": 300, "small": 100}[args.size]
+    backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     rows: list[str] = []
     with tempfile.TemporaryDirectory(prefix="skillmeat-scans-") as tmp:
         work = Path(tmp)
+        if "S0" in only:
+            rows += s0(work, s0_projects, 50, args.s0_runs, backends, args.pg_url)
         if only & {"S1", "S2"}:
             rows += s1_s2(work, projects, artifacts, factor=5)
         if "S3" in only:

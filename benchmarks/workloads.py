@@ -52,6 +52,10 @@ TARGETS: dict[str, tuple[str, float]] = {
     "W8": ("rescan, nothing changed (upsert_many of identical rows)", 1.5),
 }
 PG_TARGET = 2.0
+# PostgreSQL W3 and W6 (issue 14): the target is ours within 1.10x of SQLAlchemy alone
+# measured in the same run (SQLAlchemy's ORM by itself needs more than 2.0x raw for them
+# on this kind of machine); the raw ratio is still printed beside it.
+ALONE_TARGETS: dict[str, dict[str, float]] = {"postgres": {"W3": 1.10, "W6": 1.10}}
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 _TABLES = ("artifact_search", "artifact_tags", "artifact_metadata", "artifacts", "projects")
 
@@ -87,6 +91,8 @@ class Result:
     reps: int = 1
     alone: float | None = None
     alone_runs: list[float] = field(default_factory=list)
+    # Set where the target is against SQLAlchemy alone (ALONE_TARGETS), not against raw.
+    alone_target: float | None = None
 
     @property
     def alone_ratio(self) -> float | None:
@@ -94,12 +100,24 @@ class Result:
         return None if self.alone is None else self.alone / self.raw
 
     @property
+    def over_alone(self) -> float | None:
+        """Ours / SQLAlchemy alone: what our code adds to the ORM's own cost."""
+        return None if self.alone is None else self.ours / self.alone
+
+    @property
     def ratio(self) -> float:
         return self.ours / self.raw
 
     @property
     def passed(self) -> bool:
+        if self.alone_target is not None and self.over_alone is not None:
+            return self.over_alone <= self.alone_target
         return self.ratio <= self.target
+
+    def verdict(self) -> str:
+        """The target and the result, e.g. ``≤ 2 raw: PASS`` or ``≤ 1.1 alone: FAIL``."""
+        basis = f"≤ {self.alone_target:g}× alone" if self.alone_target is not None else f"≤ {self.target:g}"
+        return f"{basis}: {'PASS' if self.passed else 'FAIL'}"
 
 
 # -- backends -------------------------------------------------------------------------
@@ -642,13 +660,16 @@ def _machine() -> dict[str, str]:
 def table(results: list[Result]) -> str:
     """The results as a Markdown table."""
     lines = [
-        "| backend | id | workload | ours | raw | ratio | target | pass |",
-        "|---|---|---|---:|---:|---:|---:|---|",
+        "| backend | id | workload | ours | raw | ratio | alone | ours ÷ alone | target | pass |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
+        alone = "" if r.alone is None else _fmt(r.alone)
+        over = "" if r.over_alone is None else f"{r.over_alone:.2f}"
+        target = f"≤ {r.alone_target:g}× alone" if r.alone_target is not None else f"≤ {r.target:g}"
         lines.append(
             f"| {r.backend} | {r.id} | {TARGETS[r.id][0]} | {_fmt(r.ours)} | {_fmt(r.raw)} | {r.ratio:.2f} | "
-            f"≤ {r.target:g} | {'PASS' if r.passed else 'FAIL'} |"
+            f"{alone} | {over} | {target} | {'PASS' if r.passed else 'FAIL'} |"
         )
     return "\n".join(lines)
 
@@ -689,16 +710,18 @@ def run(
                 target = TARGETS[wid][1] if backend_name == "sqlite" else PG_TARGET
                 t0 = time.perf_counter()
                 result = measure(suite, workloads[wid], runs, target, profile)
+                result.alone_target = ALONE_TARGETS.get(backend_name, {}).get(wid)
                 results.append(result)
                 out(
                     f"{wid:<3} ours {_fmt(result.ours):>9}  raw {_fmt(result.raw):>9}  ratio {result.ratio:5.2f}  "
-                    f"(≤ {target:g}: {'PASS' if result.passed else 'FAIL'})  "
+                    f"({result.verdict()})  "
                     f"runs ours [{', '.join(_fmt(x) for x in result.ours_runs)}] "
                     f"raw [{', '.join(_fmt(x) for x in result.raw_runs)}]  {time.perf_counter() - t0:.0f} s"
                 )
                 if result.alone is not None:
                     out(
                         f"    SQLAlchemy alone {_fmt(result.alone):>9}  ratio {result.alone_ratio:5.2f}  "
+                        f"ours ÷ alone {result.over_alone:5.2f}  "
                         f"runs [{', '.join(_fmt(x) for x in result.alone_runs)}]"
                     )
         finally:
@@ -771,7 +794,14 @@ def main(argv: list[str] | None = None) -> int:
             "runs": args.runs,
             "machine": machine,
             "results": [
-                {**asdict(r), "ratio": r.ratio, "alone_ratio": r.alone_ratio, "passed": r.passed} for r in results
+                {
+                    **asdict(r),
+                    "ratio": r.ratio,
+                    "alone_ratio": r.alone_ratio,
+                    "over_alone": r.over_alone,
+                    "passed": r.passed,
+                }
+                for r in results
             ],
         }
         args.json.write_text(json.dumps(payload, indent=2))

@@ -252,14 +252,15 @@ def _progress(enabled: bool) -> Iterator[Callable[[str], None] | None]:
 @click.option("--max-depth", default=5, show_default=True, type=click.IntRange(min=0), help="Levels below each root.")
 @click.option("--full", is_flag=True, help="Re-read every project, even unchanged ones.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), help="Projects read at once (default: the machine's cores).")
 @_command
-def scan(state: _State, roots: tuple[str, ...], max_depth: int, full: bool, as_json: bool) -> None:
+def scan(state: _State, roots: tuple[str, ...], max_depth: int, full: bool, as_json: bool, jobs: int | None) -> None:
     """Scan ROOT folders for SkillMeat projects and update the cache."""
     from .services import scan as run_scan
 
     uow_factory = state.container().unit_of_work
     with _progress(not as_json and sys.stderr.isatty()) as progress:
-        s = run_scan(uow_factory, roots, max_depth=max_depth, full=full, progress=progress, remember=True)
+        s = run_scan(uow_factory, roots, max_depth=max_depth, full=full, progress=progress, remember=True, jobs=jobs)
     if as_json:
         _echo_json(s.to_dict())
         return

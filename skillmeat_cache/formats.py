@@ -120,6 +120,8 @@ def _jsonable(value: Any, clean: _Text) -> Any:
         budget[0] -= 1
         if budget[0] < 0:
             raise _TooComplex("frontmatter too large once aliases are expanded")
+        if type(v) is str:  # most values: plain text, checked without a call when ASCII
+            return v if v.isascii() and "\x00" not in v else clean(v)
         if v is None or isinstance(v, bool):
             return v
         if isinstance(v, str):
@@ -320,7 +322,13 @@ def read_markdown(path: str, warn: Warn) -> Meta:
     read = _read_head(path, warn)
     if read is None:
         return Meta(state="broken")
-    head, truncated = read
+    return markdown_meta(read[0], read[1], path, warn)
+
+
+def markdown_meta(head: bytes, truncated: bool, path: str, warn: Warn) -> Meta:
+    """Frontmatter from the first FRONTMATTER_READ_LIMIT bytes of a markdown file already
+    read (``truncated``: the file is longer).
+    """
     text = _decode(head, truncated, path, warn)
     if text is None:
         return Meta(state="broken")

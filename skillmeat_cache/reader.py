@@ -12,13 +12,15 @@ from .config_files import MCP_FILE, SETTINGS_FILES, ConfigArtifact, hooks_from_s
 from .deployed import _apply_deployment, _Deployed, _parse_deployed, _warn_unmatched
 from .fingerprint import _Node, _Profile, _walk_project
 from .formats import (
+    FRONTMATTER_READ_LIMIT,
     Meta,
     is_valid_text,
     load_toml,
+    markdown_meta,
     read_markdown,
     read_mcp_json,
 )
-from .hashing import content_hash
+from .hashing import hash_and_head
 from .layout import (
     _NOUN,
     DEPLOYED_FILE,
@@ -134,13 +136,21 @@ class _Reader:
             if escape is not None:
                 self.warn(escape, "symlink resolves outside the project; artifact skipped")
                 return
+        markdown = not meta_file.endswith(".json")
         try:
-            digest = content_hash(Path(entry.path))
+            # One read of the manifest serves both the hash and the frontmatter.
+            digest, head = hash_and_head(entry.path, meta_file if markdown else None, FRONTMATTER_READ_LIMIT + 1)
         except OSError as exc:
             self.warn(entry.path, f"content not readable: {exc.strerror or exc}; skipped")
             return
-        read_meta = read_mcp_json if meta_file.endswith(".json") else read_markdown
-        meta: Meta = read_meta(meta_file, self.warn)
+        meta: Meta
+        if not markdown:
+            meta = read_mcp_json(meta_file, self.warn)
+        elif head is None:  # not met by the walk (a link to a file outside the folder)
+            meta = read_markdown(meta_file, self.warn)
+        else:
+            truncated = len(head) > FRONTMATTER_READ_LIMIT
+            meta = markdown_meta(head[:FRONTMATTER_READ_LIMIT], truncated, meta_file, self.warn)
         artifact = ArtifactOnDisk(
             type=type_,
             name=name,
@@ -247,13 +257,26 @@ def read_project(project: Path | str) -> ProjectOnDisk:
     A folder without any profile root gives a warning and no artifacts. Raises
     FileNotFoundError or NotADirectoryError when ``project`` is not an existing folder.
     """
+    disk = read_changed_project(project, None)
+    assert disk is not None  # only an unchanged fingerprint reads nothing
+    return disk
+
+
+def read_changed_project(project: Path | str, fingerprint: str | None) -> ProjectOnDisk | None:
+    """:func:`read_project`, unless the project's fingerprint equals ``fingerprint``: then
+    None, and nothing but the stat walk was done. One walk serves both the fingerprint and
+    the reading (a rescan pays one walk per project, changed or not).
+    """
     real = os.path.realpath(os.fspath(project))
     st = os.stat(real)  # FileNotFoundError for a missing project
     if not stat.S_ISDIR(st.st_mode):
         raise NotADirectoryError(f"not a folder: {real}")
     warnings: list[ScanWarning] = []
     warn = _collector(warnings)
-    fingerprint, walk = _walk_project(real, warn)
+    found, walk = _walk_project(real, warn)
+    if fingerprint is not None and found == fingerprint:
+        return None
+    fingerprint = found
 
     name = os.path.basename(real) or real
     description: str | None = None

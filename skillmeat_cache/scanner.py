@@ -38,7 +38,7 @@ from .discovery import discover_projects
 from .fingerprint import project_fingerprint
 from .formats import FRONTMATTER_READ_LIMIT
 from .layout import PROFILE_ROOTS, ArtifactOnDisk, ProjectOnDisk, ScanWarning, is_project_folder
-from .reader import read_project
+from .reader import read_changed_project, read_project
 
 __all__ = [
     "FRONTMATTER_READ_LIMIT",
@@ -49,5 +49,6 @@ __all__ = [
     "discover_projects",
     "is_project_folder",
     "project_fingerprint",
+    "read_changed_project",
     "read_project",
 ]

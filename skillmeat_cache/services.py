@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,18 +22,16 @@ from .marketplace import (
     import_marketplace,
     refresh_upstream_versions,
 )
-from .models import Artifact, ArtifactMetadata, MarketplaceEntry, Project, check_text, ensure_utc, utcnow
-from .retry import run_with_retry
+from .models import MarketplaceEntry, Project, check_text, ensure_utc, utcnow
+from .readers import Outcome, Task, default_jobs, read_in_order
 from .roots import remember_roots
 from .scanner import (
-    ArtifactOnDisk,
     ProjectOnDisk,
     ScanWarning,
     discover_projects,
     is_project_folder,
-    project_fingerprint,
-    read_project,
 )
+from .sync import Sync, sync_batch, sync_with_retry
 from .uow import AbstractUnitOfWork
 from .values import is_inside
 
@@ -105,158 +104,6 @@ def _still_there(path: str) -> bool:
         return False
 
 
-def _row(project_id: str, artifact: ArtifactOnDisk) -> dict[str, Any]:
-    return {
-        "project_id": project_id,
-        "type": artifact.type,
-        "path": artifact.rel,
-        "name": artifact.name,
-        "source": artifact.source,
-        "deployed_version": artifact.deployed_version,
-        "local_modified": artifact.local_modified,
-        "content_hash": artifact.content_hash,
-    }
-
-
-def _meta(artifact_id: str, artifact: ArtifactOnDisk) -> dict[str, Any]:
-    return {
-        "artifact_id": artifact_id,
-        "data": artifact.data,
-        "description": artifact.description,
-        "tags": list(artifact.tags),
-        "aliases": list(artifact.aliases),
-    }
-
-
-def _row_differs(stored: Artifact, artifact: ArtifactOnDisk) -> bool:
-    return (stored.source, stored.deployed_version, stored.local_modified, stored.content_hash) != (
-        artifact.source,
-        artifact.deployed_version,
-        artifact.local_modified,
-        artifact.content_hash,
-    )
-
-
-def _meta_differs(stored: ArtifactMetadata | None, artifact: ArtifactOnDisk) -> bool:
-    if stored is None:
-        return True
-    return (stored.data, stored.description, stored.tags or [], stored.aliases or []) != (
-        artifact.data,
-        artifact.description,
-        list(artifact.tags),
-        list(artifact.aliases),
-    )
-
-
-@dataclass
-class _Sync:
-    added: bool = False
-    changed: bool = False
-    artifacts_added: int = 0
-    artifacts_updated: int = 0
-    artifacts_removed: int = 0
-
-
-def _match(stored: list[Artifact], on_disk: list[ArtifactOnDisk]) -> tuple[dict[int, Artifact], list[Artifact]]:
-    """Pair what is on disk with what is stored: by (type, path, name), then the leftovers
-    by (type, name) when exactly one of each is left (a moved file, or a path guessed by
-    the migration that added paths), so the artifact keeps its id. Returns the pairs (by
-    index into ``on_disk``) and the stored artifacts left unpaired.
-    """
-    by_key = {(a.type, a.path, a.name): a for a in stored}
-    pairs: dict[int, Artifact] = {}
-    loose: list[int] = []
-    for index, artifact in enumerate(on_disk):
-        existing = by_key.pop((artifact.type, artifact.rel, artifact.name), None)
-        if existing is None:
-            loose.append(index)
-        else:
-            pairs[index] = existing
-    left: dict[tuple[str, str], list[Artifact]] = {}
-    for existing in by_key.values():
-        left.setdefault((existing.type, existing.name), []).append(existing)
-    wanted: dict[tuple[str, str], list[int]] = {}
-    for index in loose:
-        wanted.setdefault((on_disk[index].type, on_disk[index].name), []).append(index)
-    for key, indexes in wanted.items():
-        candidates = left.get(key, [])
-        if len(indexes) == 1 and len(candidates) == 1:
-            pairs[indexes[0]] = candidates.pop()
-    return pairs, [a for group in left.values() for a in group]
-
-
-def _warning_rows(warnings: list[ScanWarning]) -> list[dict[str, str]]:
-    return [{"path": w.path, "message": w.message} for w in warnings]
-
-
-def _sync_project(uow: AbstractUnitOfWork, disk: ProjectOnDisk, now: datetime) -> _Sync:
-    """Bring one project's cache entry in line with what was read from disk."""
-    result = _Sync()
-    project = uow.projects.get_by_path(str(disk.path))
-    if project is None:
-        result.added = True
-        project = uow.projects.add(
-            Project(name=disk.name, path=str(disk.path), description=disk.description, last_fetched=now)
-        )
-    for key, value in (
-        ("name", disk.name),
-        ("description", disk.description),
-        ("status", "active"),
-        ("error_message", None),
-        ("warnings", _warning_rows(disk.warnings) or None),
-    ):
-        if getattr(project, key) != value:
-            setattr(project, key, value)
-            result.changed = True
-    project.fingerprint = disk.fingerprint
-    project.last_fetched = now
-    stored = uow.artifacts.list_for_project(project.id)
-    metas = uow.metadata.get_many([a.id for a in stored])
-    pairs, gone = _match(stored, disk.artifacts)
-    if gone:
-        result.artifacts_removed = uow.artifacts.delete_many([a.id for a in gone])
-    rows, meta_for_new, meta_rows = [], [], []
-    for index, artifact in enumerate(disk.artifacts):
-        existing = pairs.get(index)
-        if existing is None:
-            result.artifacts_added += 1
-            rows.append(_row(project.id, artifact))
-            meta_for_new.append(artifact)
-            continue
-        moved = existing.path != artifact.rel
-        if moved:
-            existing.path = artifact.rel
-        row_changed = _row_differs(existing, artifact)
-        meta_changed = _meta_differs(metas.get(existing.id), artifact)
-        if row_changed:
-            rows.append(_row(project.id, artifact))
-        if meta_changed:
-            meta_rows.append(_meta(existing.id, artifact))
-        if moved or row_changed or meta_changed:
-            result.artifacts_updated += 1
-    if rows:
-        uow.artifacts.upsert_many(rows)
-    if meta_for_new:
-        ids = uow.artifacts.keys_for_project(project.id)
-        meta_rows.extend(_meta(ids[(a.type, a.rel, a.name)], a) for a in meta_for_new)
-    if meta_rows:
-        uow.metadata.set_many(meta_rows)
-    result.changed = result.changed or bool(
-        result.added or result.artifacts_added or result.artifacts_updated or result.artifacts_removed
-    )
-    return result
-
-
-def _sync_with_retry(uow_factory: UowFactory, disk: ProjectOnDisk, now: datetime) -> _Sync:
-    """One project's unit of work, re-run when a concurrent scan of the same tree added the
-    same project first (DuplicateError) or the database was busy; the re-run sees the
-    other scan's rows and updates them instead.
-    """
-    return run_with_retry(
-        uow_factory, lambda uow: _sync_project(uow, disk, now), retry_on=(DuplicateError, DatabaseBusyError)
-    )
-
-
 def scan(
     uow_factory: UowFactory,
     roots: Iterable[Path | str],
@@ -266,12 +113,21 @@ def scan(
     progress: Callable[[str], None] | None = None,
     now: datetime | None = None,
     remember: bool = False,
+    jobs: int | None = None,
 ) -> ScanSummary:
     """Discover projects under ``roots`` and bring the cache up to date with them;
     ``remember``: add the roots to the ones a server keeps fresh (:mod:`roots`).
+
+    ``jobs`` projects are read at a time, by worker processes (default: the machine's
+    cores; 1 reads them one after another in this thread); this thread alone writes, in
+    the order the projects were discovered, so the cache and the summary do not depend
+    on ``jobs``. See docs/scanning.md.
     """
     started = time.perf_counter()
     now = ensure_utc(now, "now") if now is not None else utcnow()
+    jobs = default_jobs() if jobs is None else jobs
+    if jobs < 1:
+        raise ValidationError("jobs", f"must be at least 1, got {jobs}")
     checked = [_resolve_root(r) for r in roots]
     resolved = [path for path, usable in checked if usable]
     run = _ScanRun(uow_factory, full, now)
@@ -279,13 +135,17 @@ def scan(
         run.cached = {
             p.path: (p.id, p.fingerprint, p.status, p.warnings) for p in uow.projects.list() if _under(p.path, resolved)
         }
-    for path in discover_projects([p for p, _ in checked], max_depth=max_depth, warnings=run.summary.warnings):
-        if str(path) in run.seen:
-            continue
-        run.seen.add(str(path))
-        if progress is not None:
-            progress(str(path))
-        run.visit(path)
+    found: list[ScanWarning] = []
+    tasks = run.tasks(discover_projects([p for p, _ in checked], max_depth=max_depth, warnings=found), found)
+    # closing(): an error in the writer stops the readers now, not when the traceback goes.
+    with closing(read_in_order(tasks, jobs)) as outcomes:
+        for task, outcome in outcomes:
+            run.summary.warnings.extend(task.context)
+            if progress is not None:
+                progress(task.path)
+            run.take(task.path, outcome)
+    run.flush()
+    run.summary.warnings.extend(found)  # what discovery warned about after the last project
     run.finish()
     if remember:
         remember_roots(uow_factory, resolved)
@@ -293,9 +153,16 @@ def scan(
     return run.summary
 
 
+#: A batch of read projects is written in one unit of work once it holds this many
+#: artifacts (or BATCH_PROJECTS projects): fewer commits, and the write lock is still
+#: held for a small fraction of a second at a time.
+BATCH_ARTIFACTS = 2000
+BATCH_PROJECTS = 100
+
+
 @dataclass
 class _ScanRun:
-    """One scan's state while it visits the discovered projects one by one."""
+    """One scan's state while the writer takes the read projects one by one."""
 
     uow_factory: UowFactory
     full: bool
@@ -305,6 +172,24 @@ class _ScanRun:
     cached: dict[str, tuple[str, str | None, str, Any]] = field(default_factory=dict)
     seen: set[str] = field(default_factory=set)
     unchanged: list[str] = field(default_factory=list)
+    # read projects not written yet: (path, what was read, not cached when the scan began)
+    batch: list[tuple[Path, ProjectOnDisk, bool]] = field(default_factory=list)
+    batch_artifacts: int = 0
+
+    def tasks(self, paths: Iterable[Path], found: list[ScanWarning]) -> Iterator[Task[list[ScanWarning]]]:
+        """A read task per discovered project, carrying what discovery warned about before
+        finding it (so warnings keep the discovery order however far ahead readers run).
+        """
+        for path in paths:
+            key = str(path)
+            if key in self.seen:
+                continue
+            self.seen.add(key)
+            known = self.cached.get(key)
+            skip_if = known[1] if not self.full and known is not None and known[2] == "active" else None
+            before = found[:]
+            found.clear()
+            yield Task(key, skip_if, before)
 
     def warn(self, path: str, message: str) -> None:
         self.summary.warnings.append(ScanWarning(path, message))
@@ -313,55 +198,61 @@ class _ScanRun:
         self.summary.projects_error += 1
         _record_error(self.uow_factory, str(path), path.name, message, self.now)
 
-    def visit(self, path: Path) -> None:
-        """Skip an unchanged project, else read it and store what it holds."""
-        key = str(path)
-        known = self.cached.get(key)
-        try:
-            fingerprint: str | None = project_fingerprint(path)
-        except OSError as exc:
-            fingerprint = None
-            self.warn(key, f"cannot read project: {exc.strerror or exc}")
-        if not self.full and known is not None and fingerprint is not None and known[1:3] == (fingerprint, "active"):
+    def take(self, key: str, outcome: Outcome) -> None:
+        """Count an unchanged project, record one that cannot be read, or queue one that
+        was read for writing.
+        """
+        path = Path(key)
+        if outcome.kind == "unchanged":
+            known = self.cached[key]
             self.unchanged.append(known[0])
             # What the last read warned about is still true of the unchanged files.
             self.summary.warnings.extend(ScanWarning(w["path"], w["message"]) for w in known[3] or [])
             return
-        disk = self.read(path)
-        if disk is not None:
-            self.store(path, disk)
-
-    def read(self, path: Path) -> ProjectOnDisk | None:
-        """The project as read from disk; None (with a warning, or an error recorded) when
-        it cannot be stored.
-        """
-        key = str(path)
-        try:
-            disk = read_project(path)
-        except (FileNotFoundError, NotADirectoryError):
-            disk = None
-        except OSError as exc:
-            message = f"cannot read project: {exc.strerror or exc}"
-            self.warn(key, message)
-            self.error(path, message)
-            return None
+        if outcome.kind == "error":
+            self.warn(key, outcome.message or "cannot read project")
+            self.error(path, outcome.message or "cannot read project")
+            return
+        disk = outcome.disk
         if disk is None or disk.claude in ("missing", "notdir"):
             # Removed (or its .claude removed) between discovery and reading: the project
             # is gone, not empty. A cached one is marked stale at the end; its artifacts stay.
             self.seen.discard(key)
             self.warn(key, "project folder vanished during the scan; not read")
-            return None
+            return
         self.summary.warnings.extend(disk.warnings)
         if disk.claude == "error":
             reason = next((w.message for w in disk.warnings if w.path == str(disk.path / ".claude")), "unreadable")
             self.error(path, f"cannot read project: {reason}")
-            return None
-        return disk
+            return
+        new = key not in self.cached and str(disk.path) not in self.cached
+        self.batch.append((path, disk, new))
+        self.batch_artifacts += len(disk.artifacts)
+        if self.batch_artifacts >= BATCH_ARTIFACTS or len(self.batch) >= BATCH_PROJECTS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the queued projects: in one unit of work (all of them or, on any refusal,
+        none), else each in its own, which keeps every project atomic.
+        """
+        batch, self.batch, self.batch_artifacts = self.batch, [], 0
+        if len(batch) > 1:
+            try:
+                with self.uow_factory() as uow:
+                    synced = sync_batch(uow, [(disk, new) for _path, disk, new in batch], self.now)
+            except (ValidationError, ValueTooLargeError, DuplicateError, DatabaseBusyError):
+                pass  # one project refused (or a concurrent scan got in): each alone below
+            else:
+                for sync in synced:
+                    self.count(sync)
+                return
+        for path, disk, _new in batch:
+            self.store(path, disk)
 
     def store(self, path: Path, disk: ProjectOnDisk) -> None:
-        """Bring the cache's copy of one project up to date, counting what changed."""
+        """Bring the cache's copy of one project up to date in its own unit of work."""
         try:
-            sync = _sync_with_retry(self.uow_factory, disk, self.now)
+            sync = sync_with_retry(self.uow_factory, disk, self.now)
         except (ValidationError, ValueTooLargeError) as exc:
             # What this project holds cannot be stored (e.g. a tag too long for an
             # index): the project is recorded as an error and the scan goes on.
@@ -369,6 +260,9 @@ class _ScanRun:
             self.warn(str(path), message)
             self.error(path, message)
             return
+        self.count(sync)
+
+    def count(self, sync: Sync) -> None:
         s = self.summary
         s.artifacts_added += sync.artifacts_added
         s.artifacts_updated += sync.artifacts_updated

@@ -25,6 +25,7 @@ from .bulk import (
     atomic,
     chunks,
     insert_values,
+    returned_values,
     rows_per_statement,
     sql_for,
     statement_count,
@@ -42,6 +43,7 @@ from .common import (
     translate_errors,
 )
 from .rows import (
+    ARTIFACT_KEY,
     artifact_rows,
     artifact_type_filter,
     lookup_key,
@@ -63,6 +65,8 @@ from .statements import (
 )
 
 ARTIFACTS = Artifact.__table__
+
+_RETURNING = f"RETURNING {', '.join(ARTIFACT_KEY)}, id"
 
 __all__ = ["SqlAlchemyArtifactRepository"]
 
@@ -197,10 +201,18 @@ class SqlAlchemyArtifactRepository(base.ArtifactRepository):
         expire_collections(self._session)
 
     def upsert_many(self, rows: Iterable[Mapping[str, Any]]) -> int:  # noqa: D102
+        return self._upsert(rows, returning=False)  # type: ignore[return-value]
+
+    def upsert_many_ids(self, rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, ...], str]:  # noqa: D102
+        return self._upsert(rows, returning=True)  # type: ignore[return-value]
+
+    def _upsert(
+        self, rows: Iterable[Mapping[str, Any]], *, returning: bool
+    ) -> int | dict[tuple[str, ...], str]:
         prepared = artifact_rows(rows)
         check_writable(self._session)
         if not prepared:
-            return 0
+            return {} if returning else 0
         session = self._session
         conn, sql = write_connection(session)
         partial = [r for r in prepared if "deployed_version" not in r or "upstream_version" not in r]
@@ -231,13 +243,19 @@ class SqlAlchemyArtifactRepository(base.ArtifactRepository):
             statements += statement_count(len(group), size)
             plans.append((columns, group, size))
         changed = 0
+        ids: dict[tuple[str, ...], str] = {}
         with atomic(conn, sql.pg or statements > 1):
             for columns, group, size in plans:
                 head, row_sql, tail = artifact_upsert_sql(sql.pg, columns)
                 values = builtins.list(map(operator.itemgetter(*columns), group))
-                changed += insert_values(conn, head, row_sql, tail, values, size)
+                if returning:
+                    # The ids of the rows written, as the statement wrote them: no read-back.
+                    returned = returned_values(conn, head, row_sql, f"{tail} {_RETURNING}", values, size)
+                    ids.update((tuple(found[:-1]), found[-1]) for found in returned)
+                else:
+                    changed += insert_values(conn, head, row_sql, tail, values, size)
         self._expire_artifacts()
-        return changed
+        return ids if returning else changed
 
     def update_many(self, changes: Iterable[Mapping[str, Any]]) -> int:  # noqa: D102
         prepared = merge_changes(changes)

@@ -106,6 +106,14 @@ class ProjectRepository(ABC):
         leaves the metadata out); DuplicateError on a taken path.
         """
 
+    def add_many(self, projects: Iterable[Project]) -> builtins.list[str]:
+        """Add new projects (without artifacts); their ids, in order. DuplicateError on a
+        taken path. The SQL implementation inserts them in bulk, all or none, and does not
+        track them as entities (like the artifacts' bulk paths); this default adds them
+        one by one with :meth:`add`.
+        """
+        return [self.add(project).id for project in projects]
+
     @abstractmethod
     def get(self, id: str) -> Project | None:
         """The project with this id, or None."""
@@ -220,6 +228,14 @@ class ArtifactRepository(ABC):
         stored one is not written (its ``updated_at`` stays); within one call the last
         row for a key wins; ``is_outdated`` is derived. Returns how many rows were
         inserted or changed.
+        """
+
+    @abstractmethod
+    def upsert_many_ids(self, rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, ...], str]:
+        """:meth:`upsert_many`, returning ``{(project_id, type, name, path): id}`` (the
+        unique key, ``rows.ARTIFACT_KEY``) of the rows it inserted or changed, as the
+        statement wrote them (``RETURNING``: nothing is read back). A row identical to the
+        stored one is not written, so it is not in the result.
         """
 
     @abstractmethod

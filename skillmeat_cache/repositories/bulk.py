@@ -43,6 +43,7 @@ __all__ = [
     "atomic",
     "chunks",
     "insert_values",
+    "returned_values",
     "metadata_differs",
     "metadata_upsert_sql",
     "rows_per_statement",
@@ -132,6 +133,20 @@ def insert_values(conn: Connection, head: str, row: str, tail: str, rows: Sequen
         params = tuple(itertools.chain.from_iterable(batch))
         changed += max(conn.exec_driver_sql(_values_sql(head, row, len(batch), tail), params).rowcount, 0)
     return changed
+
+
+def returned_values(
+    conn: Connection, head: str, row: str, tail: str, rows: Sequence[tuple[Any, ...]], size: int
+) -> list[tuple[Any, ...]]:
+    """Like :func:`insert_values` for statements ending in ``RETURNING``: the rows they
+    return, all statements together (SQLite 3.35+ and PostgreSQL).
+    """
+    returned: list[tuple[Any, ...]] = []
+    for start in range(0, len(rows), size):
+        batch = rows[start : start + size]
+        params = tuple(itertools.chain.from_iterable(batch))
+        returned.extend(conn.exec_driver_sql(_values_sql(head, row, len(batch), tail), params).fetchall())
+    return returned
 
 
 def statement_count(count: int, size: int) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import json
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from ..column_types import JSONDocument
 from ..errors import NotFoundError
 from ..models import (
     Artifact,
@@ -17,12 +19,15 @@ from ..models import (
     ArtifactTag,
     Project,
 )
-from ..values import PROJECT_STATUSES, check_choice, ensure_utc, utcnow
+from ..values import PROJECT_STATUSES, check_choice, ensure_utc, new_id, utcnow
 from . import base, bulk
 from .bulk import (
     atomic,
     chunks,
+    insert_values,
+    rows_per_statement,
     sql_for,
+    statement_count,
     write_connection,
 )
 from .common import (
@@ -45,6 +50,22 @@ from .statements import (
 )
 
 PROJECTS = Project.__table__
+# (column, attribute) of every projects column, in table order, and the JSON ones.
+_PROJECT_COLUMNS = tuple(
+    (column.name, Project.__mapper__.get_property_by_column(column).key) for column in PROJECTS.columns
+)
+_JSON_COLUMNS = frozenset(column.name for column in PROJECTS.columns if isinstance(column.type, JSONDocument))
+
+
+def _bound(sql: bulk.Sql, column: str, value: Any) -> Any:
+    """A value as the column's type would bind it."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return sql.timestamp(value)
+    if column in _JSON_COLUMNS:
+        return json.dumps(value)
+    return value
 
 __all__ = ["SqlAlchemyProjectRepository"]
 
@@ -58,6 +79,30 @@ class SqlAlchemyProjectRepository(base.ProjectRepository):
 
     def add(self, project: Project) -> Project:  # noqa: D102
         return add_entity(self._session, project)
+
+    def add_many(self, projects: Iterable[Project]) -> builtins.list[str]:  # noqa: D102
+        items = builtins.list(projects)  # each validated as it was built
+        check_writable(self._session)
+        if not items:
+            return []
+        conn, sql = write_connection(self._session)
+        now = utcnow()
+        values = []
+        for project in items:
+            if project.id is None:
+                project.id = new_id()
+            for stamp in ("created_at", "updated_at"):
+                if getattr(project, stamp) is None:
+                    setattr(project, stamp, now)
+            if project.status is None:
+                project.status = "active"
+            values.append(tuple(_bound(sql, column, getattr(project, key)) for column, key in _PROJECT_COLUMNS))
+        head = f"INSERT INTO projects ({', '.join(column for column, _ in _PROJECT_COLUMNS)})"
+        row = f"({', '.join(sql.json if column in _JSON_COLUMNS else sql.p for column, _ in _PROJECT_COLUMNS)})"
+        size = rows_per_statement(conn, sql, len(_PROJECT_COLUMNS))
+        with atomic(conn, sql.pg or statement_count(len(values), size) > 1):
+            insert_values(conn, head, row, "", values, size)
+        return [project.id for project in items]
 
     def get(self, id: str) -> Project | None:  # noqa: D102
         return self._session.get(Project, lookup_key("id", id))

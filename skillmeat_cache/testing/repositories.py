@@ -229,6 +229,10 @@ class FakeArtifactRepository(_FakeRepository, base.ArtifactRepository):
         shapes = dict.fromkeys(tuple(row) for row in prepared)  # the SQL path: one statement per set of columns
         return self._bulk([(stored.get(key(r)), r) for r in prepared if tuple(r) == shape] for shape in shapes)
 
+    def upsert_many_ids(self, rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, ...], str]:  # noqa: D102
+        before, key, _ = dict(self._rows("artifacts")), itemgetter(*shared.ARTIFACT_KEY), self.upsert_many(rows)
+        return {key(r): i for i, r in self._rows("artifacts").items() if r is not before.get(i)}  # written: new rows
+
     def update_many(self, changes: Iterable[Mapping[str, Any]]) -> int:  # noqa: D102
         stored = self._rows("artifacts")  # the SQL path: one statement per change
         return self._bulk([(stored[c["id"]], c)] for c in shared.merge_changes(changes) if c["id"] in stored)

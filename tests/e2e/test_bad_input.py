@@ -26,6 +26,7 @@ from click.testing import Result
 from conftest import factory_for, refuse_scandir, succeeded, write_file
 from sqlalchemy import event, text
 
+import skillmeat_cache.readers as readers
 import skillmeat_cache.services as services
 from skillmeat_cache import (
     Artifact,
@@ -777,14 +778,14 @@ def test_folder_removed_mid_scan(sqlite_url, tmp_path, monkeypatch, what):
     scan(uow, [tree])
     make_skill(tree / "b", name="second")  # b changed: it will be re-read
     make_skill(tree / "d")  # a new project
-    real = services.read_project
+    real = readers.read_changed_project
 
-    def vanish_first(path: Path) -> Any:
-        if path.name in ("b", "d"):
-            shutil.rmtree(path if what == "folder" else path / ".claude")
-        return real(path)
+    def vanish_first(path: str, fingerprint: str | None) -> Any:
+        if Path(path).name in ("b", "d"):
+            shutil.rmtree(path if what == "folder" else Path(path) / ".claude")
+        return real(path, fingerprint)
 
-    monkeypatch.setattr(services, "read_project", vanish_first)
+    monkeypatch.setattr(readers, "read_changed_project", vanish_first)
     summary = scan(uow, [tree])
     assert sorted((Path(w.path).name, w.message) for w in summary.warnings) == [
         ("b", "project folder vanished during the scan; not read"),

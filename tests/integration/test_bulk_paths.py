@@ -359,3 +359,50 @@ def test_artifact_entity_validation_still_applies_to_add(any_uow):
     pid, _ = _seed(any_uow, 1)
     with any_uow() as uow, pytest.raises(ValidationError):
         uow.artifacts.add(Artifact(project_id=pid, name="x", type="bogus"))
+
+
+def test_upsert_many_ids_returns_the_ids_of_the_rows_it_wrote(any_uow):
+    with any_uow() as uow:
+        pid = uow.projects.add(Project(name="p", path="/w/ids")).id
+        first = uow.artifacts.upsert_many_ids(_rows(pid, 3, upstream_version="1.0"))
+        stored = uow.artifacts.keys_for_project(pid)
+        assert first == {(pid, type_, name, path): id_ for (type_, path, name), id_ in stored.items()}
+        rows = _rows(pid, 4, upstream_version="1.0")
+        rows[1]["source"] = "changed"
+        again = uow.artifacts.upsert_many_ids(rows)  # s0, s2 identical: not written, not returned
+        assert sorted(key[2] for key in again) == ["s1", "s3"]
+        s1 = ".claude/skills/s1"
+        assert again[(pid, "skill", "s1", s1)] == stored[("skill", s1, "s1")]  # an updated row keeps its id
+        assert uow.artifacts.upsert_many_ids([]) == {}
+
+
+def test_projects_add_many_inserts_them_with_every_column(any_uow):
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    with any_uow() as uow:
+        ids = uow.projects.add_many(
+            [
+                Project(name="a", path="/w/many-a", description="first", last_fetched=when, fingerprint="f1",
+                        warnings=[{"path": "/w/many-a/x", "message": "m"}]),
+                Project(name="b", path="/w/many-b"),
+            ]
+        )  # fmt: skip
+        assert len(set(ids)) == 2 and uow.projects.add_many([]) == []
+    with any_uow(read_only=True) as uow:
+        a, b = uow.projects.get(ids[0]), uow.projects.get(ids[1])
+        assert (a.name, a.path, a.description, a.last_fetched, a.fingerprint, a.status) == (
+            "a", "/w/many-a", "first", when, "f1", "active"
+        )  # fmt: skip
+        assert a.warnings == [{"path": "/w/many-a/x", "message": "m"}] and a.created_at is not None
+        assert (b.description, b.last_fetched, b.warnings, b.status) == (None, None, None, "active")
+
+
+def test_projects_add_many_with_a_taken_path_adds_none(uow_factory):
+    with uow_factory() as uow:
+        uow.projects.add(Project(name="taken", path="/w/taken"))
+    with uow_factory() as uow:
+        with pytest.raises(DuplicateError):
+            uow.projects.add_many([Project(name="new", path="/w/new"), Project(name="again", path="/w/taken")])
+        assert uow.projects.get_by_path("/w/new") is None  # all or none, and the unit of work goes on
+        uow.projects.add_many([Project(name="new", path="/w/new")])
+    with uow_factory(read_only=True) as uow:
+        assert uow.projects.count() == 2

@@ -215,21 +215,21 @@ def test_missing_marketplace_file(store, tmp_path):
 
 
 def test_unreadable_project_is_recorded_as_error_and_others_go_on(store, sample, monkeypatch):
-    import skillmeat_cache.services as services
+    import skillmeat_cache.readers as readers
 
-    real = services.read_project
+    real = readers.read_changed_project
 
-    def flaky(path):
-        if path.name == "docs-site":
+    def flaky(path, fingerprint):
+        if Path(path).name == "docs-site":
             raise PermissionError(13, "Permission denied")
-        return real(path)
+        return real(path, fingerprint)
 
-    monkeypatch.setattr(services, "read_project", flaky)
+    monkeypatch.setattr(readers, "read_changed_project", flaky)
     summary = scan(store.unit_of_work, [sample])
     assert (summary.projects_error, summary.projects_added, summary.projects_seen) == (1, 3, 4)
     docs = next(r for r in store.rows("projects") if r["name"] == "docs-site")
     assert docs["status"] == "error" and "Permission denied" in docs["error_message"]
-    monkeypatch.setattr(services, "read_project", real)
+    monkeypatch.setattr(readers, "read_changed_project", real)
     summary = scan(store.unit_of_work, [sample])  # readable again: recovers
     assert summary.projects_updated == 1
     assert next(r for r in store.rows("projects") if r["name"] == "docs-site")["status"] == "active"
