@@ -34,13 +34,26 @@ view (``skillmeat-cache projects``) never loads them.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from dependency_injector import containers, providers
-from sqlalchemy import Engine
+# dependency-injector's wiring imports FastAPI and Starlette when they are installed, for
+# `wire()`'s `Depends` markers; we never wire, and the imports cost every CLI command
+# ~130 ms (S3 in docs/performance.md). Hidden while it loads, unless already imported;
+# imported normally afterwards (the server's own import of FastAPI is unaffected).
+_OPTIONAL = ("fastapi.params", "starlette.requests")
+_hidden = [name for name in _OPTIONAL if name not in sys.modules]
+sys.modules.update(dict.fromkeys(_hidden, None))
+try:
+    from dependency_injector import containers, providers
+finally:
+    for _name in _hidden:
+        if sys.modules.get(_name, 0) is None:
+            del sys.modules[_name]
+from sqlalchemy import Engine  # noqa: E402
 
-from .engine import build_engine
+from .engine import build_engine  # noqa: E402
 
 if TYPE_CHECKING:
     from .uow import UnitOfWork

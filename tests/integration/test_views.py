@@ -104,7 +104,7 @@ def test_project_summaries_refuse_bad_arguments(engine):
         assert info.value.field == "now"
 
 
-def test_projects_command_imports_no_models_repositories_or_alembic(tmp_path):
+def test_projects_command_imports_no_models_repositories_alembic_or_fastapi(tmp_path):
     db = tmp_path / "cache.db"
     code = (
         "import sys, runpy\n"
@@ -113,7 +113,8 @@ def test_projects_command_imports_no_models_repositories_or_alembic(tmp_path):
         "    runpy.run_module('skillmeat_cache', run_name='__main__')\n"
         "except SystemExit as exc:\n"
         "    assert not exc.code, exc.code\n"
-        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'rich', 'tenacity', 'packaging')\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'rich', 'tenacity', 'packaging',\n"
+        "                                                             'fastapi', 'starlette')\n"
         "               or m in ('skillmeat_cache.models', 'skillmeat_cache.uow', 'skillmeat_cache.repositories'))\n"
         "print(heavy, file=sys.stderr)\n"
         "assert heavy == [], heavy\n"
@@ -124,6 +125,22 @@ def test_projects_command_imports_no_models_repositories_or_alembic(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == []
+
+
+def test_fastapi_imports_whole_after_the_container_hid_it():
+    # container.py hides FastAPI from dependency-injector's import; it must come back whole.
+    code = (
+        "import sys\n"
+        "import skillmeat_cache.container\n"
+        "assert 'fastapi' not in sys.modules and sys.modules.get('fastapi.params', 0) == 0\n"
+        "from fastapi.params import Depends\n"
+        "from starlette.requests import Request\n"
+        "from skillmeat_cache.api import create_app\n"
+        "print(Depends.__module__, Request.__module__)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["fastapi.params", "starlette.requests"]
 
 
 def test_every_export_is_lazy_listed_and_resolves():
