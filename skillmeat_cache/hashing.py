@@ -18,6 +18,7 @@ import errno
 import hashlib
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["content_hash", "hash_and_head"]
@@ -53,26 +54,24 @@ def _below(folder: str) -> list[tuple[tuple[str, ...], str]]:
     return found
 
 
-def _is_dir(path: str) -> bool:
+def _mode_is(path: str, test: Callable[[int], bool]) -> bool:
+    """``test`` on the mode of what ``path`` leads to; False when it is gone or unreadable."""
     try:
-        return stat.S_ISDIR(os.stat(path).st_mode)
+        return test(os.stat(path).st_mode)
     except OSError as exc:
         if exc.errno not in _IGNORED:
             raise
         return False
     except ValueError:
         return False
+
+
+def _is_dir(path: str) -> bool:
+    return _mode_is(path, stat.S_ISDIR)
 
 
 def _is_file(path: str) -> bool:
-    try:
-        return stat.S_ISREG(os.stat(path).st_mode)
-    except OSError as exc:
-        if exc.errno not in _IGNORED:
-            raise
-        return False
-    except ValueError:
-        return False
+    return _mode_is(path, stat.S_ISREG)
 
 
 def _feed(digest: hashlib._Hash, path: str, keep: int = 0) -> bytes:

@@ -22,15 +22,26 @@ from skillmeat_cache.api.schemas import StatusOut
 from skillmeat_cache.container import Container
 from skillmeat_cache.errors import DatabaseCorruptError
 from skillmeat_cache.salvage import is_healthy
+from tests.integration.test_refresh_faults import wait_for
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
-    return value
+class InFlight:
+    """A request holding the database (inside ``cache.serving()``) in a thread until released."""
+
+    def __init__(self, cache: LiveCache) -> None:
+        self.inside, self.release = threading.Event(), threading.Event()
+        self.thread = threading.Thread(target=self._hold, args=(cache,))
+        self.thread.start()
+        assert self.inside.wait(10)
+
+    def _hold(self, cache: LiveCache) -> None:
+        with cache.serving():
+            self.inside.set()
+            self.release.wait(30)
+
+    def end(self) -> None:
+        self.release.set()
+        self.thread.join(10)
 
 
 @pytest.fixture
@@ -118,16 +129,7 @@ def test_damage_met_while_running_is_healed_without_a_restart(serve, home: Path,
 def test_requests_in_flight_finish_first_and_new_ones_get_503_until_the_rebuild(serve, home: Path) -> None:
     client, cache = serve()
     db = home / ".skillmeat" / "cache" / "cache.db"
-    inside, release = threading.Event(), threading.Event()
-
-    def in_flight() -> None:
-        with cache.serving():
-            inside.set()
-            release.wait(30)
-
-    holder = threading.Thread(target=in_flight)
-    holder.start()
-    assert inside.wait(10)
+    holder = InFlight(cache)
     cache.damage_seen(DatabaseCorruptError("database disk image is malformed"))
     wait_for(lambda: cache.healing)
     response = client.get(f"{PREFIX}/projects")
@@ -136,8 +138,7 @@ def test_requests_in_flight_finish_first_and_new_ones_get_503_until_the_rebuild(
     assert response.json()["detail"] == "the cache is being rebuilt after damage was found; try again shortly"
     time.sleep(0.2)
     assert db.exists() and not asides(db.parent)  # nothing moved while a request uses the file
-    release.set()
-    holder.join(10)
+    holder.end()
     wait_for(lambda: not cache.healing)
     # A sound file is not moved: the heal found nothing to do, and the next report of
     # damage within the back-off starts none.
@@ -167,25 +168,14 @@ def test_a_heal_that_cannot_start_says_why_and_moves_nothing(serve, home: Path, 
     monkeypatch.setattr(live, "HEAL_WAIT", 0.2)
     client, cache = serve()
     db = home / ".skillmeat" / "cache" / "cache.db"
-    release = threading.Event()
-    inside = threading.Event()
-
-    def stuck() -> None:  # a request that holds the database past the heal's wait
-        with cache.serving():
-            inside.set()
-            release.wait(30)
-
-    holder = threading.Thread(target=stuck)
-    holder.start()
-    assert inside.wait(10)
+    holder = InFlight(cache)  # a request that holds the database past the heal's wait
     feed = cache.feed
     try:
         cache.damage_seen(DatabaseCorruptError("database disk image is malformed"))
         wait_for(lambda: cache.heal_error is not None)
         wait_for(lambda: not cache.healing)
     finally:
-        release.set()
-        holder.join(10)
+        holder.end()
     status = client.get(f"{PREFIX}/status").json()
     assert status["heal_error"] == "TimeoutError: the database was still in use after 0.2 s"
     assert status["recovered"] is None and not asides(db.parent)
