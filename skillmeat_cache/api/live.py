@@ -2,9 +2,9 @@
 event hub, the change feed, the file watcher and the TTL refresh, started and stopped
 together (the ASGI lifespan does it).
 
-A damaged default cache is healed at start (:func:`heal_at_start`) and while running:
-the first request, refresh or comparison that meets ``DatabaseCorruptError`` starts a
-heal. New requests then get ``CacheRebuildingError`` (503, ``Retry-After``); the heal
+A damaged default cache (:func:`healable_url`) is healed at start, before the engine
+starts, and while running: the first request, refresh or comparison that meets
+``DatabaseCorruptError`` starts a heal. New requests then get ``CacheRebuildingError`` (503, ``Retry-After``); the heal
 waits for the requests in flight and the refresh in progress to leave the database, stops
 the change feed, disposes of the engine (no connection may stay open on a file that is
 moved: SQLite would later delete the new file's WAL by name), moves the file aside,
@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..db_errors import map_db_error
+from ..db_errors import describe_error, map_db_error
 from ..errors import CacheRebuildingError, DatabaseCorruptError
 from ..locations import is_default_database, resolve_database_url
 from ..roots import remember_roots
@@ -35,7 +35,7 @@ from .events import MAX_SUBSCRIBERS, EventHub
 from .jobs import Job, RefreshJobs, Retry
 from .watcher import Watcher
 
-__all__ = ["DEFAULT_TTL", "LiveCache", "Settings", "heal_at_start"]
+__all__ = ["DEFAULT_TTL", "LiveCache", "Settings", "healable_url"]
 
 log = logging.getLogger(__name__)
 DEFAULT_TTL = timedelta(hours=6)
@@ -85,6 +85,9 @@ def healable_url(container: Any) -> str | None:
 
 
 def _heal(container: Any, url: str) -> dict[str, Any] | None:
+    """When SQLite's ``quick_check`` finds the file at ``url`` damaged, move it aside and
+    rebuild it (``repair.heal``): ``{"moved_to", "at", "summary"}``, else None.
+    """
     from ..repair import heal
 
     report = heal(url, synchronous=str(container.config.synchronous() or "NORMAL"))
@@ -92,16 +95,6 @@ def _heal(container: Any, url: str) -> dict[str, Any] | None:
         return None
     log.warning("the damaged cache %s is rebuilt; the damaged file is kept as %s", report.database, report.moved_to)
     return {"moved_to": report.moved_to, "at": report.at.isoformat(), "summary": report.summary(moved=False)}
-
-
-def heal_at_start(container: Any) -> dict[str, Any] | None:
-    """When the container's database is the default SQLite cache and SQLite's
-    ``quick_check`` finds it damaged, move it aside and rebuild it (``repair.heal``):
-    ``{"moved_to", "at", "summary"}``, else None. An engine the caller overrides, or a
-    database named explicitly, is never moved.
-    """
-    url = healable_url(container)
-    return None if url is None else _heal(container, url)
 
 
 class LiveCache:
@@ -253,7 +246,7 @@ class LiveCache:
             if recovered is not None:
                 self.recovered = recovered
         except Exception as exc:
-            self.heal_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            self.heal_error = describe_error(exc)
             log.error("the damaged cache could not be rebuilt: %s", self.heal_error)
         finally:
             if recovered is None:
