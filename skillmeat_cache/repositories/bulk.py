@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, CursorResult
 from sqlalchemy.orm import Session
 
 from ..column_types import JSONDocument
@@ -123,16 +123,21 @@ def _values_sql(head: str, row: str, count: int, tail: str) -> str:
     return f"{head} VALUES {', '.join([row] * count)}{tail}"
 
 
+def _executed(
+    conn: Connection, head: str, row: str, tail: str, rows: Sequence[tuple[Any, ...]], size: int
+) -> Iterator[CursorResult[Any]]:
+    """Each multi-row VALUES statement of at most ``size`` of ``rows``, executed."""
+    for start in range(0, len(rows), size):
+        batch = rows[start : start + size]
+        params = tuple(itertools.chain.from_iterable(batch))
+        yield conn.exec_driver_sql(_values_sql(head, row, len(batch), tail), params)
+
+
 def insert_values(conn: Connection, head: str, row: str, tail: str, rows: Sequence[tuple[Any, ...]], size: int) -> int:
     """Insert ``rows`` with multi-row VALUES statements of at most ``size`` rows; returns
     the summed row counts.
     """
-    changed = 0
-    for start in range(0, len(rows), size):
-        batch = rows[start : start + size]
-        params = tuple(itertools.chain.from_iterable(batch))
-        changed += max(conn.exec_driver_sql(_values_sql(head, row, len(batch), tail), params).rowcount, 0)
-    return changed
+    return sum(max(result.rowcount, 0) for result in _executed(conn, head, row, tail, rows, size))
 
 
 def returned_values(
@@ -141,12 +146,7 @@ def returned_values(
     """Like :func:`insert_values` for statements ending in ``RETURNING``: the rows they
     return, all statements together (SQLite 3.35+ and PostgreSQL).
     """
-    returned: list[tuple[Any, ...]] = []
-    for start in range(0, len(rows), size):
-        batch = rows[start : start + size]
-        params = tuple(itertools.chain.from_iterable(batch))
-        returned.extend(conn.exec_driver_sql(_values_sql(head, row, len(batch), tail), params).fetchall())
-    return returned
+    return [found for result in _executed(conn, head, row, tail, rows, size) for found in result.fetchall()]
 
 
 def statement_count(count: int, size: int) -> int:
