@@ -306,14 +306,19 @@ def install_liveness_check(engine: Engine) -> None:
 
     @event.listens_for(engine, "checkout")
     def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        idle_since = record.info.get("skillmeat_idle_since")
+        info = record.info
+        idle_since = info.get("skillmeat_idle_since")
         if idle_since is None:  # a new connection
             return
         try:
-            # poll(), unlike select(), takes descriptors above 1023.
-            poller = select.poll()
-            poller.register(dbapi_connection.fileno(), select.POLLIN)
-            readable = poller.poll(0)
+            # poll(), unlike select(), takes descriptors above 1023. One poller per
+            # connection, kept while its descriptor is (a new DBAPI connection clears info).
+            fileno = dbapi_connection.fileno()
+            poller = info.get("skillmeat_poller")
+            if poller is None or poller[0] != fileno:
+                poller = info["skillmeat_poller"] = (fileno, select.poll())
+                poller[1].register(fileno, select.POLLIN)
+            readable = poller[1].poll(0)
         except Exception:  # closed (psycopg: OperationalError), or a driver without fileno()
             raise sa_exc.DisconnectionError("connection closed while idle in the pool") from None
         if readable:
@@ -325,15 +330,20 @@ def install_liveness_check(engine: Engine) -> None:
                 raise sa_exc.DisconnectionError("connection did not answer a ping after idling") from exc
 
 
-def install_postgresql_events(engine: Engine, options: str, kwargs: dict[str, Any]) -> None:
+def install_postgresql_events(
+    engine: Engine, options: str, kwargs: dict[str, Any], *, read_engine: bool = False
+) -> None:
     """The liveness check (unless the caller asked for ``pool_pre_ping``), and sessions
     that default to read-only transactions while our writers begin READ WRITE (see
-    read_only.py), unless the options set that default or the engine runs in autocommit.
+    read_only.py), unless the options set that default or the engine runs in autocommit
+    (``read_engine``: an autocommit engine for read-only units of work, read-only sessions).
     """
     if "pool_pre_ping" not in kwargs:
         install_liveness_check(engine)
     own_default = not sets_pg_option(options, "default_transaction_read_only")
-    install_postgresql_read_only(engine, own_default and kwargs.get("isolation_level") != "AUTOCOMMIT")
+    install_postgresql_read_only(
+        engine, own_default and kwargs.get("isolation_level") != "AUTOCOMMIT", read_engine=own_default and read_engine
+    )
 
 
 def query_value(url: URL, name: str) -> str:
@@ -348,5 +358,3 @@ def sets_pg_option(options: str, name: str) -> bool:
     """
     pattern = r"(?:^|\s)(?:-c\s*|--)" + re.escape(name).replace("_", "[_-]") + r"\s*="
     return re.search(pattern, options, re.IGNORECASE) is not None
-
-

@@ -7,10 +7,12 @@ Nothing here runs at import time; the composition root (:mod:`.container`) calls
 
 from __future__ import annotations
 
+import os
+import weakref
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import URL, Engine, create_engine
+from sqlalchemy import URL, Engine, create_engine, event
 from sqlalchemy.pool import StaticPool
 
 from .connections import (
@@ -37,7 +39,7 @@ from .locations import (
     resolve_database_url,
     to_url,
 )
-from .read_only import READ_ONLY_OPTION
+from .read_only import READ_ONLY_OPTION, reads_in_autocommit
 
 __all__ = [
     "ENVIRONMENTS",
@@ -48,6 +50,7 @@ __all__ = [
     "SYNCHRONOUS_MODES",
     "build_engine",
     "create_engine_for_url",
+    "create_read_engine",
     "default_database_path",
     "install_statement_hook",
     "is_default_database",
@@ -59,12 +62,17 @@ __all__ = [
 ]
 
 
+# How each PostgreSQL engine of create_engine_for_url was asked for: its read engine's recipe.
+_made_with: weakref.WeakKeyDictionary[Engine, tuple[str, dict[str, Any]]] = weakref.WeakKeyDictionary()
+
+
 def create_engine_for_url(
     url: str,
     *,
     busy_timeout: float = 10.0,
     synchronous: str = "NORMAL",
     create_parents: bool | None = None,
+    for_reads: bool = False,
     **kwargs: Any,
 ) -> Engine:
     """An engine for ``url`` with our connection set-up.
@@ -82,7 +90,9 @@ def create_engine_for_url(
     :func:`install_liveness_check`; ``pool_pre_ping`` given explicitly replaces it), and
     libpq ``options`` merged from the URL's query and ``connect_args``, plus sessions in UTC
     and ``lock_timeout`` = ``busy_timeout`` and ``jit`` off, where those options set no
-    ``timezone`` / ``lock_timeout`` / ``jit`` of their own.
+    ``timezone`` / ``lock_timeout`` / ``jit`` of their own. ``for_reads`` (PostgreSQL, with
+    ``isolation_level="AUTOCOMMIT"``): an engine for read-only units of work alone, whose
+    sessions still default to read-only (see :func:`create_read_engine`).
     """
     parsed = parse_url(to_url(url))
     backend = parsed.get_backend_name()
@@ -115,14 +125,44 @@ def create_engine_for_url(
         )
         return engine
     if backend == "postgresql":
+        recipe = (url, {"busy_timeout": busy_timeout, **kwargs})
         connect_args = kwargs["connect_args"] = dict(kwargs.get("connect_args") or {})
         options = _postgresql_options(parsed, connect_args.get("options") or "", busy_timeout)
         parsed = parsed.difference_update_query(["options"])
         connect_args["options"] = options
         engine = create_engine(parsed, **kwargs)
-        install_postgresql_events(engine, options, kwargs)
+        install_postgresql_events(engine, options, kwargs, read_engine=for_reads)
+        _made_with[engine] = recipe
         return engine
     raise CacheError(f"unsupported database {redact_url(parsed)}: use SQLite or PostgreSQL")
+
+
+def create_read_engine(engine: Engine) -> Engine:
+    """The engine for read-only units of work beside ``engine``.
+
+    On PostgreSQL, where those units run in autocommit (:func:`.read_only.reads_in_autocommit`),
+    a second engine of the same URL and options whose pool holds connections in autocommit
+    with read-only sessions: a unit of work then takes a connection as it is, instead of
+    switching it to autocommit and back on every checkout. Otherwise (SQLite, a PostgreSQL
+    engine at a stricter level, or one not built here) ``engine`` itself. The second engine
+    is disposed of with ``engine`` (and may be disposed of alone).
+    """
+    recipe = _made_with.get(engine)
+    if recipe is None or not reads_in_autocommit(engine):
+        return engine
+    url, kwargs = recipe
+    read_engine = create_engine_for_url(url, **{**kwargs, "isolation_level": "AUTOCOMMIT", "for_reads": True})
+    pid = os.getpid()
+    reads = weakref.ref(read_engine)
+
+    def _disposed(_engine: Engine) -> None:
+        current = reads()
+        if current is not None:
+            # dispose(close=False) is for a forked child, whose connections are the parent's.
+            current.dispose(close=os.getpid() == pid)
+
+    event.listen(engine, "engine_disposed", _disposed)
+    return read_engine
 
 
 def _postgresql_options(url: URL, given_options: str, busy_timeout: float) -> str:

@@ -175,7 +175,8 @@ class UnitOfWork(AbstractUnitOfWork):
 
     def _complete(self) -> None:
         session = self.session
-        if self.read_only and not (session.new or session.deleted or session.dirty):
+        # _is_clean(): what Session.flush asks; new/dirty/deleted would build three sets.
+        if self.read_only and session._is_clean():
             # Nothing to commit: closing the session (in _end) ends the read transaction,
             # for less than a commit costs. Changes still go through commit, which refuses them.
             return

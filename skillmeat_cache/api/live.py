@@ -260,8 +260,10 @@ class LiveCache:
 
     def _rebuild(self, url: str) -> dict[str, Any] | None:
         """Dispose of the engine (every connection closed), heal the file, start a new engine."""
+        self.container.read_engine.shutdown()
         self.container.engine.shutdown()
         self.container.session_factory.reset()
+        self.container.read_session_factory.reset()
         try:
             return _heal(self.container, url)
         finally:

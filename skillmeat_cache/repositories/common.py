@@ -10,8 +10,7 @@ import functools
 import gc
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, Text
@@ -24,7 +23,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from ..db_errors import map_db_error
 from ..errors import DuplicateError, ReadOnlyError
 from ..models import Artifact, ArtifactMetadata, ArtifactTag, Project
-from ..read_only import READ_ONLY_OPTION
+from ..read_only import READ_ONLY_OPTION, needs_connection_options
 from .rows import ascii_lower, page_bounds
 
 __all__ = [
@@ -70,7 +69,7 @@ def reconnect_read_only(session: Session) -> None:
     rollback, which hand the connection back to the pool with its options.
     """
     options = session.info.get(READ_ONLY_OPTION)
-    if options:
+    if options and needs_connection_options(options):
         session.connection(execution_options=options)
 
 
@@ -107,8 +106,7 @@ _gc_lock = threading.Lock()
 _gc_owner: int | None = None  # the thread whose read paused the collector
 
 
-@contextmanager
-def gc_paused() -> Iterator[None]:
+class _GcPause:
     """The cyclic garbage collector off while a read builds its entities.
 
     Loading 10,000 entities allocates some 50,000 objects that all survive, so the
@@ -119,21 +117,30 @@ def gc_paused() -> Iterator[None]:
     Only a read that finds the collector on pauses it, and that read alone turns it back
     on when it ends: overlapping reads in other threads never extend a pause, so the
     collector is never off for longer than one read. A collector the application turned
-    off stays off.
+    off stays off. (A class, not a generator context manager: this runs around every read.)
     """
-    global _gc_owner
-    with _gc_lock:
-        owner = _gc_owner is None and gc.isenabled()
-        if owner:
-            _gc_owner = threading.get_ident()
-            gc.disable()
-    try:
-        yield
-    finally:
-        if owner:
+
+    __slots__ = ("owner",)
+
+    def __enter__(self) -> None:
+        global _gc_owner
+        with _gc_lock:
+            self.owner = _gc_owner is None and gc.isenabled()
+            if self.owner:
+                _gc_owner = threading.get_ident()
+                gc.disable()
+
+    def __exit__(self, *_exc: object) -> None:
+        global _gc_owner
+        if self.owner:
             with _gc_lock:
                 _gc_owner = None
                 gc.enable()
+
+
+def gc_paused() -> _GcPause:
+    """A context manager: the garbage collector paused for one read (see :class:`_GcPause`)."""
+    return _GcPause()
 
 
 def _gc_after_fork() -> None:

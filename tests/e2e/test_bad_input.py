@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from click.testing import Result
-from conftest import factory_for, refuse_scandir, succeeded, write_file
+from conftest import container_on, factory_for, refuse_scandir, succeeded, write_file
 from sqlalchemy import event, text
 
 import skillmeat_cache.readers as readers
@@ -1255,24 +1255,34 @@ def test_unknown_target_revision_is_one_error_line(run, sqlite_url, args):
 
 
 @pytest.mark.postgres
-def test_postgres_pool_pings_only_connections_idle_for_long(db_url_pg, monkeypatch, mocker):
+@pytest.mark.parametrize("read_only", [False, True])
+def test_postgres_pool_pings_only_connections_idle_for_long(db_url_pg, monkeypatch, mocker, read_only):
     """Back-to-back units of work cost no ping round trip; a connection idle longer than
-    PING_AFTER_IDLE_SECONDS is pinged, and one that fails the ping is replaced unseen."""
+    PING_AFTER_IDLE_SECONDS is pinged, and one that fails the ping is replaced unseen
+    (read-only units: on the read engine's pool, which has the same check)."""
     from skillmeat_cache import connections as connections_module
 
-    engine, uow = factory_for(db_url_pg)
-    ping = mocker.spy(engine.dialect, "do_ping")
+    engine = create_engine_for_url(db_url_pg, busy_timeout=2)
+    container = container_on(engine)
+    bind = container.read_engine() if read_only else engine
+    assert (bind is engine) is not read_only
+
+    def uow():
+        return container.unit_of_work(read_only=read_only)
+
+    ping = mocker.spy(bind.dialect, "do_ping")
     for _ in range(5):
-        with uow(read_only=True) as u:
+        with uow() as u:
             u.projects.count()
     assert ping.call_count == 0
     monkeypatch.setattr(connections_module, "PING_AFTER_IDLE_SECONDS", 0.0)
-    with uow(read_only=True) as u:
+    with uow() as u:
         u.projects.count()
     assert ping.call_count == 1
     ping.side_effect = [OSError("no answer")]  # the next ping fails: that connection is dropped
-    with uow(read_only=True) as u:
+    with uow() as u:
         assert u.projects.count() == 0
+        assert u.session.get_bind() is bind
     assert ping.call_count == 2
     engine.dispose()
 

@@ -9,19 +9,19 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
-from conftest import units_of_work
+from conftest import container_on, units_of_work
 from sqlalchemy import Engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from skillmeat_cache import Project, migrate
+from skillmeat_cache import Project, UnitOfWork, migrate
 from skillmeat_cache.connections import sqlite_url_file
 from skillmeat_cache.engine import create_engine_for_url
 from skillmeat_cache.errors import DatabaseReadOnlyError
@@ -137,13 +137,14 @@ def many_open_files() -> Iterator[None]:
 
 
 @pytest.mark.postgres
-def test_liveness_check_keeps_connections_whose_descriptor_is_above_1024(db_url_pg, many_open_files):
+@pytest.mark.parametrize("read_only", [False, True])
+def test_liveness_check_keeps_connections_whose_descriptor_is_above_1024(db_url_pg, many_open_files, read_only):
     engine = create_engine_for_url(db_url_pg, busy_timeout=2)
-    made = _count_connects(engine)
-    uow = units_of_work(engine)
+    bind, uow = _units_on(engine, read_only)
+    made = _count_connects(bind)
     try:
         for _ in range(3):
-            with uow(read_only=True) as u:
+            with uow() as u:
                 assert u.projects.count() == 0
         assert made[0] >= 1024
         assert len(made) == 1
@@ -152,22 +153,35 @@ def test_liveness_check_keeps_connections_whose_descriptor_is_above_1024(db_url_
 
 
 @pytest.mark.postgres
-def test_a_pooled_connection_closed_behind_the_pools_back_is_replaced(db_url_pg):
+@pytest.mark.parametrize("read_only", [False, True])
+def test_a_pooled_connection_closed_behind_the_pools_back_is_replaced(db_url_pg, read_only):
     engine = create_engine_for_url(db_url_pg, busy_timeout=2)
-    made = _count_connects(engine)
-    uow = units_of_work(engine)
+    bind, uow = _units_on(engine, read_only)
+    made = _count_connects(bind)
     try:
-        with uow() as u:
+        with units_of_work(engine)() as u:
             u.projects.add(Project(name="p", path="/p"))
-        raw = engine.raw_connection()
+        with uow() as u:
+            assert u.projects.count() == 1
+        raw = bind.raw_connection()
         driver_connection = raw.driver_connection
         raw.close()  # back in the pool, alive
         driver_connection.close()
-        with uow(read_only=True) as u:
+        with uow() as u:
             assert u.projects.count() == 1
         assert len(made) == 2
     finally:
         engine.dispose()
+
+
+def _units_on(engine: Engine, read_only: bool) -> tuple[Engine, Callable[[], UnitOfWork]]:
+    """Units of work of one kind on ``engine`` through the container, and the engine they
+    take connections from (read-only ones: the read engine's pool)."""
+    container = container_on(engine)
+    bind = container.read_engine() if read_only else engine
+    assert (bind is engine) is not read_only
+    return bind, lambda: container.unit_of_work(read_only=read_only)
+
 
 
 # --------------------------------------------------------------------------- SQLite URIs

@@ -94,6 +94,8 @@ def test_damage_met_while_running_is_healed_without_a_restart(serve, home: Path,
     stored = artifact_count(client)
     assert stored == 6 * 40 + sum(tree.count(1) - 40 for _ in tree.paths)
     before = cache.events.last_id
+    with cache.container.unit_of_work(read_only=True) as uow:  # the read engine, built before the damage
+        assert uow.projects.count() == 6
     damage_pages(db)
 
     statuses: list[int] = []
@@ -116,6 +118,10 @@ def test_damage_met_while_running_is_healed_without_a_restart(serve, home: Path,
     assert "6 projects rescanned" in status.recovered.summary
     [event] = [e for e in cache.events.since(before) if e.name == "cache_recovered"]
     assert event.data == status.recovered.model_dump(mode="json") | {"at": event.data["at"]}
+    # Units of work, read-only ones too, and the reader use the one new engine.
+    assert cache.container.read_engine() is cache.container.engine() is cache.engine
+    with cache.container.unit_of_work(read_only=True) as uow:
+        assert uow.session.get_bind() is cache.engine and uow.projects.count() == 6
     # The new engine and feed serve the rebuilt file: a change on disk is read and published.
     tree.write(tree.paths[0], 2)
     client.post(f"{PREFIX}/refresh", json={})

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import factory_for, succeeded, write_file
+from conftest import container_on, factory_for, succeeded, write_file
 from sqlalchemy import event, inspect
 from sqlalchemy.engine import make_url
 
@@ -61,12 +61,16 @@ def tables_of(url: str) -> set[str]:
 
 
 def test_sql_text_is_stored_and_read_back_verbatim_through_the_api(db_url):
-    engine, uow = factory_for(db_url)
+    engine = create_engine_for_url(db_url, busy_timeout=2)
+    container = container_on(engine)
+    uow = container.unit_of_work
     statements: list[str] = []
 
-    @event.listens_for(engine, "before_cursor_execute")
     def _record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         statements.append(statement)
+
+    for bind in {engine, container.read_engine()}:  # PostgreSQL: reads have an engine of their own
+        event.listen(bind, "before_cursor_execute", _record)
 
     ids = {}
     with uow() as u:

@@ -114,7 +114,7 @@ def test_projects_command_imports_no_models_repositories_alembic_or_fastapi(tmp_
         "except SystemExit as exc:\n"
         "    assert not exc.code, exc.code\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'rich', 'tenacity', 'packaging',\n"
-        "                                                             'fastapi', 'starlette')\n"
+        "                                                             'fastapi', 'starlette', 'pydantic')\n"
         "               or m in ('skillmeat_cache.models', 'skillmeat_cache.uow', 'skillmeat_cache.repositories'))\n"
         "print(heavy, file=sys.stderr)\n"
         "assert heavy == [], heavy\n"
@@ -128,19 +128,28 @@ def test_projects_command_imports_no_models_repositories_alembic_or_fastapi(tmp_
 
 
 def test_fastapi_imports_whole_after_the_container_hid_it():
-    # container.py hides FastAPI from dependency-injector's import; it must come back whole.
+    # container.py hides FastAPI and pydantic from dependency-injector's import; they must
+    # come back whole, and Configuration.from_pydantic says what it said before (it needs
+    # pydantic-settings, which is not installed).
     code = (
         "import sys\n"
         "import skillmeat_cache.container\n"
         "assert 'fastapi' not in sys.modules and sys.modules.get('fastapi.params', 0) == 0\n"
+        "assert sys.modules.get('pydantic', 0) == 0\n"
         "from fastapi.params import Depends\n"
         "from starlette.requests import Request\n"
+        "import pydantic\n"
         "from skillmeat_cache.api import create_app\n"
-        "print(Depends.__module__, Request.__module__)\n"
+        "print(Depends.__module__, Request.__module__, pydantic.BaseModel.__module__)\n"
+        "from dependency_injector import providers\n"
+        "try:\n"
+        "    providers.Configuration().from_pydantic(object())\n"
+        "except Exception as exc:\n"
+        "    print(str(exc).split(' - ')[1].split()[0])\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["fastapi.params", "starlette.requests"]
+    assert result.stdout.split() == ["fastapi.params", "starlette.requests", "pydantic.main", "pydantic_settings"]
 
 
 def test_every_export_is_lazy_listed_and_resolves():
