@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .cli_params import DURATION, PATH, TEXT
+from .cli_params import DURATION, PATH, TEXT, echo_json
 from .cli_repair import check_command, repair_command, run_healing
 from .db_errors import map_db_error
 from .engine import ENVIRONMENTS, parse_url, redact_url, resolve_database_url
@@ -208,10 +208,6 @@ def _plural(n: int, noun: str, plural: str | None = None) -> str:
     return f"{n} {noun if n == 1 else (plural or noun + 's')}"
 
 
-def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False))
-
-
 def _table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -262,7 +258,7 @@ def scan(state: _State, roots: tuple[str, ...], max_depth: int, full: bool, as_j
     with _progress(not as_json and sys.stderr.isatty()) as progress:
         s = run_scan(uow_factory, roots, max_depth=max_depth, full=full, progress=progress, remember=True, jobs=jobs)
     if as_json:
-        _echo_json(s.to_dict())
+        echo_json(s.to_dict())
         return
     click.echo(
         f"projects: {s.projects_seen} seen, {s.projects_unchanged} unchanged, {s.projects_added} added, "
@@ -289,7 +285,7 @@ def projects(state: _State, older_than: timedelta | None, status: str | None, as
     """List cached projects with their artifact and outdated counts."""
     summaries = state.container().reader().project_summaries(status=status, older_than=older_than)
     if as_json:
-        _echo_json(summaries)
+        echo_json(summaries)
         return
     rows = [
         [
@@ -325,7 +321,7 @@ def artifacts(
     """List cached artifacts."""
     found = state.container().reader().artifacts(project=project_ref, type=type_, outdated=outdated, tag=tag, text=text)
     if as_json:
-        _echo_json([{k: v for k, v in a.items() if k != "project_path"} for a in found])
+        echo_json([{k: v for k, v in a.items() if k != "project_path"} for a in found])
         return
     rows = [[cell(a) for _, cell in _ARTIFACT_COLUMNS] for a in found]
     _table(_plural(len(rows), "artifact"), [header for header, _ in _ARTIFACT_COLUMNS], rows)
@@ -392,7 +388,7 @@ def marketplace_list(state: _State, type_: str | None, as_json: bool) -> None:
 
     entries = list_marketplace(state.container().unit_of_work, type_)
     if as_json:
-        _echo_json([e.to_dict() for e in entries])
+        echo_json([e.to_dict() for e in entries])
         return
     rows = [[e.type, e.name, e.version, e.source or e.url, e.id] for e in entries]
     _table(
@@ -425,7 +421,7 @@ def check_updates(state: _State, as_json: bool) -> None:
     found = run_check(state.container().unit_of_work)
     if as_json:
         ambiguous = [{**m.artifact.to_dict(), "candidate_sources": m.sources} for m in found.ambiguous]
-        _echo_json({"outdated": [a.to_dict() for a in found.outdated], "ambiguous": ambiguous})
+        echo_json({"outdated": [a.to_dict() for a in found.outdated], "ambiguous": ambiguous})
         return
     paths = found.project_paths
     rows = [[a.type, a.name, a.deployed_version, a.upstream_version, paths.get(a.project_id)] for a in found.outdated]

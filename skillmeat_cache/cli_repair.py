@@ -16,12 +16,12 @@ SKILLMEAT_CACHE_URL) is never moved: its error names ``skillmeat-cache repair``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 import click
 
+from .cli_params import echo_json
 from .db_errors import map_db_error, sqlite_error_name
 from .errors import DatabaseCorruptError
 from .locations import is_default_database
@@ -55,10 +55,6 @@ def run_healing(state: Any, fn: Callable[..., None], kwargs: dict[str, Any]) -> 
     fn(state, **kwargs)
 
 
-def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False))
-
-
 def check_command(url: str, thorough: bool, as_json: bool) -> bool:
     """``check``: print the report as JSON, or one line per problem on stdout (notes on
     stderr; ``ok: ...`` when clean); whether it is clean.
@@ -67,7 +63,7 @@ def check_command(url: str, thorough: bool, as_json: bool) -> bool:
 
     report = check_database(url, thorough=thorough)
     if as_json:
-        _echo_json(report.to_dict())
+        echo_json(report.to_dict())
         return report.clean
     for problem in report.problems:
         click.echo(str(problem))
@@ -87,6 +83,6 @@ def repair_command(url: str, synchronous: str, as_json: bool) -> None:
     if report is None:  # only a heal answers None
         return
     if as_json:
-        _echo_json(report.to_dict())
+        echo_json(report.to_dict())
     else:
         click.echo(f"repaired {report.database}: {report.summary()}")
