@@ -39,7 +39,9 @@ class _Node:
     target: str | None = None  # symlinks inside the project: kind of the target; None: dangling
     children: dict[str, _Node] | None = None  # listed folders (and followed links), sorted by name
     error: str | None = None  # folders that could not be listed
-    ident: tuple[int, int] | None = None  # folders: (st_dev, st_ino), to catch symlink loops
+    # folders: (st_dev, st_ino), to catch symlink loops (a plain folder's only once one asks)
+    ident: tuple[int, int] | None = None
+    linked: bool = False  # folders: reached through a followed symlink (a loop can only go through one)
     parent: _Node | None = None
 
     @property
@@ -86,7 +88,7 @@ class _Fingerprint:
     """
 
     def __init__(self) -> None:
-        self._lines: list[str] = ["skillmeat-project-fingerprint/2\n"]
+        self._lines: list[str] = ["skillmeat-project-fingerprint/3\n"]
 
     def add(self, rel: str, kind: str, st: os.stat_result | None = None) -> None:
         if st is None:
@@ -122,8 +124,18 @@ def _record(fp: _Fingerprint, node: _Node, st: os.stat_result, project: str) -> 
 
 
 def _loops(node: _Node, ident: tuple[int, int]) -> bool:
+    """Whether a folder above ``node`` is ``ident``; the folders walked without a stat of
+    their own are stat'ed here, once (a symlink to a folder is rare; a stat per folder is not).
+    """
     current = node.parent
     while current is not None:
+        if current.ident is None:
+            try:
+                st = os.stat(current.path)
+            except OSError:
+                current = current.parent
+                continue
+            current.ident = (st.st_dev, st.st_ino)
         if current.ident == ident:
             return True
         current = current.parent
@@ -150,24 +162,42 @@ def _walk_tree(top: _Node, fp: _Fingerprint, project: str, warn: _Warn) -> None:
         subfolders: list[_Node] = []
         for entry in entries:
             try:
-                st = entry.stat(follow_symlinks=False)
+                # A folder is known by its listing (d_type), with no stat of its own: its
+                # mtime only moves with its entries, which are all in the digest by name.
+                # Below a followed symlink a folder can be one walked above: stat'ed there.
+                is_dir = entry.is_dir(follow_symlinks=False)
+                st = None if is_dir and not folder.linked else entry.stat(follow_symlinks=False)
             except OSError:
                 continue
-            kind = _KINDS.get(stat.S_IFMT(st.st_mode), "o")
-            node = _Node(entry.name, entry.path, f"{folder.rel}/{entry.name}", kind, parent=folder)
-            if kind == "l":
-                leads_to = _record(fp, node, st, project)
-            else:  # _record's common case, inline: this loop is most of a rescan
-                fp.add(node.rel, kind, st)
-                leads_to = st
-            children[entry.name] = node
-            if leads_to is None or not stat.S_ISDIR(leads_to.st_mode):
-                continue
-            node.ident = (leads_to.st_dev, leads_to.st_ino)
-            if _loops(node, node.ident):  # only a symlink can lead back to an ancestor
-                fp.add(node.rel, "->loop")
-                warn(node.path, "folder already walked above it (a symlink loop); not followed")
-            elif depth >= _MAX_DEPTH:
+            if is_dir:
+                node = _Node(entry.name, entry.path, f"{folder.rel}/{entry.name}", "d", parent=folder)
+                node.linked = folder.linked
+                fp.add(node.rel, "d")
+                children[entry.name] = node
+                if st is not None:
+                    node.ident = (st.st_dev, st.st_ino)
+                    if _loops(node, node.ident):
+                        fp.add(node.rel, "->loop")
+                        warn(node.path, "folder already walked above it (a symlink loop); not followed")
+                        continue
+            else:
+                kind = _KINDS.get(stat.S_IFMT(st.st_mode), "o")
+                node = _Node(entry.name, entry.path, f"{folder.rel}/{entry.name}", kind, parent=folder)
+                if kind == "l":
+                    leads_to = _record(fp, node, st, project)
+                else:  # _record's common case, inline: this loop is most of a rescan
+                    fp.add(node.rel, kind, st)
+                    leads_to = st
+                children[entry.name] = node
+                if leads_to is None or not stat.S_ISDIR(leads_to.st_mode):
+                    continue
+                node.linked = True
+                node.ident = (leads_to.st_dev, leads_to.st_ino)
+                if _loops(node, node.ident):
+                    fp.add(node.rel, "->loop")
+                    warn(node.path, "folder already walked above it (a symlink loop); not followed")
+                    continue
+            if depth >= _MAX_DEPTH:
                 warn(node.path, f"more than {_MAX_DEPTH} folders deep; not read")
             else:
                 subfolders.append(node)
@@ -226,6 +256,7 @@ def _walk_profile(project: str, name: str, fp: _Fingerprint, warn: _Warn) -> _Pr
             profile.types[entry.name] = node
             if leads_to is not None and stat.S_ISDIR(leads_to.st_mode):
                 node.ident = (leads_to.st_dev, leads_to.st_ino)
+                node.linked = node.kind == "l"
                 _walk_tree(node, fp, project, warn)
         else:
             profile.files[entry.name] = node
@@ -270,7 +301,8 @@ def project_fingerprint(project: Path | str) -> str:
     Covers, in each profile root that counts, the SkillMeat TOML files, the settings files
     and every file and folder below the five type folders (skills, agents, commands, hooks,
     mcp), plus the project's ``.mcp.json``: the relative path, kind, ``st_size``,
-    ``st_mtime_ns`` and ``st_ino`` of each, in sorted order, from ``os.scandir`` without
+    ``st_mtime_ns`` and ``st_ino`` of each (of a folder below a type folder, its path and
+    kind alone: its listing says what its stat would), in sorted order, from ``os.scandir`` without
     following symlinks (a symlink contributes its own stat and, when it resolves inside
     the project, its target's stat; a symlinked folder inside the project is walked, as
     read_project follows it). No file content is read. An unchanged tree gives the same

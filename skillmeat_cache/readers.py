@@ -6,8 +6,9 @@ the same order, what reading each one gave (:class:`Outcome`). With ``jobs=1`` t
 projects are read one after another in the calling thread; so they are, with more jobs,
 until :data:`PARALLEL_FROM` projects that must be read in full (new ones, or all of them
 in a ``--full`` scan: no stored fingerprint to skip them by) wait within the next
-:data:`LOOK_AHEAD`: an unchanged rescan (a fingerprint walk per project) or the refresh
-of a few projects does not pay for starting workers. Then ``jobs`` workers read the
+:data:`LOOK_AHEAD`, or from the start when the caller expects :data:`CHECKS_FROM` projects
+or more to check against their fingerprints (a rescan of a large cache): the refresh of a
+few projects, or a rescan of a small cache, does not pay for starting workers. Then ``jobs`` workers read the
 rest, at most ``jobs *`` :data:`AHEAD_PER_JOB` projects ahead of the caller, so a tree of
 any size never sits in memory whole and the caller (the one writer) sets the pace.
 
@@ -39,6 +40,7 @@ from .reader import read_changed_project
 
 __all__ = [
     "AHEAD_PER_JOB",
+    "CHECKS_FROM",
     "LOOK_AHEAD",
     "PARALLEL_FROM",
     "Outcome",
@@ -53,6 +55,10 @@ T = TypeVar("T")
 #: Workers start once this many projects to read in full are waiting within LOOK_AHEAD.
 PARALLEL_FROM = 16
 LOOK_AHEAD = 64
+#: ... or at once for a rescan of this many cached projects: their stat walks, ~0.7 ms
+#: each, then outweigh starting the workers (measured: 400 unchanged projects 291 ms in
+#: this thread, 230 ms with two workers; 200: 141 against 155 ms).
+CHECKS_FROM = 256
 #: Projects read ahead of the writer, per worker.
 AHEAD_PER_JOB = 4
 
@@ -100,10 +106,16 @@ class Task(Generic[T]):
 
 
 def read_in_order(
-    tasks: Iterable[Task[T]], jobs: int, *, reader: Callable[[str, str | None], Outcome] = read_one
+    tasks: Iterable[Task[T]],
+    jobs: int,
+    *,
+    reader: Callable[[str, str | None], Outcome] = read_one,
+    checks: int = 0,
 ) -> Iterator[tuple[Task[T], Outcome]]:
     """Each task with its outcome, in the order of ``tasks`` (see the module docstring).
     ``reader`` replaces :func:`read_one` in the calling thread and in threads (tests).
+    ``checks``: how many tasks the caller expects to carry a fingerprint (a rescan: the
+    cached projects); from :data:`CHECKS_FROM` on, workers start with the first task.
     """
     stream = iter(tasks)
     if jobs <= 1:
@@ -118,7 +130,7 @@ def read_in_order(
     for task in stream:
         waiting.append(task)
         heavy += task.fingerprint is None
-        if heavy >= PARALLEL_FROM:
+        if heavy >= PARALLEL_FROM or checks >= CHECKS_FROM:
             parallel = _threads if os.environ.get("SKILLMEAT_CACHE_SCAN_READERS") == "thread" else _processes
             yield from parallel(chain(waiting, stream), jobs, reader)
             return

@@ -137,8 +137,10 @@ def scan(
         }
     found: list[ScanWarning] = []
     tasks = run.tasks(discover_projects([p for p, _ in checked], max_depth=max_depth, warnings=found), found)
+    # A rescan of a large cache checks many fingerprints: workers from the start.
+    checks = 0 if full else sum(1 for _id, print_, status, _w in run.cached.values() if status == "active" and print_)
     # closing(): an error in the writer stops the readers now, not when the traceback goes.
-    with closing(read_in_order(tasks, jobs)) as outcomes:
+    with closing(read_in_order(tasks, jobs, checks=checks)) as outcomes:
         for task, outcome in outcomes:
             run.summary.warnings.extend(task.context)
             if progress is not None:

@@ -19,7 +19,16 @@ from sqlalchemy import text
 
 import skillmeat_cache.readers as readers
 from benchmarks.corpus import generate
-from skillmeat_cache.readers import AHEAD_PER_JOB, LOOK_AHEAD, PARALLEL_FROM, Task, read_in_order, read_one
+from skillmeat_cache.container import Container
+from skillmeat_cache.readers import (
+    AHEAD_PER_JOB,
+    CHECKS_FROM,
+    LOOK_AHEAD,
+    PARALLEL_FROM,
+    Task,
+    read_in_order,
+    read_one,
+)
 from skillmeat_cache.services import scan
 
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
@@ -179,12 +188,37 @@ def test_unchanged_fingerprint_reads_nothing(tmp_path):
 
 
 def test_projects_with_a_fingerprint_to_check_are_read_in_the_calling_thread(tmp_path, monkeypatch):
-    """An unchanged rescan costs a stat walk per project: starting workers would cost more."""
+    """An unchanged rescan of a small cache costs a stat walk per project: starting workers
+    would cost more."""
     paths = _projects(tmp_path, 3 * LOOK_AHEAD)
     prints = {str(p): read_one(str(p), None).disk.fingerprint for p in paths}
     monkeypatch.setattr(readers, "_start_worker", lambda: pytest.fail("no worker for fingerprint checks"))
-    got = list(read_in_order((Task(str(p), prints[str(p)], None) for p in paths), 4))
+    tasks = [Task(str(p), prints[str(p)], None) for p in paths]
+    got = list(read_in_order(iter(tasks), 4, checks=CHECKS_FROM - 1))
     assert [outcome.kind for _, outcome in got] == ["unchanged"] * len(paths)
+
+
+def test_a_rescan_of_a_large_cache_checks_fingerprints_in_the_workers(tmp_path, monkeypatch):
+    """From CHECKS_FROM expected checks on, the stat walks outweigh starting the workers:
+    they start with the first task, and a changed project among the unchanged is read there."""
+    paths = _projects(tmp_path, 40)
+    prints = {str(p): read_one(str(p), None).disk.fingerprint for p in paths}
+    write_file(paths[7] / ".claude" / "agents" / "new.md", "---\ndescription: new\n---\n")
+    real_start = readers._start_worker
+    started = []
+    monkeypatch.setattr(readers, "_start_worker", lambda: started.append(real_start()) or started[-1])
+    here: list[str] = []
+
+    def reader(path: str, fingerprint: str | None) -> readers.Outcome:
+        here.append(path)
+        return read_one(path, fingerprint)
+
+    tasks = (Task(str(p), prints[str(p)], i) for i, p in enumerate(paths))
+    got = list(read_in_order(tasks, 2, reader=reader, checks=CHECKS_FROM))
+    assert len(started) == 2 and here == []  # every project walked by a worker
+    assert [task.context for task, _ in got] == list(range(len(paths)))
+    assert [o.kind for _, o in got] == ["read" if i == 7 else "unchanged" for i in range(len(paths))]
+    assert sorted(a.name for a in got[7][1].disk.artifacts) == ["a", "new"]
 
 
 def test_a_writer_that_stops_early_stops_the_reader_processes(tmp_path, monkeypatch):
@@ -252,3 +286,26 @@ def test_a_project_refused_inside_a_batch_leaves_every_other_project_whole(sqlit
             assert (project.status, count) == (("error", 0) if project.name == "c-huge" else ("active", 3))
         assert u.session.execute(text("SELECT count(*) FROM artifact_metadata")).scalar_one() == 12
     engine.dispose()
+
+
+@pytest.mark.parametrize(("checks_from", "workers"), [(10, 2), (11, 0)])
+def test_a_rescan_starts_workers_for_as_many_cached_projects_as_it_checks(tmp_path, monkeypatch, checks_from, workers):
+    """scan() tells the readers how many cached projects it will check against their
+    fingerprints: 10 here."""
+    paths = _projects(tmp_path / "tree", 10)
+    container = Container()
+    container.config.from_dict({"database_url": str(tmp_path / "cache.db"), "auto_migrate": True})
+    try:
+        assert scan(container.unit_of_work, [tmp_path / "tree"], jobs=1, now=NOW).projects_added == len(paths)
+        real_start = readers._start_worker
+        started = []
+        monkeypatch.setattr(readers, "_start_worker", lambda: started.append(real_start()) or started[-1])
+        monkeypatch.setattr(readers, "CHECKS_FROM", checks_from)
+        summary = scan(container.unit_of_work, [tmp_path / "tree"], jobs=2, now=NOW)
+        assert summary.projects_unchanged == len(paths)
+        assert len(started) == workers
+        started.clear()
+        summary = scan(container.unit_of_work, [tmp_path / "tree"], jobs=2, now=NOW, full=True)
+        assert (summary.projects_updated + summary.projects_unchanged, started) == (len(paths), [])  # full: no checks
+    finally:
+        container.shutdown_resources()

@@ -793,6 +793,38 @@ def test_fingerprint_ignores_what_read_project_ignores(full_project):
     assert project_fingerprint(full_project) == before
 
 
+def test_fingerprint_does_not_stat_folders_below_the_type_folders(full_project):
+    """A folder is in the digest by its name (its listing is): touching it changes nothing,
+    what happens inside it does."""
+    folder = full_project / ".claude" / "skills" / "pdf-tools"
+    before = project_fingerprint(full_project)
+    st = folder.stat()
+    os.utime(folder, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    assert project_fingerprint(full_project) == before
+    (folder / "renamed.md").write_text("x")
+    (folder / "renamed.md").rename(folder / "other.md")
+    assert project_fingerprint(full_project) != before
+
+
+def test_a_loop_through_a_symlinked_folder_is_caught_below_plain_folders(tmp_path):
+    """Plain folders are walked without a stat; below a followed symlink they are stat'ed,
+    so a link that leads back to a folder above is still caught (two such links in one
+    folder would otherwise double the walk at every level down to the depth limit)."""
+    project = make_project(tmp_path / "p")
+    shared = project / "shared" / "team"
+    write_file(shared / "deep" / "lead.md", "---\ndescription: lead\n---\n")
+    (project / ".claude" / "agents").mkdir()
+    os.symlink("../../shared/team", project / ".claude" / "agents" / "team")
+    os.symlink("../..", shared / "deep" / "up")  # shared/: above team, through the link
+    os.symlink("..", shared / "deep" / "back")  # team itself
+    result = read_project(project)
+    agents = sorted(str(a.path.relative_to(project)) for a in result.artifacts if a.type == "agent")
+    assert agents == [".claude/agents/team/deep/lead.md"]
+    loops = [w.path for w in result.warnings if "symlink loop" in w.message]
+    assert loops == [str(project / ".claude/agents/team/deep/back"), str(project / ".claude/agents/team/deep/up/team")]
+    assert project_fingerprint(project) == result.fingerprint
+
+
 def test_fingerprint_differs_between_projects(tmp_path):
     a = make_project(tmp_path / "a")
     b = make_project(tmp_path / "b")
