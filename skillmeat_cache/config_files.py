@@ -28,12 +28,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from .formats import Warn, clean_document, is_valid_text, load_json_object
+from .profiles import MCP_FILE, SETTINGS_FILES
 from .values import is_inside
 
 __all__ = ["ConfigArtifact", "SETTINGS_FILES", "MCP_FILE", "hooks_from_settings", "mcp_servers", "referenced_files"]
 
-SETTINGS_FILES = ("settings.json", "settings.local.json")
-MCP_FILE = ".mcp.json"
 _SECRET_KEYS = ("env", "headers")
 _MATCHER_CHARS = 64
 _MAX_TOKENS = 64

@@ -11,7 +11,8 @@ from typing import Any
 from .formats import (
     is_valid_text,
 )
-from .layout import EXCLUDED_MARKDOWN, PROFILE_ROOTS, TYPE_FOLDERS, ArtifactOnDisk, _Warn
+from .layout import EXCLUDED_MARKDOWN, ArtifactOnDisk, _Warn
+from .profiles import PROFILE_ROOTS, TYPE_FOLDERS
 from .values import ARTIFACT_TYPES
 
 # --------------------------------------------------------------------------- deployment records

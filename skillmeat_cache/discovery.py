@@ -10,7 +10,9 @@ from pathlib import Path
 from .formats import (
     is_valid_text,
 )
-from .layout import _SKIPPED_DIRS, PROFILE_ROOTS, ScanWarning, _collector, _is_profile, _Warn
+from .layout import _SKIPPED_DIRS, ScanWarning, _collector, _Warn
+from .profiles import PROFILE_ROOTS
+from .profiles import is_profile as _is_profile
 
 # --------------------------------------------------------------------------- discovery
 

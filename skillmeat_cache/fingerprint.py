@@ -8,20 +8,22 @@ import hashlib
 import operator
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config_files import MCP_FILE
-from .layout import (
-    _MAX_DEPTH,
-    _PROFILE_FILES,
+from .profiles import (
     ARTIFACT_FOLDERS,
+    MAX_DEPTH,
+    MCP_FILE,
+    PROFILE_FILES,
     PROFILE_ROOTS,
     TYPE_FOLDERS,
-    _is_profile,
-    _Warn,
+    is_profile,
 )
 from .values import is_inside
+
+_Warn = Callable[[str, str], None]
 
 # --------------------------------------------------------------------------- the profile walk
 
@@ -197,8 +199,8 @@ def _walk_tree(top: _Node, fp: _Fingerprint, project: str, warn: _Warn) -> None:
                     fp.add(node.rel, "->loop")
                     warn(node.path, "folder already walked above it (a symlink loop); not followed")
                     continue
-            if depth >= _MAX_DEPTH:
-                warn(node.path, f"more than {_MAX_DEPTH} folders deep; not read")
+            if depth >= MAX_DEPTH:
+                warn(node.path, f"more than {MAX_DEPTH} folders deep; not read")
             else:
                 subfolders.append(node)
         folder.children = children
@@ -221,7 +223,7 @@ def _walk_profile(project: str, name: str, fp: _Fingerprint, warn: _Warn) -> _Pr
         if not is_inside(os.path.realpath(profile.path), project):
             profile.state = "outside"
             fp.add(name, "->outside")
-            return profile if primary or _is_profile(profile.path, name) else None
+            return profile if primary or is_profile(profile.path, name) else None
         try:
             st = os.stat(profile.path)
         except OSError:
@@ -235,7 +237,7 @@ def _walk_profile(project: str, name: str, fp: _Fingerprint, warn: _Warn) -> _Pr
     try:
         with os.scandir(profile.path) as listing:
             wanted = sorted(
-                (e for e in listing if e.name in TYPE_FOLDERS or e.name in _PROFILE_FILES), key=lambda e: e.name
+                (e for e in listing if e.name in TYPE_FOLDERS or e.name in PROFILE_FILES), key=lambda e: e.name
             )
     except OSError as exc:
         profile.state, profile.reason = "error", exc.strerror or str(exc)

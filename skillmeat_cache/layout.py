@@ -10,25 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config_files import SETTINGS_FILES
 from .formats import (
     Warn,
     one_line,
     text_path,
 )
+from .profiles import PROFILE_ROOTS, is_profile
 
-#: SkillMeat's profile roots; the first is Claude Code's and always makes a project.
-PROFILE_ROOTS: tuple[str, ...] = (".claude", ".codex", ".gemini", ".cursor")
-#: What a profile root other than ``.claude`` must hold to count.
-ARTIFACT_FOLDERS: tuple[str, ...] = ("skills", "agents", "commands")
-#: Profile sub-folder -> artifact type.
-TYPE_FOLDERS: dict[str, str] = {
-    "agents": "agent",
-    "commands": "command",
-    "hooks": "hook",
-    "mcp": "mcp",
-    "skills": "skill",
-}
 #: The file a folder-form artifact must hold, by type, lower case (matched in any case;
 #: the first one present is read).
 MANIFESTS: dict[str, tuple[str, ...]] = {
@@ -42,11 +30,7 @@ _NOUN = {"skill": "a skill", "agent": "an agent", "command": "a command", "hook"
 #: Markdown files below agents/ and commands/ that are documentation, not artifacts.
 EXCLUDED_MARKDOWN = frozenset({"readme.md", "changelog.md", "license.md", "contributing.md"})
 
-PROJECT_FILE = ".skillmeat-project.toml"
-DEPLOYED_FILE = ".skillmeat-deployed.toml"
-_PROFILE_FILES = frozenset({PROJECT_FILE, DEPLOYED_FILE, *SETTINGS_FILES})
 _SKIPPED_DIRS = frozenset({".git", "node_modules", ".venv", "venv", "__pycache__"})
-_MAX_DEPTH = 40  # folders below a type folder (symlink loops are caught before this)
 
 # --------------------------------------------------------------------------- public types
 
@@ -110,11 +94,7 @@ def _collector(warnings: list[ScanWarning] | None) -> _Warn:
 
 
 
-def _is_profile(path: str, name: str) -> bool:
-    """Whether ``path`` (a profile root named ``name``) makes its folder a project."""
-    if not os.path.isdir(path):
-        return False
-    return name == PROFILE_ROOTS[0] or any(os.path.isdir(os.path.join(path, sub)) for sub in ARTIFACT_FOLDERS)
+_is_profile = is_profile
 
 
 def is_project_folder(path: Path | str) -> bool:

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .config_files import MCP_FILE, SETTINGS_FILES, ConfigArtifact, hooks_from_settings, mcp_servers
+from .config_files import ConfigArtifact, hooks_from_settings, mcp_servers
 from .deployed import _apply_deployment, _Deployed, _parse_deployed, _warn_unmatched
 from .fingerprint import _Node, _Profile, _walk_project
 from .formats import (
@@ -23,17 +23,15 @@ from .formats import (
 from .hashing import hash_and_head
 from .layout import (
     _NOUN,
-    DEPLOYED_FILE,
     EXCLUDED_MARKDOWN,
     MANIFESTS,
-    PROJECT_FILE,
-    TYPE_FOLDERS,
     ArtifactOnDisk,
     ProjectOnDisk,
     ScanWarning,
     _collector,
     _Warn,
 )
+from .profiles import DEPLOYED_FILE, MCP_FILE, PROJECT_FILE, SETTINGS_FILES, TYPE_FOLDERS
 
 # --------------------------------------------------------------------------- reading a project
 

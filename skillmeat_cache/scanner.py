@@ -37,7 +37,8 @@ from __future__ import annotations
 from .discovery import discover_projects
 from .fingerprint import project_fingerprint
 from .formats import FRONTMATTER_READ_LIMIT
-from .layout import PROFILE_ROOTS, ArtifactOnDisk, ProjectOnDisk, ScanWarning, is_project_folder
+from .layout import ArtifactOnDisk, ProjectOnDisk, ScanWarning, is_project_folder
+from .profiles import PROFILE_ROOTS
 from .reader import read_changed_project, read_project
 
 __all__ = [

@@ -24,8 +24,8 @@ from typing import Any
 
 import watchfiles
 
-from ..config_files import MCP_FILE
-from ..layout import _SKIPPED_DIRS, PROFILE_ROOTS, is_project_folder
+from ..layout import _SKIPPED_DIRS, is_project_folder
+from ..profiles import MCP_FILE, PROFILE_ROOTS
 from ..values import is_inside
 
 __all__ = ["Watcher", "new_folder", "project_of", "relevant"]

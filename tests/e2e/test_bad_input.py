@@ -26,7 +26,7 @@ from click.testing import Result
 from conftest import container_on, factory_for, refuse_scandir, succeeded, write_file
 from sqlalchemy import event, text
 
-import skillmeat_cache.readers as readers
+import skillmeat_cache.reader as reader_module
 import skillmeat_cache.services as services
 from skillmeat_cache import (
     Artifact,
@@ -778,14 +778,14 @@ def test_folder_removed_mid_scan(sqlite_url, tmp_path, monkeypatch, what):
     scan(uow, [tree])
     make_skill(tree / "b", name="second")  # b changed: it will be re-read
     make_skill(tree / "d")  # a new project
-    real = readers.read_changed_project
+    real = reader_module.read_changed_project
 
     def vanish_first(path: str, fingerprint: str | None) -> Any:
         if Path(path).name in ("b", "d"):
             shutil.rmtree(path if what == "folder" else Path(path) / ".claude")
         return real(path, fingerprint)
 
-    monkeypatch.setattr(readers, "read_changed_project", vanish_first)
+    monkeypatch.setattr(reader_module, "read_changed_project", vanish_first)
     summary = scan(uow, [tree])
     assert sorted((Path(w.path).name, w.message) for w in summary.warnings) == [
         ("b", "project folder vanished during the scan; not read"),
