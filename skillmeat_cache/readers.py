@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import select
 import sys
 import threading
 from collections import deque
@@ -306,8 +307,6 @@ def _wait_for(
 
 def _stop_all(workers: list[_Worker], collectors: list[threading.Thread]) -> None:
     """End the workers (EOF on their stdin; killed after 5 s) and their collectors."""
-    import subprocess
-
     for worker in workers:
         try:
             if worker.process.stdin is not None:
@@ -315,9 +314,7 @@ def _stop_all(workers: list[_Worker], collectors: list[threading.Thread]) -> Non
         except OSError:
             pass
     for worker in workers:
-        try:
-            worker.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:  # pragma: no cover - a worker stuck in a read
+        if not _exited_within(worker.process, 5):  # pragma: no cover - a worker stuck in a read
             worker.process.kill()
             worker.process.wait()
     for thread in collectors:
@@ -325,6 +322,31 @@ def _stop_all(workers: list[_Worker], collectors: list[threading.Thread]) -> Non
     for worker in workers:
         if worker.process.stdout is not None:
             worker.process.stdout.close()
+
+
+def _exited_within(process: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for ``process`` to end (and reap it). A pidfd says
+    the moment it does; ``Popen.wait(timeout)`` polls with growing sleeps instead, which
+    cost a scan ~15 ms for workers that take ~2 ms to exit.
+    """
+    import subprocess
+
+    try:
+        fd = os.pidfd_open(process.pid)
+    except (AttributeError, OSError):  # not Linux 5.3+, or already reaped
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+    try:
+        ended, _, _ = select.select([fd], [], [], timeout)
+    finally:
+        os.close(fd)
+    if not ended:
+        return False
+    process.wait()
+    return True
 
 
 def _serve(stdin: IO[bytes] | None = None, stdout: IO[bytes] | None = None) -> None:

@@ -9,6 +9,9 @@ writer; a reader process that dies leaves its projects to the calling thread.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -309,3 +312,19 @@ def test_a_rescan_starts_workers_for_as_many_cached_projects_as_it_checks(tmp_pa
         assert (summary.projects_updated + summary.projects_unchanged, started) == (len(paths), [])  # full: no checks
     finally:
         container.shutdown_resources()
+
+
+def test_a_workers_end_is_seen_when_it_happens_and_a_stuck_one_times_out():
+    quick = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3)"])
+    started = time.perf_counter()
+    assert readers._exited_within(quick, 5)
+    assert quick.returncode == 0 and time.perf_counter() - started < 2
+    assert readers._exited_within(quick, 5)  # already reaped: still ended
+    stuck = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    started = time.perf_counter()
+    try:
+        assert not readers._exited_within(stuck, 0.3)
+        assert 0.3 <= time.perf_counter() - started < 2 and stuck.poll() is None
+    finally:
+        stuck.kill()
+        stuck.wait()

@@ -14,6 +14,7 @@ from conftest import refuse_scandir, write_file
 
 from skillmeat_cache.hashing import content_hash
 from skillmeat_cache.models import ARTIFACT_TYPES
+from skillmeat_cache.profiles import MAX_DEPTH
 from skillmeat_cache.scanner import (
     FRONTMATTER_READ_LIMIT,
     ScanWarning,
@@ -823,6 +824,60 @@ def test_a_loop_through_a_symlinked_folder_is_caught_below_plain_folders(tmp_pat
     loops = [w.path for w in result.warnings if "symlink loop" in w.message]
     assert loops == [str(project / ".claude/agents/team/deep/back"), str(project / ".claude/agents/team/deep/up/team")]
     assert project_fingerprint(project) == result.fingerprint
+
+
+def _awkward_trees(root: Path) -> list[Path]:
+    """Projects with what the fingerprint walks must agree on: links in and out, loops,
+    dangling links, a FIFO, folders past the depth limit, several profile roots."""
+    projects = []
+
+    def project(name: str) -> Path:
+        path = make_project(root / name)
+        projects.append(path)
+        return path
+
+    plain = project("plain")
+    write_file(plain / ".claude" / "skills" / "s" / "SKILL.md", "x")
+    write_file(plain / ".claude" / "skills" / "s" / "scripts" / "run.py", "print(1)")
+    write_file(plain / ".claude" / "agents" / "a.md", "x")
+    write_file(plain / ".claude" / "settings.json", "{}")
+    write_file(plain / ".mcp.json", "{}")
+    links = project("links")
+    write_file(links / "shared" / "team" / "deep" / "lead.md", "x")
+    (links / ".claude" / "agents").mkdir()
+    os.symlink("../../shared/team", links / ".claude" / "agents" / "team")
+    os.symlink("../..", links / "shared" / "team" / "deep" / "up")
+    os.symlink("..", links / "shared" / "team" / "deep" / "back")
+    os.symlink("/", links / ".claude" / "agents" / "outside")
+    os.symlink("missing.md", links / ".claude" / "agents" / "dangling.md")
+    os.symlink("../../shared/team/deep/lead.md", links / ".claude" / "agents" / "file-link.md")
+    os.symlink(".", links / ".claude" / "agents" / "self")
+    os.mkfifo(links / ".claude" / "agents" / "fifo")
+    deep = project("deep")
+    folder = deep / ".claude" / "skills"
+    for depth in range(MAX_DEPTH + 3):
+        folder = folder / f"d{depth}"
+    write_file(folder / "SKILL.md", "x")
+    typed = project("typed")
+    write_file(typed / "elsewhere" / "c.md", "x")
+    os.symlink("../elsewhere", typed / ".claude" / "commands")
+    write_file(typed / ".codex" / "skills" / "k" / "SKILL.md", "x")
+    os.symlink("elsewhere", typed / ".gemini")
+    write_file(typed / ".claude" / "hooks", "not a folder")
+    os.symlink(".claude/settings.json", typed / ".mcp.json")
+    project("empty")
+    return projects
+
+
+def test_the_fingerprint_walk_and_the_reading_walk_agree(tmp_path):
+    """project_fingerprint (a rescan's check: no tree kept) gives what read_project's walk
+    gives, whatever the tree holds."""
+    from skillmeat_cache.fingerprint import _walk_project
+
+    for project in _awkward_trees(tmp_path):
+        real = os.path.realpath(project)
+        assert project_fingerprint(project) == _walk_project(real, lambda path, message: None)[0], project.name
+        assert project_fingerprint(project) == read_project(project).fingerprint, project.name
 
 
 def test_fingerprint_differs_between_projects(tmp_path):
