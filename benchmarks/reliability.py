@@ -222,15 +222,20 @@ def _child_reader(url: str, stop_path: str, batch: int) -> dict[str, Any]:
     reads, torn, vanished = 0, [], []
     seen: set[str] = set()
     query = text("SELECT source, COUNT(*) FROM artifacts GROUP BY source")
-    while not os.path.exists(stop_path):
+    during = 0  # reads begun before the writers had all ended
+    while True:  # at least one read: a reader that starts after the writers ended still checks
+        stopped = os.path.exists(stop_path)
         with uows(read_only=True) as uow:
             counts = dict(uow.session.execute(query).all())
         reads += 1
+        during += not stopped
         torn += [f"{marker}: {n} rows" for marker, n in counts.items() if n != batch]
         vanished += sorted(seen - counts.keys())
         seen |= counts.keys()
+        if stopped:
+            break
     engine.dispose()
-    return {"reads": reads, "torn": torn[:5], "torn_count": len(torn), "vanished": vanished[:5]}
+    return {"reads": reads, "during": during, "torn": torn[:5], "torn_count": len(torn), "vanished": vanished[:5]}
 
 
 def _child_crash_writer(url: str, log_path: str, synchronous: str, batch: int) -> None:
@@ -371,7 +376,7 @@ def concurrent_writers_trial(workdir: Path, counts: Counts) -> tuple[list[str], 
     writers = [spawn("writer", url, i, counts.rows_per_writer, counts.batch) for i in range(counts.writers)]
     readers = [spawn("reader", url, str(stop), counts.batch) for _ in range(counts.readers)]
     problems: list[str] = []
-    reads, longest = 0, 0.0
+    reads, during, longest = 0, 0, 0.0
     try:
         for proc in writers + readers:  # the barrier: every process has imported everything
             _expect(proc, "ready")
@@ -398,9 +403,12 @@ def concurrent_writers_trial(workdir: Path, counts: Counts) -> tuple[list[str], 
             elif result["reads"] == 0:
                 problems.append(f"reader {i} read nothing")
             reads += result.get("reads", 0)
+            during += result.get("during", 0)
     finally:
         for proc in writers + readers:
             _stop(proc)
+    if reads and not during:
+        problems.append("no reader read while the writers ran")
     expected = counts.writers * counts.rows_per_writer
     found = batch_counts(db) if db.exists() else {}
     present = sum(found.values())
