@@ -8,9 +8,11 @@ until :data:`PARALLEL_FROM` projects that must be read in full (new ones, or all
 in a ``--full`` scan: no stored fingerprint to skip them by) wait within the next
 :data:`LOOK_AHEAD`, or from the start when the caller expects :data:`CHECKS_FROM` projects
 or more to check against their fingerprints (a rescan of a large cache): the refresh of a
-few projects, or a rescan of a small cache, does not pay for starting workers. Then ``jobs`` workers read the
-rest, at most ``jobs *`` :data:`AHEAD_PER_JOB` projects ahead of the caller, so a tree of
-any size never sits in memory whole and the caller (the one writer) sets the pace.
+few projects, or a rescan of a small cache, does not pay for starting workers. Then
+``jobs`` workers read the rest, at most ``jobs *`` :data:`AHEAD_PER_JOB` projects ahead of
+the caller (:data:`CHECK_AHEAD_PER_JOB` in a rescan of a large cache, where most answers
+are a word), so a tree of any size never sits in memory whole and the caller (the one
+writer) sets the pace.
 
 Workers are processes: ``python -c`` running :func:`_serve` of this module, fed tasks
 and answering outcomes as pickles over their stdin and stdout. Not ``multiprocessing``:
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AHEAD_PER_JOB",
+    "CHECK_AHEAD_PER_JOB",
     "CHECKS_FROM",
     "LOOK_AHEAD",
     "PARALLEL_FROM",
@@ -65,6 +68,10 @@ LOOK_AHEAD = 64
 CHECKS_FROM = 256
 #: Projects read ahead of the writer, per worker.
 AHEAD_PER_JOB = 4
+#: ... in a rescan of a large cache (CHECKS_FROM), where most answers are "unchanged":
+#: one worker reading a changed project (~10 ms) must not leave the other idle after
+#: four stat walks (~0.4 ms each) while the writer waits for it.
+CHECK_AHEAD_PER_JOB = 32
 
 
 def default_jobs() -> int:
@@ -145,7 +152,8 @@ def read_in_order(
         heavy += task.fingerprint is None
         if heavy >= PARALLEL_FROM or checks >= CHECKS_FROM:
             parallel = _threads if os.environ.get("SKILLMEAT_CACHE_SCAN_READERS") == "thread" else _processes
-            yield from parallel(chain(waiting, stream), jobs, reader)
+            ahead = jobs * (CHECK_AHEAD_PER_JOB if checks >= CHECKS_FROM else AHEAD_PER_JOB)
+            yield from parallel(chain(waiting, stream), jobs, reader, ahead)
             return
         if len(waiting) >= LOOK_AHEAD:
             head = waiting.popleft()
@@ -156,7 +164,7 @@ def read_in_order(
 
 
 def _threads(
-    tasks: Iterator[Task[T]], jobs: int, reader: Callable[[str, str | None], Outcome]
+    tasks: Iterator[Task[T]], jobs: int, reader: Callable[[str, str | None], Outcome], ahead: int
 ) -> Iterator[tuple[Task[T], Outcome]]:
     from concurrent.futures import ThreadPoolExecutor
 
@@ -165,7 +173,7 @@ def _threads(
         try:
             for task in tasks:
                 pending.append((task, executor.submit(reader, task.path, task.fingerprint)))
-                if len(pending) >= jobs * AHEAD_PER_JOB:
+                if len(pending) >= ahead:
                     head, future = pending.popleft()
                     yield head, future.result()
             while pending:
@@ -202,7 +210,7 @@ def _start_worker() -> _Worker:
 
 
 def _processes(
-    tasks: Iterator[Task[T]], jobs: int, reader: Callable[[str, str | None], Outcome]
+    tasks: Iterator[Task[T]], jobs: int, reader: Callable[[str, str | None], Outcome], ahead: int
 ) -> Iterator[tuple[Task[T], Outcome]]:
     done: dict[int, Outcome] = {}
     changed = threading.Condition()
@@ -240,7 +248,7 @@ def _processes(
         stream = iter(tasks)
         exhausted = False
         while True:
-            while not exhausted and len(pending) < jobs * AHEAD_PER_JOB:
+            while not exhausted and len(pending) < ahead:
                 task = next(stream, None)
                 if task is None:
                     exhausted = True

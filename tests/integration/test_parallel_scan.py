@@ -25,6 +25,7 @@ from benchmarks.corpus import generate
 from skillmeat_cache.container import Container
 from skillmeat_cache.readers import (
     AHEAD_PER_JOB,
+    CHECK_AHEAD_PER_JOB,
     CHECKS_FROM,
     LOOK_AHEAD,
     PARALLEL_FROM,
@@ -138,21 +139,29 @@ def _projects(root: Path, count: int) -> list[Path]:
     return paths
 
 
-def test_readers_run_a_bounded_distance_ahead_of_the_writer(tmp_path):
-    paths = _projects(tmp_path, 60)
+@pytest.mark.parametrize("checks", [0, CHECKS_FROM])
+def test_readers_run_a_bounded_distance_ahead_of_the_writer(tmp_path, checks):
+    """jobs × AHEAD_PER_JOB projects ahead; jobs × CHECK_AHEAD_PER_JOB in a rescan of a
+    large cache (most answers "unchanged"), which the workers fill."""
+    paths = _projects(tmp_path, 3 * CHECK_AHEAD_PER_JOB)
+    prints = {p: read_one(str(p), None).disk.fingerprint for p in paths} if checks else {}
     pulled = []
 
     def tasks():
         for path in paths:
             pulled.append(path)
-            yield Task(str(path), None, path)
+            yield Task(str(path), prints.get(path), path)
 
-    jobs, taken = 2, 0
-    for task, outcome in read_in_order(tasks(), jobs):
+    jobs, taken, furthest = 2, 0, 0
+    bound = jobs * CHECK_AHEAD_PER_JOB if checks else max(jobs * AHEAD_PER_JOB, PARALLEL_FROM)
+    for task, outcome in read_in_order(tasks(), jobs, checks=checks):
         taken += 1
-        assert outcome.kind == "read" and outcome.disk.path == task.context.resolve()
-        assert len(pulled) - taken <= max(jobs * AHEAD_PER_JOB, PARALLEL_FROM)
-    assert taken == 60
+        assert outcome.kind == ("unchanged" if checks else "read")
+        assert checks or outcome.disk.path == task.context.resolve()
+        furthest = max(furthest, len(pulled) - taken)
+        assert len(pulled) - taken <= bound
+    assert taken == len(paths)
+    assert furthest >= bound - 1  # the window is used
 
 
 def test_a_reader_process_that_dies_leaves_its_projects_to_the_caller(tmp_path, monkeypatch):
