@@ -94,15 +94,12 @@ def _collector(warnings: list[ScanWarning] | None) -> _Warn:
 
 
 
-_is_profile = is_profile
-
-
 def is_project_folder(path: Path | str) -> bool:
     """Whether ``path`` holds ``.claude/``, or another profile root (``.codex``, ``.gemini``,
     ``.cursor``) holding ``skills/``, ``agents/`` or ``commands/``.
     """
     folder = os.fspath(path)
     try:
-        return any(_is_profile(os.path.join(folder, name), name) for name in PROFILE_ROOTS)
+        return any(is_profile(os.path.join(folder, name), name) for name in PROFILE_ROOTS)
     except (OSError, ValueError):
         return False

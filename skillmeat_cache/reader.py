@@ -255,26 +255,13 @@ def read_project(project: Path | str) -> ProjectOnDisk:
     A folder without any profile root gives a warning and no artifacts. Raises
     FileNotFoundError or NotADirectoryError when ``project`` is not an existing folder.
     """
-    disk = read_changed_project(project, None)
-    assert disk is not None  # only an unchanged fingerprint reads nothing
-    return disk
-
-
-def read_changed_project(project: Path | str, fingerprint: str | None) -> ProjectOnDisk | None:
-    """:func:`read_project`, unless the project's fingerprint equals ``fingerprint``: then
-    None, and nothing but the stat walk was done. One walk serves both the fingerprint and
-    the reading (a rescan pays one walk per project, changed or not).
-    """
     real = os.path.realpath(os.fspath(project))
     st = os.stat(real)  # FileNotFoundError for a missing project
     if not stat.S_ISDIR(st.st_mode):
         raise NotADirectoryError(f"not a folder: {real}")
     warnings: list[ScanWarning] = []
     warn = _collector(warnings)
-    found, walk = _walk_project(real, warn)
-    if fingerprint is not None and found == fingerprint:
-        return None
-    fingerprint = found
+    fingerprint, walk = _walk_project(real, warn)
 
     name = os.path.basename(real) or real
     description: str | None = None

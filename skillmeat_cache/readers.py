@@ -104,9 +104,9 @@ def read_one(path: str, fingerprint: str | None) -> Outcome:
     try:
         if fingerprint is not None and project_fingerprint(path) == fingerprint:
             return Outcome("unchanged")
-        from .reader import read_changed_project
+        from .reader import read_project
 
-        disk = read_changed_project(path, None)
+        disk = read_project(path)
     except (FileNotFoundError, NotADirectoryError):
         return Outcome("gone")
     except OSError as exc:

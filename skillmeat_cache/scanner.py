@@ -39,7 +39,7 @@ from .fingerprint import project_fingerprint
 from .formats import FRONTMATTER_READ_LIMIT
 from .layout import ArtifactOnDisk, ProjectOnDisk, ScanWarning, is_project_folder
 from .profiles import PROFILE_ROOTS
-from .reader import read_changed_project, read_project
+from .reader import read_project
 
 __all__ = [
     "FRONTMATTER_READ_LIMIT",
@@ -50,6 +50,5 @@ __all__ = [
     "discover_projects",
     "is_project_folder",
     "project_fingerprint",
-    "read_changed_project",
     "read_project",
 ]

@@ -778,14 +778,14 @@ def test_folder_removed_mid_scan(sqlite_url, tmp_path, monkeypatch, what):
     scan(uow, [tree])
     make_skill(tree / "b", name="second")  # b changed: it will be re-read
     make_skill(tree / "d")  # a new project
-    real = reader_module.read_changed_project
+    real = reader_module.read_project
 
-    def vanish_first(path: str, fingerprint: str | None) -> Any:
+    def vanish_first(path: str) -> Any:
         if Path(path).name in ("b", "d"):
             shutil.rmtree(path if what == "folder" else Path(path) / ".claude")
-        return real(path, fingerprint)
+        return real(path)
 
-    monkeypatch.setattr(reader_module, "read_changed_project", vanish_first)
+    monkeypatch.setattr(reader_module, "read_project", vanish_first)
     summary = scan(uow, [tree])
     assert sorted((Path(w.path).name, w.message) for w in summary.warnings) == [
         ("b", "project folder vanished during the scan; not read"),

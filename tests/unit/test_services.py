@@ -217,19 +217,19 @@ def test_missing_marketplace_file(store, tmp_path):
 def test_unreadable_project_is_recorded_as_error_and_others_go_on(store, sample, monkeypatch):
     import skillmeat_cache.reader as reader_module  # the readers import it when a project is read
 
-    real = reader_module.read_changed_project
+    real = reader_module.read_project
 
-    def flaky(path, fingerprint):
+    def flaky(path):
         if Path(path).name == "docs-site":
             raise PermissionError(13, "Permission denied")
-        return real(path, fingerprint)
+        return real(path)
 
-    monkeypatch.setattr(reader_module, "read_changed_project", flaky)
+    monkeypatch.setattr(reader_module, "read_project", flaky)
     summary = scan(store.unit_of_work, [sample])
     assert (summary.projects_error, summary.projects_added, summary.projects_seen) == (1, 3, 4)
     docs = next(r for r in store.rows("projects") if r["name"] == "docs-site")
     assert docs["status"] == "error" and "Permission denied" in docs["error_message"]
-    monkeypatch.setattr(reader_module, "read_changed_project", real)
+    monkeypatch.setattr(reader_module, "read_project", real)
     summary = scan(store.unit_of_work, [sample])  # readable again: recovers
     assert summary.projects_updated == 1
     assert next(r for r in store.rows("projects") if r["name"] == "docs-site")["status"] == "active"
