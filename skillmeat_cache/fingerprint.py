@@ -178,12 +178,7 @@ def _walk_tree(top: _Node, fp: _Fingerprint, project: str, warn: _Warn) -> None:
                 node.linked = folder.linked
                 fp.add(node.rel, "d")
                 children[entry.name] = node
-                if st is not None:
-                    node.ident = (st.st_dev, st.st_ino)
-                    if _loops(node, node.ident):
-                        fp.add(node.rel, "->loop")
-                        warn(node.path, "folder already walked above it (a symlink loop); not followed")
-                        continue
+                leads_to = st  # None: a plain folder, not stat'ed
             else:
                 kind = _KINDS.get(stat.S_IFMT(st.st_mode), "o")
                 node = _Node(entry.name, entry.path, f"{folder.rel}/{entry.name}", kind, parent=folder)
@@ -196,6 +191,7 @@ def _walk_tree(top: _Node, fp: _Fingerprint, project: str, warn: _Warn) -> None:
                 if leads_to is None or not stat.S_ISDIR(leads_to.st_mode):
                     continue
                 node.linked = True
+            if leads_to is not None:
                 node.ident = (leads_to.st_dev, leads_to.st_ino)
                 if _loops(node, node.ident):
                     fp.add(node.rel, "->loop")
@@ -241,12 +237,7 @@ def _digest_tree(top: _Node, fp: _Fingerprint, project: str, warn: _Warn) -> Non
             child = f"{rel}/{entry.name}"
             if is_dir:
                 add(f"{child}\0d\n")
-                if st is not None:
-                    idents[entry.path] = ident = (st.st_dev, st.st_ino)
-                    if _chain_loops(chain, ident, idents):
-                        fp.add(child, "->loop")
-                        continue
-                sub_linked = linked
+                leads_to, sub_linked = st, linked  # st None: a plain folder, not stat'ed
             else:
                 kind = _KINDS.get(stat.S_IFMT(st.st_mode), "o")  # type: ignore[union-attr]
                 if kind != "l":
@@ -255,11 +246,12 @@ def _digest_tree(top: _Node, fp: _Fingerprint, project: str, warn: _Warn) -> Non
                 leads_to = _record(fp, _Node(entry.name, entry.path, child, kind), st, project)  # type: ignore[arg-type]
                 if leads_to is None or not stat.S_ISDIR(leads_to.st_mode):
                     continue
+                sub_linked = True
+            if leads_to is not None:
                 idents[entry.path] = ident = (leads_to.st_dev, leads_to.st_ino)
                 if _chain_loops(chain, ident, idents):
                     fp.add(child, "->loop")
                     continue
-                sub_linked = True
             if depth < MAX_DEPTH:
                 subfolders.append((entry.path, child, depth + 1, sub_linked, (entry.path, chain)))
         stack.extend(reversed(subfolders))
