@@ -16,7 +16,8 @@ at no extra round trip:
   each statement is its own implicit transaction at the session default: read-only.
   The container gives those units a second engine whose connections are in autocommit
   from the start (:func:`~skillmeat_cache.engine.create_read_engine`), so a unit of work
-  does not switch its connection to autocommit and back (~12 µs of 30 per checkout).
+  does not switch its connection to autocommit and back (~12 of the ~40 µs a unit of
+  work cost around its query; docs/performance.md, W6).
   A server in hot standby refuses ``BEGIN READ WRITE``, so there psycopg keeps its plain
   ``BEGIN`` (writes are refused anyway: ``DatabaseReadOnlyError``).
 

@@ -138,7 +138,7 @@ def scan(
     found: list[ScanWarning] = []
     tasks = run.tasks(discover_projects([p for p, _ in checked], max_depth=max_depth, warnings=found), found)
     # A rescan of a large cache checks many fingerprints: workers from the start.
-    checks = 0 if full else sum(1 for _id, print_, status, _w in run.cached.values() if status == "active" and print_)
+    checks = sum(1 for known in run.cached.values() if run.skip_if(known))
     # closing(): an error in the writer stops the readers now, not when the traceback goes.
     with closing(read_in_order(tasks, jobs, checks=checks)) as outcomes:
         for task, outcome in outcomes:
@@ -188,10 +188,15 @@ class _ScanRun:
                 continue
             self.seen.add(key)
             known = self.cached.get(key)
-            skip_if = known[1] if not self.full and known is not None and known[2] == "active" else None
             before = found[:]
             found.clear()
-            yield Task(key, skip_if, before)
+            yield Task(key, self.skip_if(known) if known is not None else None, before)
+
+    def skip_if(self, known: tuple[str, str | None, str, Any]) -> str | None:
+        """The fingerprint that lets a cached project be skipped: an active one's, unless
+        the scan is ``full``.
+        """
+        return known[1] if not self.full and known[2] == "active" else None
 
     def warn(self, path: str, message: str) -> None:
         self.summary.warnings.append(ScanWarning(path, message))
